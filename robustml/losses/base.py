@@ -1,0 +1,32 @@
+"""The one contract every robustml loss follows."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+
+class GroupLoss(nn.Module):
+    """Base class: ``forward(logits, target, groups) -> scalar``.
+
+    ``groups`` holds the ids of the partition the loss sees (groups or environments, chosen in the
+    config by ``loss.partition``), each in ``[0, num_groups)``. Losses that ignore the partition still
+    validate it. State that must survive a checkpoint lives in registered buffers.
+
+    Attributes:
+        loss_scale: Factor the loss applied to its own output at the last step (1.0 unless a penalty
+            schedule rescales the objective, as IRM's does). A regularizer a trainer adds outside the
+            loss (the paper's L2 term) is multiplied by it to keep the paper's proportions.
+    """
+
+    loss_scale: float = 1.0
+
+    def __init__(self, num_groups: int) -> None:
+        super().__init__()
+        if int(num_groups) < 1:
+            raise ValueError(f"num_groups must be a positive integer, got {num_groups}")
+        self.num_groups = int(num_groups)
+
+    def log_values(self) -> dict[str, float]:
+        """Return scalars worth logging after the last training step (e.g. ``q_0``); none here."""
+        return {}

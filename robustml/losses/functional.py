@@ -1,0 +1,286 @@
+"""Pure loss functions shared by every robust objective.
+
+The binary convention: logits of shape ``(N, 1)`` are one logit per example and use binary
+cross-entropy with logits (the IRM paper's Colored MNIST model); logits of shape ``(N, C)`` with
+``C >= 2`` use cross-entropy.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+
+
+def check_inputs(logits: torch.Tensor, target: torch.Tensor, groups: torch.Tensor | None = None,
+                 *, num_groups: int | None = None) -> None:
+    """Raise ``ValueError``/``TypeError`` naming the argument when the loss inputs are malformed.
+
+    Args:
+        logits: Shape ``(N, C)``, floating point.
+        target: Shape ``(N,)``, int64 class ids in ``[0, max(C, 2))``.
+        groups: Optional shape ``(N,)``, int64 ids in ``[0, num_groups)``.
+        num_groups: Number of groups (or environments) the ids must lie below.
+    """
+    if logits.dim() != 2:
+        raise ValueError(f"logits must have shape (N, C), got {tuple(logits.shape)}")
+    if not logits.is_floating_point():
+        raise TypeError(f"logits must be floating point, got dtype {logits.dtype}")
+    n, c = logits.shape
+    num_classes = max(c, 2)
+    for name, ids, upper in (("target", target, num_classes), ("groups", groups, num_groups)):
+        if ids is None:
+            continue
+        if ids.shape != (n,):
+            raise ValueError(f"{name} must have shape ({n},) to match logits, got {tuple(ids.shape)}")
+        if ids.dtype != torch.int64:
+            raise TypeError(f"{name} must be int64, got dtype {ids.dtype}")
+        if upper is not None and n and (int(ids.min()) < 0 or int(ids.max()) >= upper):
+            raise ValueError(f"{name} must lie in [0, {upper}), got values in "
+                             f"[{int(ids.min())}, {int(ids.max())}]")
+
+
+def classification_loss(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Return per-example losses, shape ``(N,)``: BCE with logits for ``(N, 1)``, else CE.
+
+    Computed in float32 (or float64 for float64 logits) so that mixed-precision training keeps
+    losses and penalties in full precision.
+    """
+    if logits.dtype in (torch.float16, torch.bfloat16):
+        logits = logits.float()
+    if logits.shape[1] == 1:
+        return F.binary_cross_entropy_with_logits(logits[:, 0], target.to(logits.dtype),
+                                                  reduction="none")
+    return F.cross_entropy(logits, target, reduction="none")
+
+
+def predict(logits: torch.Tensor) -> torch.Tensor:
+    """Return predicted class ids, shape ``(N,)``, following the binary convention."""
+    if logits.shape[1] == 1:
+        return (logits[:, 0] > 0).long()
+    return logits.argmax(dim=1)
+
+
+def probabilities(logits: torch.Tensor) -> torch.Tensor:
+    """Return class probabilities, shape ``(N, max(C, 2))``, following the binary convention."""
+    logits = logits.float()
+    if logits.shape[1] == 1:
+        p1 = torch.sigmoid(logits[:, 0])
+        return torch.stack([1 - p1, p1], dim=1)
+    return logits.softmax(dim=1)
+
+
+def check_finite(loss: torch.Tensor, name: str = "loss") -> torch.Tensor:
+    """Return ``loss`` unchanged, or raise ``FloatingPointError`` if it is NaN or infinite."""
+    if not bool(torch.isfinite(loss).all()):
+        raise FloatingPointError(f"{name} is not finite ({loss.detach().flatten()[:4].tolist()}); "
+                                 "lower the learning rate or check the inputs for NaN/inf")
+    return loss
+
+
+def group_sums(values: torch.Tensor, groups: torch.Tensor,
+               num_groups: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Return the per-group sums of ``values`` and the per-group counts, each shape ``(num_groups,)``.
+
+    Uses a one-hot product rather than ``index_add`` so the result is deterministic on every device
+    and differentiable with respect to ``values``.
+
+    Args:
+        values: Shape ``(N,)``, floating point.
+        groups: Shape ``(N,)``, int64 ids in ``[0, num_groups)``.
+        num_groups: Number of groups.
+    """
+    membership = F.one_hot(groups, num_groups).to(values.dtype)  # (N, G)
+    return membership.T @ values, membership.sum(dim=0)
+
+
+def group_dro_step(q: torch.Tensor, group_losses: torch.Tensor, present: torch.Tensor, *,
+                   step_size: float, adjustments: torch.Tensor | None = None,
+                   normalize_loss: bool = False) -> torch.Tensor:
+    """Return the group weights after one exponentiated-gradient step of online Group DRO.
+
+    Sagawa et al., ICLR 2020, Algorithm 1: ``L~_g = L_g + C / sqrt(n_g)``, optionally
+    ``L~ <- L~ / sum(L~)``, then ``q_g <- q_g * exp(eta * L~_g)`` and ``q <- q / sum(q)``. A group
+    absent from the batch (``present[g]`` false) gets exponent 0: no evidence about its loss, so no
+    update (the reference code instead still adds its ``C / sqrt(n_g)``). The step is taken in log
+    space (``softmax(log q + eta * L~)``), the same update without overflow of ``exp``. If the
+    normalizer ``sum(L~)`` is 0 (every loss exactly 0), all exponents are 0.
+
+    Args:
+        q: Current weights, shape ``(G,)``, non-negative, summing to 1.
+        group_losses: Mean loss of each group ``L_g``, shape ``(G,)`` (any value where absent).
+        present: Shape ``(G,)`` bool, whether the group has samples in the batch.
+        step_size: The step size ``eta``.
+        adjustments: Optional ``C / sqrt(n_g)``, shape ``(G,)``.
+        normalize_loss: Divide the adjusted losses by their sum before the step.
+    """
+    exponent = group_losses.detach().to(q.dtype)
+    if adjustments is not None:
+        exponent = exponent + adjustments.to(q.dtype)
+    exponent = torch.where(present, exponent, torch.zeros_like(exponent))
+    if normalize_loss:
+        total = exponent.sum()
+        exponent = exponent / torch.where(total > 0, total, torch.ones_like(total))
+    return torch.softmax(torch.log(q) + step_size * exponent, dim=0)
+
+
+def _scale_gradients(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Return ``d/dw loss(w * z_i, y_i)`` at ``w = 1`` per example, shape ``(N,)``, in closed form."""
+    if logits.dtype in (torch.float16, torch.bfloat16):
+        logits = logits.float()
+    if logits.shape[1] == 1:
+        z = logits[:, 0]
+        return (torch.sigmoid(z) - target.to(z.dtype)) * z
+    onehot = F.one_hot(target, logits.shape[1]).to(logits.dtype)
+    return ((logits.softmax(dim=1) - onehot) * logits).sum(dim=1)
+
+
+def _halves(n: int, generator: torch.Generator | None,
+            device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    """Return the indices of two disjoint halves of ``range(n)``: interleaved, or random with ``generator``."""
+    if n < 2:
+        raise ValueError(f"the unbiased IRM penalty splits an environment's batch into two halves, "
+                         f"so each environment needs at least 2 examples, got {n}")
+    if generator is None:
+        order = torch.arange(n, device=device)
+    else:
+        order = torch.randperm(n, generator=generator, device=generator.device).to(device)
+    return order[0::2], order[1::2]
+
+
+def irm_penalty(logits: torch.Tensor, target: torch.Tensor, *, unbiased: bool = False,
+                generator: torch.Generator | None = None) -> torch.Tensor:
+    """Return the IRMv1 penalty of one environment in closed form (no second backward pass).
+
+    Arjovsky et al. 2019, IRMv1: ``||d/dw R_e(w * f(x))|_{w=1}||^2``. The derivative is
+    ``g = mean_i (sigmoid(z_i) - y_i) * z_i`` for one logit (BCE) and
+    ``g = mean_i sum_c (softmax(z_i)_c - onehot(y_i)_c) * z_ic`` for ``C >= 2`` logits (CE).
+    The biased estimate is ``g ** 2``. The unbiased estimate (paper, Section 3.2) is ``g_1 * g_2``
+    over two disjoint halves of the batch: positions ``0, 2, 4, ...`` and ``1, 3, 5, ...`` (the
+    loader already shuffles), or a random split drawn from ``generator`` when one is given.
+
+    Args:
+        logits: Shape ``(N, C)``, the environment's examples only.
+        target: Shape ``(N,)``, int64 class ids.
+        unbiased: Use the two-halves estimator (needs ``N >= 2``).
+        generator: Optional generator for a random split (unbiased only).
+
+    Returns:
+        Scalar penalty, float32 (float64 for float64 logits).
+    """
+    check_inputs(logits, target)
+    return _square_of_mean(_scale_gradients(logits, target), unbiased=unbiased, generator=generator)
+
+
+def _square_of_mean(values: torch.Tensor, *, unbiased: bool,
+                    generator: torch.Generator | None) -> torch.Tensor:
+    if not unbiased:
+        return values.mean() ** 2
+    first, second = _halves(values.shape[0], generator, values.device)
+    return values[first].mean() * values[second].mean()
+
+
+def irm_penalty_autograd(logits: torch.Tensor, target: torch.Tensor, *, loss_fn,
+                         unbiased: bool = False,
+                         generator: torch.Generator | None = None) -> torch.Tensor:
+    """Return the IRMv1 penalty of one environment by differentiating through a dummy multiplier.
+
+    Arjovsky et al. 2019, IRMv1 with ``create_graph=True``: works for any per-example loss, at the
+    cost of a second backward pass. Halves for ``unbiased`` are chosen as in :func:`irm_penalty`.
+
+    Args:
+        logits: Shape ``(N, C)``, the environment's examples only.
+        target: Shape ``(N,)``, int64 class ids.
+        loss_fn: ``loss_fn(logits, target) -> (N,)`` per-example losses, e.g.
+            :func:`classification_loss`.
+        unbiased: Use the two-halves estimator (needs ``N >= 2``).
+        generator: Optional generator for a random split (unbiased only).
+    """
+    check_inputs(logits, target)
+    dtype = torch.float32 if logits.dtype in (torch.float16, torch.bfloat16) else logits.dtype
+    with torch.enable_grad():
+        scale = torch.ones((), dtype=dtype, device=logits.device, requires_grad=True)
+        losses = loss_fn(logits * scale, target)
+        if not unbiased:
+            (grad,) = torch.autograd.grad(losses.mean(), scale, create_graph=True)
+            return grad ** 2
+        first, second = _halves(losses.shape[0], generator, losses.device)
+        (grad_1,) = torch.autograd.grad(losses[first].mean(), scale, create_graph=True)
+        (grad_2,) = torch.autograd.grad(losses[second].mean(), scale, create_graph=True)
+        return grad_1 * grad_2
+
+
+def _environments(groups: torch.Tensor, penalty: str) -> list[int]:
+    """Return the sorted environment ids present in ``groups``; raise if fewer than 2."""
+    envs = torch.unique(groups).tolist()
+    if envs and envs[0] < 0:
+        raise ValueError(f"groups must be non-negative environment ids, got {envs[0]}")
+    if len(envs) < 2:
+        raise ValueError(f"the {penalty} compares environments, so the batch needs at least 2 "
+                         f"environments, found {len(envs)} ({envs}); check loss.partition and "
+                         "that the sampler draws every environment")
+    return envs
+
+
+def mean_irm_penalty(logits: torch.Tensor, target: torch.Tensor, groups: torch.Tensor, *,
+                     num_groups: int | None = None, unbiased: bool = False,
+                     closed_form: bool = True,
+                     generator: torch.Generator | None = None) -> torch.Tensor:
+    """Return the IRMv1 penalty averaged over the environments present in the batch.
+
+    Arjovsky et al. 2019, Eq. IRMv1; the reference Colored MNIST code averages the per-environment
+    penalties over its training environments, as done here.
+
+    Args:
+        logits: Shape ``(N, C)``.
+        target: Shape ``(N,)``, int64 class ids.
+        groups: Shape ``(N,)``, int64 environment ids; at least 2 distinct ids.
+        num_groups: Optional bound the ids must lie below.
+        unbiased: Use the two-halves estimator in every environment.
+        closed_form: Use :func:`irm_penalty`; otherwise :func:`irm_penalty_autograd` with
+            :func:`classification_loss`.
+        generator: Optional generator for random halves (unbiased only).
+    """
+    check_inputs(logits, target, groups, num_groups=num_groups)
+    penalties = []
+    for env in _environments(groups, "IRM penalty"):
+        mask = groups == env
+        if closed_form:
+            penalties.append(irm_penalty(logits[mask], target[mask], unbiased=unbiased,
+                                         generator=generator))
+        else:
+            penalties.append(irm_penalty_autograd(logits[mask], target[mask],
+                                                  loss_fn=classification_loss,
+                                                  unbiased=unbiased, generator=generator))
+    return torch.stack(penalties).mean()
+
+
+def vrex_penalty(logits: torch.Tensor, target: torch.Tensor, groups: torch.Tensor, *,
+                 num_groups: int | None = None) -> torch.Tensor:
+    """Return the V-REx penalty: the variance of the per-environment mean risks.
+
+    Krueger et al., ICML 2021, V-REx (Eq. 8): ``Var_e(R_e)`` over the environments present in the
+    batch, as a population variance (divide by the number of environments), as DomainBed's VREx
+    computes it. The authors' Colored MNIST code uses ``(R_1 - R_2) ** 2`` for its two
+    environments, which is 4 times this value: divide its penalty weights by 4 to compare.
+
+    Args:
+        logits: Shape ``(N, C)``.
+        target: Shape ``(N,)``, int64 class ids.
+        groups: Shape ``(N,)``, int64 environment ids; at least 2 distinct ids.
+        num_groups: Optional bound the ids must lie below.
+    """
+    check_inputs(logits, target, groups, num_groups=num_groups)
+    envs = _environments(groups, "V-REx penalty")
+    sums, counts = group_sums(classification_loss(logits, target), groups, envs[-1] + 1)
+    present = counts > 0
+    return (sums[present] / counts[present]).var(correction=0)
+
+
+def check_nonnegative(name: str, value: float) -> float:
+    """Return ``value`` as a float, or raise ``ValueError`` naming ``name`` if negative or not finite."""
+    number = float(value)
+    if not math.isfinite(number) or number < 0:
+        raise ValueError(f"{name} must be a finite number >= 0, got {value}")
+    return number
