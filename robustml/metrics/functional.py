@@ -1,0 +1,177 @@
+"""Per-group accuracy as a pure function: predictions in, a flat dict of accuracies out.
+
+The summary is the worst-group evaluation of Sagawa et al. (ICLR 2020, "Distributionally Robust
+Neural Networks", Sec. 2 and 5): the accuracy of every group ``g``, ``acc_g = correct_g / n_g``, and
+the worst-group accuracy ``min_g acc_g``, beside two averages: the plain sample average and the
+average weighted by the training distribution, ``sum_g p_train(g) * acc_g``, which is what the
+Waterbirds papers (Sagawa et al. 2020; Kirichenko et al., ICLR 2023) report as "average accuracy".
+
+The function shares its argument checks and its count-to-accuracy step with the stateful
+:class:`robustml.metrics.GroupAccuracy`, so the two give identical results (the torchmetrics pattern
+of a functional twin beside a stateful class).
+"""
+
+from __future__ import annotations
+
+import math
+import operator
+from collections.abc import Sequence
+
+import torch
+
+
+def per_group_counts(groups: torch.Tensor, num_groups: int) -> torch.Tensor:
+    """Count the examples of each group.
+
+    Args:
+        groups: Group ids, shape ``(N,)``, integer dtype, values in ``[0, num_groups)``.
+        num_groups: Number of groups.
+
+    Returns:
+        Counts, shape ``(num_groups,)``, int64, on the device of ``groups``.
+
+    Raises:
+        ValueError: If ``groups`` is not 1-D or holds an id ``>= num_groups``.
+        TypeError: If ``groups`` does not have an integer dtype.
+    """
+    if groups.dim() != 1:
+        raise ValueError(f"groups must have shape (N,), got {tuple(groups.shape)}")
+    if groups.is_floating_point() or groups.is_complex() or groups.dtype == torch.bool:
+        raise TypeError(f"groups must have an integer dtype, got {groups.dtype}")
+    counts = torch.bincount(groups, minlength=num_groups)
+    if counts.numel() != num_groups:  # bincount grows past minlength for ids >= num_groups
+        raise ValueError(f"groups must lie in [0, {num_groups}), got a maximum id of "
+                         f"{counts.numel() - 1}")
+    return counts
+
+
+def _check_num_groups(num_groups: int) -> int:
+    """Return ``num_groups`` as an int, or raise if it is not a positive integer."""
+    if isinstance(num_groups, bool):
+        raise TypeError(f"num_groups must be a positive integer, got {num_groups!r}")
+    try:
+        value = operator.index(num_groups)
+    except TypeError:
+        raise TypeError(f"num_groups must be a positive integer, got {num_groups!r} "
+                        f"of type {type(num_groups).__name__}") from None
+    if value < 1:
+        raise ValueError(f"num_groups must be a positive integer, got {value}")
+    return value
+
+
+def _check_train_counts(train_counts: torch.Tensor | Sequence[float], num_groups: int,
+                        *, validate_args: bool = True) -> tuple[float, ...]:
+    """Return the training set's group counts as a tuple of floats, checked if asked."""
+    try:
+        counts = torch.as_tensor(train_counts).detach().to("cpu", torch.float64)
+    except (TypeError, ValueError, RuntimeError) as err:
+        raise TypeError(f"train_counts must be a tensor or a sequence of numbers, got "
+                        f"{type(train_counts).__name__}") from err
+    if validate_args:
+        if counts.shape != (num_groups,):
+            raise ValueError(f"train_counts must have shape ({num_groups},) (one count per group), "
+                             f"got {tuple(counts.shape)}")
+        if not bool(torch.isfinite(counts).all()) or bool((counts < 0).any()):
+            raise ValueError(f"train_counts must be finite and non-negative, got {counts.tolist()}")
+        if float(counts.sum()) <= 0:
+            raise ValueError(f"train_counts must have a positive sum, got {counts.tolist()}")
+    return tuple(counts.tolist())
+
+
+def _check_inputs(preds: torch.Tensor, target: torch.Tensor, groups: torch.Tensor,
+                  num_groups: int) -> None:
+    """Raise ``ValueError``/``TypeError`` naming the argument when an input is malformed."""
+    for name, value in (("preds", preds), ("target", target), ("groups", groups)):
+        if not isinstance(value, torch.Tensor):
+            raise TypeError(f"{name} must be a torch.Tensor, got {type(value).__name__}")
+        if value.dim() != 1:
+            raise ValueError(f"{name} must have shape (N,), got {tuple(value.shape)}")
+        if value.dtype != torch.int64:
+            raise TypeError(f"{name} must be int64, got dtype {value.dtype}")
+    for name, value in (("target", target), ("groups", groups)):
+        if value.shape != preds.shape:
+            raise ValueError(f"{name} must have shape {tuple(preds.shape)} to match preds, "
+                             f"got {tuple(value.shape)}")
+        if value.device != preds.device:
+            raise ValueError(f"{name} must be on the device of preds ({preds.device}), "
+                             f"got {value.device}")
+    if groups.numel() and (int(groups.min()) < 0 or int(groups.max()) >= num_groups):
+        raise ValueError(f"groups must lie in [0, {num_groups}), got values in "
+                         f"[{int(groups.min())}, {int(groups.max())}]")
+
+
+def _accuracy_from_counts(correct: torch.Tensor, total: torch.Tensor,
+                          train_counts: tuple[float, ...] | None) -> dict[str, float]:
+    """Turn per-group correct and total counts, shape ``(num_groups,)``, into the result dict.
+
+    Empty groups get NaN accuracy and are left out of the worst group, the group mean and the
+    train-prior-weighted average, whose weights are renormalized over the non-empty groups.
+    """
+    correct_list = [int(c) for c in correct.tolist()]
+    total_list = [int(n) for n in total.tolist()]
+    accs = [c / n if n else math.nan for c, n in zip(correct_list, total_list)]
+    present = [g for g, n in enumerate(total_list) if n]
+
+    result: dict[str, float] = {}
+    for g, (acc, n) in enumerate(zip(accs, total_list)):
+        result[f"acc_group_{g}"] = acc
+        result[f"count_group_{g}"] = n
+    worst = min(present, key=lambda g: accs[g]) if present else -1  # ties: the lowest id
+    result["acc_worst_group"] = accs[worst] if present else math.nan
+    result["worst_group"] = worst
+    num_examples = sum(total_list)
+    result["acc_avg"] = sum(correct_list) / num_examples if num_examples else math.nan
+    result["acc_group_mean"] = (sum(accs[g] for g in present) / len(present) if present
+                                else math.nan)
+    if train_counts is not None:
+        weight_sum = sum(train_counts[g] for g in present)
+        result["acc_weighted_avg"] = (sum(train_counts[g] * accs[g] for g in present) / weight_sum
+                                      if weight_sum > 0 else math.nan)
+    return result
+
+
+def group_accuracy(preds: torch.Tensor, target: torch.Tensor, groups: torch.Tensor,
+                   num_groups: int, *, train_counts: torch.Tensor | Sequence[float] | None = None,
+                   validate_args: bool = True) -> dict[str, float]:
+    """Compute per-group, worst-group and average accuracy.
+
+    Args:
+        preds: Predicted class ids, shape ``(N,)``, int64.
+        target: True class ids, shape ``(N,)``, int64.
+        groups: Group ids, shape ``(N,)``, int64, values in ``[0, num_groups)``.
+        num_groups: Number of groups.
+        train_counts: Optional group counts of the training set, shape ``(num_groups,)``; adds
+            ``acc_weighted_avg``.
+        validate_args: Check the arguments (shapes, dtypes, devices, id range). Pass ``False`` in
+            hot loops; an id ``>= num_groups`` still raises.
+
+    Returns:
+        A flat dict; accuracies are fractions in ``[0, 1]``:
+
+        - ``acc_group_<g>``: accuracy of group ``g``, NaN if the group has no example;
+        - ``count_group_<g>``: number of examples of group ``g`` (int);
+        - ``acc_worst_group``: lowest accuracy over non-empty groups (NaN if all are empty);
+        - ``worst_group``: id of that group, the lowest id on ties (-1 if all are empty);
+        - ``acc_avg``: fraction of all examples predicted correctly;
+        - ``acc_group_mean``: unweighted mean of the non-empty groups' accuracies;
+        - ``acc_weighted_avg`` (only with ``train_counts``): ``sum_g p_train(g) * acc_g`` with
+          ``p_train`` renormalized over the groups that are non-empty here (NaN if those groups
+          have no training example).
+
+    Raises:
+        ValueError: If a shape, device, id range, ``num_groups`` or ``train_counts`` is invalid.
+        TypeError: If an input is not an int64 tensor or ``num_groups`` is not an integer.
+
+    Example:
+        >>> preds, target = torch.tensor([1, 0, 1, 1]), torch.tensor([1, 1, 1, 0])
+        >>> group_accuracy(preds, target, torch.tensor([0, 0, 1, 1]), 2)["acc_worst_group"]
+        0.5
+    """
+    if validate_args:
+        num_groups = _check_num_groups(num_groups)
+        _check_inputs(preds, target, groups, num_groups)
+    counts = None if train_counts is None else _check_train_counts(
+        train_counts, num_groups, validate_args=validate_args)
+    total = per_group_counts(groups, num_groups)
+    correct = per_group_counts(groups[preds == target], num_groups)
+    return _accuracy_from_counts(correct, total, counts)

@@ -1,0 +1,8 @@
+"""A run's outputs: metrics.json, metrics.jsonl, report.md and plots."""
+
+from robustml.report.plots import plot_group_accuracy, plot_history
+from robustml.report.tables import (append_jsonl, markdown_table, render_report_md,
+                                    write_metrics_json, write_report_md)
+
+__all__ = ["append_jsonl", "markdown_table", "plot_group_accuracy", "plot_history",
+           "render_report_md", "write_metrics_json", "write_report_md"]
