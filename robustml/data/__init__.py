@@ -1,0 +1,17 @@
+"""The grouped-data contract and the datasets built on it."""
+
+from robustml.data.contract import Batch, DataSplits, GroupedTensorDataset
+from robustml.data.datasets import (
+    colored_digits_splits,
+    colored_mnist_splits,
+    make_colored_environment,
+)
+
+__all__ = [
+    "Batch",
+    "DataSplits",
+    "GroupedTensorDataset",
+    "colored_digits_splits",
+    "colored_mnist_splits",
+    "make_colored_environment",
+]

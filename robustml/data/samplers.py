@@ -1,0 +1,84 @@
+"""Group-balanced sampling and reweighting (Sagawa, Koh, Hashimoto, Liang, ICLR 2020).
+
+Sagawa et al.'s reweighting baseline draws training examples with replacement with probability
+proportional to ``N / n_g`` (``n_g`` the size of the example's group), so every group is equally
+likely in expectation; the same weights, normalized, can instead multiply the per-example losses.
+The ids may be any partition: groups, classes ("class-balanced"), or environments.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import torch
+from torch.utils.data import Sampler
+
+
+def _check_groups(groups: torch.Tensor, num_groups: int) -> None:
+    if not isinstance(groups, torch.Tensor):
+        raise TypeError(f"groups must be a tensor, got {type(groups).__name__}")
+    if groups.dim() != 1 or groups.dtype != torch.int64:
+        raise ValueError(f"groups must be an int64 tensor of shape (N,), got shape "
+                         f"{tuple(groups.shape)} and dtype {groups.dtype}")
+    if int(num_groups) < 1:
+        raise ValueError(f"num_groups must be a positive integer, got {num_groups}")
+    if groups.numel() == 0:
+        raise ValueError("groups must hold at least one example, got N=0 (every group is empty)")
+    if int(groups.min()) < 0 or int(groups.max()) >= num_groups:
+        raise ValueError(f"groups must lie in [0, {num_groups}), got values in "
+                         f"[{int(groups.min())}, {int(groups.max())}]")
+
+
+def balanced_sample_weights(groups: torch.Tensor, num_groups: int) -> torch.Tensor:
+    """Return per-example weights ``N / (G * n_g)`` that give every non-empty group equal mass.
+
+    ``G`` is the number of non-empty groups. The weights have mean 1 (they sum to ``N``) and each
+    non-empty group's weights sum to ``N / G``, so a trainer that multiplies per-example losses by
+    them optimizes the group-balanced average loss.
+
+    Args:
+        groups: Group (or class, or environment) id of each example, shape ``(N,)`` int64.
+        num_groups: Number of groups; ids lie in ``[0, num_groups)``.
+
+    Returns:
+        Weights of shape ``(N,)`` in the default floating dtype, on ``groups``' device.
+    """
+    _check_groups(groups, num_groups)
+    counts = torch.bincount(groups, minlength=num_groups).to(torch.float64)
+    nonempty = int((counts > 0).sum())
+    weights = groups.numel() / (nonempty * counts[groups])
+    return weights.to(torch.get_default_dtype())
+
+
+class GroupBalancedSampler(Sampler[int]):
+    """Draw example indices with replacement so that every non-empty group is equally likely.
+
+    Example ``i`` is drawn with probability proportional to ``N / n_{g_i}`` (Sagawa et al. 2020),
+    i.e. each draw picks a non-empty group uniformly at random, then an example of it uniformly.
+    Empty groups get no weight. Pass it as ``DataLoader(dataset, sampler=...)``.
+
+    Args:
+        groups: Group (or class) id of each example, shape ``(N,)`` int64.
+        num_groups: Number of groups; ids lie in ``[0, num_groups)``.
+        num_samples: Indices drawn per epoch (default ``N``).
+        generator: Optional ``torch.Generator`` (CPU) for reproducible draws.
+    """
+
+    def __init__(self, groups: torch.Tensor, num_groups: int, *, num_samples: int | None = None,
+                 generator: torch.Generator | None = None) -> None:
+        self.weights = balanced_sample_weights(groups, num_groups).to(device="cpu", dtype=torch.float64)
+        n = self.weights.numel()
+        if n > 2**24:
+            raise ValueError(f"groups must hold at most 2**24 examples (torch.multinomial's limit), got {n}")
+        self.num_samples = n if num_samples is None else int(num_samples)
+        if self.num_samples < 1:
+            raise ValueError(f"num_samples must be a positive integer, got {num_samples}")
+        self.generator = generator
+
+    def __iter__(self) -> Iterator[int]:
+        draws = torch.multinomial(self.weights, self.num_samples, replacement=True,
+                                  generator=self.generator)
+        yield from draws.tolist()
+
+    def __len__(self) -> int:
+        return self.num_samples

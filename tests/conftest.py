@@ -1,0 +1,18 @@
+"""Fixtures shared by the test suite."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from support import SHARED_DATA, mnist_available
+
+
+@pytest.fixture
+def mnist_root() -> Path:
+    """Return the shared data root holding torchvision's MNIST layout, or skip the test."""
+    if not mnist_available():
+        pytest.skip(f"MNIST not found under {SHARED_DATA}/MNIST/raw; place torchvision's MNIST raw "
+                    "files there (or run with data.download=true online) to run this test")
+    return SHARED_DATA
