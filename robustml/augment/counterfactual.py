@@ -1,0 +1,184 @@
+"""Counterfactual augmentation: change the spurious attribute of a batch, keep the label.
+
+Kaushik, Hovy, Lipton (ICLR 2020), "Learning the Difference that Makes a Difference with
+Counterfactually-Augmented Data": train on examples together with minimally edited copies. For a
+shortcut, the edit changes the spurious attribute while the label stays, so the attribute stops
+predicting the label. The edit itself is the dataset's rule (:mod:`robustml.augment.rules`).
+
+Configured once, called in the loop::
+
+    augment = CounterfactualAugment(dataset.counterfactual, num_attrs=dataset.num_attrs,
+                                    mode="paired")
+    for batch in loader:
+        batch = augment(batch)          # 2B examples: originals, then their counterfactuals
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import torch
+
+from robustml.augment.rules import CounterfactualRule, check_attr
+
+if TYPE_CHECKING:  # data imports augment's rules at run time, so only types here
+    from robustml.data.contract import Batch, GroupedTensorDataset
+
+MODES = ("replace", "paired")
+
+
+def other_attr(attr: torch.Tensor, num_attrs: int, *,
+               generator: torch.Generator | None = None) -> torch.Tensor:
+    """Return a different attribute value for every example, shape ``(B,)`` int64.
+
+    With two values it is the other one (``1 - attr``); with more, a uniformly random other value
+    (``(attr + k) mod num_attrs`` with ``k`` uniform in ``[1, num_attrs)``), drawn from
+    ``generator`` (on the generator's device, then moved to ``attr``'s device).
+    """
+    if num_attrs < 2:
+        raise ValueError(f"num_attrs must be at least 2 to change the attribute, got {num_attrs}")
+    if num_attrs == 2:
+        return 1 - attr
+    device = generator.device if generator is not None else attr.device
+    shift = torch.randint(1, num_attrs, attr.shape, generator=generator, device=device)
+    return (attr + shift.to(attr.device)) % num_attrs
+
+
+def _check_batch(batch: Batch, num_attrs: int) -> int:
+    if not isinstance(batch, dict):
+        raise TypeError(f"batch must be a dict of tensors, got {type(batch).__name__}")
+    for key in ("x", "y", "attr"):
+        if key not in batch:
+            raise ValueError(f"batch must contain key {key!r}, got keys {sorted(batch)}")
+    size = batch["x"].shape[0]
+    for key, value in batch.items():
+        if not isinstance(value, torch.Tensor):
+            raise TypeError(f"batch[{key!r}] must be a tensor, got {type(value).__name__}")
+        if value.dim() == 0 or value.shape[0] != size:
+            raise ValueError(f"batch[{key!r}] must have leading dimension {size} (the batch size), "
+                             f"got shape {tuple(value.shape)}")
+    if batch["y"].dtype != torch.int64:
+        raise TypeError(f"batch['y'] must be int64, got dtype {batch['y'].dtype}")
+    check_attr("batch['attr']", batch["attr"], num_attrs, size)
+    return size
+
+
+def _with_attr(batch: Batch, attr: torch.Tensor, num_attrs: int) -> Batch:
+    """Return ``batch`` with ``attr`` replaced and ``group = y * num_attrs + attr`` recomputed."""
+    return {**batch, "attr": attr, "group": batch["y"] * num_attrs + attr}
+
+
+def flip_all(batch: Batch, rule: CounterfactualRule, *, num_attrs: int,
+             generator: torch.Generator | None = None) -> Batch:
+    """Return the counterfactual of every example of ``batch`` (all attributes changed).
+
+    Args:
+        batch: Dict with ``x (B, ...)``, ``y (B,)``, ``attr (B,)`` int64 and any keys the rule needs.
+        rule: The dataset's counterfactual rule.
+        num_attrs: Number of attribute values.
+        generator: Optional generator for the new values when ``num_attrs > 2`` (a rule that draws,
+            such as :class:`~robustml.augment.rules.BackgroundSwapRule`, uses its own).
+
+    Returns:
+        A batch of the same keys with ``x``, ``attr`` and ``group`` replaced; labels kept.
+    """
+    _check_batch(batch, num_attrs)
+    new_attr = other_attr(batch["attr"], num_attrs, generator=generator)
+    return _with_attr({**batch, "x": rule(batch, new_attr)}, new_attr, num_attrs)
+
+
+def dataset_rule(dataset) -> CounterfactualRule:
+    """Return ``dataset.counterfactual``, or raise ``ValueError`` when the dataset declares none."""
+    rule = getattr(dataset, "counterfactual", None)
+    if rule is None:
+        raise ValueError(f"dataset {getattr(dataset, 'name', '')!r} declares no counterfactual rule "
+                         "(its counterfactual attribute is None)")
+    return rule
+
+
+def counterfactual_dataset(dataset: GroupedTensorDataset, *, generator: torch.Generator | None = None,
+                           batch_size: int = 4096) -> GroupedTensorDataset:
+    """Return the fully flipped copy of a split: every example with its attribute changed.
+
+    Args:
+        dataset: A split with a ``counterfactual`` rule.
+        generator: Optional generator for the new attribute values (and ``num_attrs > 2``).
+        batch_size: Examples edited at a time (a rule that draws donors in the batch draws them
+            among these).
+
+    Returns:
+        A dataset with the same labels, environments and metadata, new ``x`` and ``attr``.
+    """
+    rule = dataset_rule(dataset)
+    if int(batch_size) < 1:
+        raise ValueError(f"batch_size must be a positive integer, got {batch_size}")
+    xs, attrs = [], []
+    for idx in torch.arange(len(dataset)).split(int(batch_size)):
+        flipped = flip_all(dataset.get_batch(idx), rule, num_attrs=dataset.num_attrs,
+                           generator=generator)
+        xs.append(flipped["x"])
+        attrs.append(flipped["attr"])
+    if not xs:
+        return dataset.replace()
+    return dataset.replace(x=torch.cat(xs), attr=torch.cat(attrs))
+
+
+class CounterfactualAugment:
+    """Batch transform that adds or substitutes counterfactual examples.
+
+    Args:
+        rule: The dataset's counterfactual rule (``rule(batch, new_attr) -> x_cf``).
+        num_attrs: Number of attribute values; must equal ``rule.num_attrs``.
+        mode: ``"replace"``: each example is swapped for its counterfactual with probability ``p``
+            (batch size kept). ``"paired"``: the batch becomes ``2B`` examples, the originals
+            followed by their counterfactuals in the same order (Kaushik et al. 2020's paired
+            data; the layout :class:`~robustml.losses.consistency.CounterfactualConsistencyPenalty`
+            needs).
+        p: Swap probability in ``replace`` mode, in ``[0, 1]``.
+        generator: Optional ``torch.Generator`` for the swaps and the new values (reproducible).
+
+    Returned batch: ``x``, ``attr`` and ``group = y * num_attrs + attr`` updated, labels kept,
+    ``is_cf`` (bool, which examples are counterfactual) added; in ``paired`` mode every other key is
+    duplicated and ``pair`` (int64) gives each example's partner: ``pair[i] = i + B`` and
+    ``pair[i + B] = i``.
+    """
+
+    def __init__(self, rule: CounterfactualRule, *, num_attrs: int, mode: str = "replace",
+                 p: float = 0.5, generator: torch.Generator | None = None) -> None:
+        if rule is None or not callable(rule):
+            raise TypeError(f"rule must be a counterfactual rule (callable), got {rule!r}")
+        if int(num_attrs) < 2:
+            raise ValueError(f"num_attrs must be at least 2, got {num_attrs}")
+        if getattr(rule, "num_attrs", num_attrs) != num_attrs:
+            raise ValueError(f"num_attrs ({num_attrs}) must equal rule.num_attrs ({rule.num_attrs})")
+        if mode not in MODES:
+            raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
+        if not 0.0 <= float(p) <= 1.0:
+            raise ValueError(f"p must lie in [0, 1], got {p}")
+        self.rule, self.num_attrs, self.mode, self.p = rule, int(num_attrs), mode, float(p)
+        self.generator = generator
+
+    def __call__(self, batch: Batch) -> Batch:
+        size = _check_batch(batch, self.num_attrs)
+        attr = batch["attr"]
+        new_attr = other_attr(attr, self.num_attrs, generator=self.generator)
+        if self.mode == "paired":
+            x_cf = self.rule(batch, new_attr)
+            out = {key: torch.cat([value, value]) for key, value in batch.items()}
+            out["x"] = torch.cat([batch["x"], x_cf])
+            pair = torch.arange(size, device=attr.device)
+            out["pair"] = torch.cat([pair + size, pair])
+            out["is_cf"] = torch.arange(2 * size, device=attr.device) >= size
+            return _with_attr(out, torch.cat([attr, new_attr]), self.num_attrs)
+        device = self.generator.device if self.generator is not None else attr.device
+        swap = (torch.rand(size, generator=self.generator, device=device) < self.p).to(attr.device)
+        new_attr = torch.where(swap, new_attr, attr)
+        x = batch["x"]
+        x_cf = self.rule(batch, new_attr)
+        row_swap = swap.to(x.device).reshape(-1, *([1] * (x.dim() - 1)))
+        out = {**batch, "x": torch.where(row_swap, x_cf, x), "is_cf": swap}
+        return _with_attr(out, new_attr, self.num_attrs)
+
+    def __repr__(self) -> str:
+        return (f"{type(self).__name__}(rule={type(self.rule).__name__}, num_attrs={self.num_attrs}, "
+                f"mode={self.mode!r}, p={self.p})")

@@ -1,0 +1,301 @@
+"""Counterfactual rules: how each kind of dataset changes its spurious attribute.
+
+A rule is a callable ``rule(batch, new_attr) -> x_cf`` with an attribute ``num_attrs``. It
+receives a batch dict (``x`` of shape ``(B, ...)``, ``attr`` of shape ``(B,)`` int64, plus any
+extra keys the rule needs, such as ``mask``) and the attribute each example should have,
+``new_attr`` of shape ``(B,)``, and returns inputs of the same shape and dtype as ``x`` in which
+only the spurious attribute has changed (Kaushik, Hovy, Lipton, ICLR 2020: a minimal edit of the
+spurious content, label kept). Rows whose ``new_attr`` equals ``attr`` come back unchanged (for
+:class:`BackgroundSwapRule`, with a background of the same attribute value). Every rule is one
+whole-batch tensor operation, with no Python loop over examples.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
+
+import torch
+
+if TYPE_CHECKING:  # data imports augment's rules at run time, so only types here
+    from robustml.data.contract import Batch
+
+
+
+@runtime_checkable
+class CounterfactualRule(Protocol):
+    """The protocol every rule follows: ``rule(batch, new_attr) -> x_cf`` plus ``num_attrs``."""
+
+    num_attrs: int
+
+    def __call__(self, batch: Batch, new_attr: torch.Tensor) -> torch.Tensor: ...
+
+
+def check_attr(name: str, values: torch.Tensor, num_attrs: int, batch_size: int) -> None:
+    """Raise unless ``values`` is an int64 tensor of shape ``(batch_size,)`` in ``[0, num_attrs)``."""
+    if not isinstance(values, torch.Tensor):
+        raise TypeError(f"{name} must be a tensor, got {type(values).__name__}")
+    if values.shape != (batch_size,):
+        raise ValueError(f"{name} must have shape ({batch_size},), got {tuple(values.shape)}")
+    if values.dtype != torch.int64:
+        raise TypeError(f"{name} must be int64, got dtype {values.dtype}")
+    if values.numel() and (int(values.min()) < 0 or int(values.max()) >= num_attrs):
+        raise ValueError(f"{name} must lie in the declared attribute values [0, {num_attrs}), got "
+                         f"values in [{int(values.min())}, {int(values.max())}]")
+
+
+def _batch_x_attr(batch: Batch, new_attr: torch.Tensor, num_attrs: int) -> tuple[torch.Tensor, torch.Tensor]:
+    for key in ("x", "attr"):
+        if key not in batch:
+            raise ValueError(f"batch must contain key {key!r}, got keys {sorted(batch)}")
+    x, attr = batch["x"], batch["attr"]
+    check_attr("batch['attr']", attr, num_attrs, x.shape[0])
+    check_attr("new_attr", new_attr, num_attrs, x.shape[0])
+    return x, attr
+
+
+class ChannelColorRule:
+    """Recolor images whose content lies in exactly one color channel (Colored MNIST).
+
+    Inputs ``x`` have shape ``(B, num_colors, ...)`` and example ``i`` holds its content in
+    channel ``attr[i]`` only, every other channel zero. The counterfactual sums the channels (the
+    content) and writes it into channel ``new_attr[i]``, zeroing the others.
+
+    Args:
+        num_colors: Number of color channels, which is also the number of attribute values.
+    """
+
+    def __init__(self, num_colors: int) -> None:
+        if int(num_colors) < 2:
+            raise ValueError(f"num_colors must be at least 2, got {num_colors}")
+        self.num_attrs = int(num_colors)
+
+    def __call__(self, batch: Batch, new_attr: torch.Tensor) -> torch.Tensor:
+        x, attr = _batch_x_attr(batch, new_attr, self.num_attrs)
+        if x.dim() < 2 or x.shape[1] != self.num_attrs:
+            raise ValueError(f"x must have shape (B, {self.num_attrs}, ...), got {tuple(x.shape)}")
+        shape = (-1, self.num_attrs, *([1] * (x.dim() - 2)))
+        current = torch.nn.functional.one_hot(attr.to(x.device), self.num_attrs).bool().reshape(shape)
+        if bool((x.masked_fill(current, 0) != 0).any()):
+            raise ValueError("x must hold its content only in channel attr (other channels zero); "
+                             "found non-zero values in another channel")
+        target = torch.nn.functional.one_hot(new_attr.to(x.device), self.num_attrs).reshape(shape)
+        return (x.sum(dim=1, keepdim=True) * target).to(x.dtype)
+
+
+class BackgroundSwapRule:
+    """Keep each image's foreground and paste the background of an image of another attribute.
+
+    ``x_cf = mask * x + (1 - mask) * x_donor`` (Waterbirds: a bird on the other kind of place).
+    The donor of example ``i`` is drawn uniformly among the images whose attribute equals
+    ``new_attr[i]``: from the ``backgrounds`` bank when one is given (bare backgrounds, so no
+    donor foreground leaks in), otherwise from the batch itself (the donor's own foreground then
+    shows wherever it does not overlap example ``i``'s mask).
+
+    Args:
+        num_attrs: Number of attribute values (background kinds).
+        masks_key: Batch key of the foreground masks, shape ``(B, 1, H, W)`` or ``(B, H, W)``,
+            values in ``[0, 1]`` (1 = foreground).
+        backgrounds: Optional bank of backgrounds, shape ``(K, C, H, W)``.
+        background_attrs: Attribute of each bank background, shape ``(K,)`` int64; required with
+            ``backgrounds``.
+        generator: Optional ``torch.Generator`` for the donor draws (reproducible).
+    """
+
+    def __init__(self, num_attrs: int = 2, *, masks_key: str = "mask",
+                 backgrounds: torch.Tensor | None = None,
+                 background_attrs: torch.Tensor | None = None,
+                 generator: torch.Generator | None = None) -> None:
+        if int(num_attrs) < 2:
+            raise ValueError(f"num_attrs must be at least 2, got {num_attrs}")
+        self.num_attrs = int(num_attrs)
+        self.masks_key = masks_key
+        if (backgrounds is None) != (background_attrs is None):
+            raise ValueError("backgrounds and background_attrs must be given together, got "
+                             f"backgrounds={'set' if backgrounds is not None else None}, "
+                             f"background_attrs={'set' if background_attrs is not None else None}")
+        if backgrounds is not None:
+            if backgrounds.dim() != 4:
+                raise ValueError(f"backgrounds must have shape (K, C, H, W), got {tuple(backgrounds.shape)}")
+            check_attr("background_attrs", background_attrs, self.num_attrs, backgrounds.shape[0])
+        self.backgrounds, self.background_attrs = backgrounds, background_attrs
+        self.generator = generator
+
+    def __call__(self, batch: Batch, new_attr: torch.Tensor) -> torch.Tensor:
+        x, attr = _batch_x_attr(batch, new_attr, self.num_attrs)
+        if x.dim() != 4:
+            raise ValueError(f"x must have shape (B, C, H, W) for BackgroundSwapRule, got {tuple(x.shape)}")
+        mask = self._mask(batch, x)
+        if self.backgrounds is None:
+            pool, pool_attrs, source = x, attr, "in the batch"
+        else:
+            pool, pool_attrs, source = self.backgrounds, self.background_attrs, "in backgrounds"
+            if pool.shape[1:] != x.shape[1:]:
+                raise ValueError(f"backgrounds must have shape (K, {', '.join(map(str, x.shape[1:]))}) "
+                                 f"to match x, got {tuple(pool.shape)}")
+        candidates = new_attr.to(pool_attrs.device)[:, None] == pool_attrs[None, :]  # (B, K)
+        missing = ~candidates.any(dim=1)
+        if bool(missing.any()):
+            values = sorted(set(new_attr[missing.to(new_attr.device)].tolist()))
+            raise ValueError(f"no donor background with attr in {values} {source}; give a "
+                             "backgrounds bank or use batches that contain every attribute value")
+        device = self.generator.device if self.generator is not None else candidates.device
+        scores = torch.rand(candidates.shape, generator=self.generator, device=device)
+        donor = scores.to(candidates.device).masked_fill(~candidates, -1.0).argmax(dim=1)
+        x_donor = pool[donor.to(pool.device)].to(device=x.device, dtype=x.dtype)
+        return (mask * x + (1 - mask) * x_donor).to(x.dtype)
+
+    def _mask(self, batch: Batch, x: torch.Tensor) -> torch.Tensor:
+        b, _, h, w = x.shape
+        if self.masks_key not in batch:
+            raise ValueError(f"BackgroundSwapRule needs foreground masks in batch[{self.masks_key!r}], "
+                             f"got keys {sorted(batch)}")
+        mask = batch[self.masks_key]
+        if mask.shape == (b, h, w):
+            mask = mask.unsqueeze(1)
+        if mask.shape != (b, 1, h, w):
+            raise ValueError(f"batch[{self.masks_key!r}] (the mask) must have shape ({b}, 1, {h}, {w}) "
+                             f"or ({b}, {h}, {w}), got {tuple(mask.shape)}")
+        if mask.numel() and (float(mask.min()) < 0 or float(mask.max()) > 1):
+            raise ValueError(f"batch[{self.masks_key!r}] (the mask) must lie in [0, 1], got values in "
+                             f"[{float(mask.min())}, {float(mask.max())}]")
+        return mask.to(device=x.device, dtype=x.dtype if x.is_floating_point() else torch.float32)
+
+
+class TabularAttributeRule:
+    """Overwrite the columns that encode a declared attribute of tabular features.
+
+    Features ``x`` have shape ``(B, D)``; the attribute occupies ``columns`` and value ``a`` is
+    encoded as ``values[a]``: a row of the identity for a one-hot encoding, ``[[0.], [1.]]`` for a
+    scalar 0/1 column, or standardized values. The counterfactual writes ``values[new_attr]`` into
+    those columns. The current columns must equal ``values[attr]`` (up to float tolerance),
+    otherwise the attribute does not come from the declared encoding and a ``ValueError`` is raised.
+
+    Args:
+        columns: The attribute's columns, a ``slice`` or a list of column indices.
+        values: Encoding of each attribute value, shape ``(num_attrs, width)`` with ``width`` the
+            number of columns; rows must differ.
+    """
+
+    def __init__(self, columns: slice | Sequence[int], values: torch.Tensor) -> None:
+        if not isinstance(columns, slice | Sequence) or isinstance(columns, str):
+            raise TypeError(f"columns must be a slice or a list of ints, got {type(columns).__name__}")
+        if values.dim() != 2 or values.shape[0] < 2:
+            raise ValueError(f"values must have shape (num_attrs >= 2, width), got {tuple(values.shape)}")
+        if torch.unique(values, dim=0).shape[0] != values.shape[0]:
+            raise ValueError(f"values must encode each attribute value differently, got rows {values.tolist()}")
+        if not isinstance(columns, slice) and len(columns) != values.shape[1]:
+            raise ValueError(f"columns {list(columns)} must select {values.shape[1]} columns (the width "
+                             f"of values), got {len(columns)}")
+        self.columns = columns
+        self.values = values
+        self.num_attrs = values.shape[0]
+
+    def __call__(self, batch: Batch, new_attr: torch.Tensor) -> torch.Tensor:
+        x, attr = _batch_x_attr(batch, new_attr, self.num_attrs)
+        if x.dim() != 2:
+            raise ValueError(f"x must have shape (B, D) for TabularAttributeRule, got {tuple(x.shape)}")
+        cols = torch.arange(x.shape[1], device=x.device)[self.columns] if isinstance(self.columns, slice) \
+            else torch.as_tensor(list(self.columns), dtype=torch.int64, device=x.device)
+        if cols.numel() != self.values.shape[1] or (cols.numel() and (
+                int(cols.min()) < -x.shape[1] or int(cols.max()) >= x.shape[1])):
+            raise ValueError(f"columns {self.columns} must select {self.values.shape[1]} of the "
+                             f"{x.shape[1]} columns of x (the width of values), got {cols.tolist()}")
+        values = self.values.to(device=x.device, dtype=x.dtype)
+        current = x[:, cols]
+        mismatch = ~torch.isclose(current, values[attr.to(x.device)], rtol=1e-5, atol=1e-6).all(dim=1)
+        if bool(mismatch.any()):
+            row = int(mismatch.nonzero()[0, 0])
+            raise ValueError(f"x[{row}, columns] = {current[row].tolist()} is not the declared encoding "
+                             f"of attr {int(attr[row])} ({values[attr[row]].tolist()}); the attribute "
+                             f"is outside the declared set {self.values.tolist()}")
+        x_cf = x.clone()
+        x_cf[:, cols] = values[new_attr.to(x.device)]
+        return x_cf
+
+
+def _pair_map(pairs: Sequence[tuple]) -> dict:
+    """Return the symmetric partner map of ``pairs``; raise on a self-pair or a conflict."""
+    partner: dict = {}
+    conflicts = []
+    for a, b in pairs:
+        if a == b:
+            conflicts.append(f"({a!r}, {b!r}) maps a word to itself")
+            continue
+        for word, other in ((a, b), (b, a)):
+            if partner.setdefault(word, other) != other:
+                conflicts.append(f"{word!r} -> {partner[word]!r} and {other!r}")
+    if conflicts:
+        raise ValueError(f"pairs (the lexicon) conflict: {'; '.join(conflicts)}")
+    return partner
+
+
+class LexiconRule:
+    """Swap each word of a lexicon pair with its partner in token-id sequences (two-valued attribute).
+
+    Text is ``x`` of shape ``(B, L)`` int64 token ids; every token that belongs to a pair is
+    replaced by its partner (e.g. "he" <-> "she") through one lookup table, in the rows whose
+    attribute changes; ids outside the table (padding such as -100, unknown ids) are kept. The
+    attribute is two-valued (e.g. male/female terms), so the counterfactual value is ``1 - attr``.
+
+    Args:
+        pairs: The lexicon, ``[(a, b), ...]``: words (with ``vocab``) or token ids (without).
+        vocab: Optional map from word to token id, used to turn word pairs into id pairs.
+    """
+
+    num_attrs = 2
+
+    def __init__(self, pairs: Sequence[tuple], vocab: dict[str, int] | None = None) -> None:
+        if len(pairs) == 0:
+            raise ValueError("pairs must hold at least one (a, b) pair, got an empty lexicon")
+        partner = _pair_map(pairs)
+        if vocab is not None:
+            unknown = sorted(w for w in partner if w not in vocab)
+            if unknown:
+                raise ValueError(f"pairs contain words missing from vocab: {unknown}")
+            partner = _pair_map([(vocab[a], vocab[b]) for a, b in pairs])
+        if not all(isinstance(t, int) and t >= 0 for t in partner):
+            raise TypeError("pairs must be non-negative int token ids when vocab is None, got "
+                            f"{sorted(map(repr, partner))}")
+        self.table = torch.arange(max(partner) + 1)
+        self.table[list(partner)] = torch.tensor(list(partner.values()))
+
+    def __call__(self, batch: Batch, new_attr: torch.Tensor) -> torch.Tensor:
+        x, attr = _batch_x_attr(batch, new_attr, self.num_attrs)
+        if x.dim() != 2 or x.dtype != torch.int64:
+            raise ValueError(f"x must be int64 token ids of shape (B, L), got shape {tuple(x.shape)} "
+                             f"and dtype {x.dtype}")
+        table = self.table.to(x.device)
+        inside = (x >= 0) & (x < table.numel())
+        swapped = torch.where(inside, table[x.clamp(0, table.numel() - 1)], x)
+        changed = (new_attr != attr).to(x.device)[:, None]
+        return torch.where(changed, swapped, x)
+
+
+def substitute_strings(texts: Sequence[str], pairs: Sequence[tuple[str, str]]) -> list[str]:
+    """Return ``texts`` with every whole word of a lexicon pair replaced by its partner.
+
+    Matching is case-insensitive on whole words; the replacement copies the case of the match
+    (``He`` -> ``She``, ``HE`` -> ``SHE``). Pairs are lower-cased.
+
+    Args:
+        texts: Strings to edit.
+        pairs: The lexicon, ``[(a, b), ...]``; a word in two pairs or a pair ``(a, a)`` raises.
+    """
+    if isinstance(texts, str):
+        raise TypeError("texts must be a sequence of strings, got a single str")
+    partner = _pair_map([(a.lower(), b.lower()) for a, b in pairs])
+    if not partner:
+        raise ValueError("pairs must hold at least one (a, b) pair, got an empty lexicon")
+    words = sorted(partner, key=len, reverse=True)
+    pattern = re.compile(r"\b(" + "|".join(map(re.escape, words)) + r")\b", re.IGNORECASE)
+
+    def swap(match: re.Match) -> str:
+        word = match.group(0)
+        new = partner[word.lower()]
+        if word.isupper() and len(word) > 1:
+            return new.upper()
+        return new[:1].upper() + new[1:] if word[:1].isupper() else new
+
+    return [pattern.sub(swap, text) for text in texts]
