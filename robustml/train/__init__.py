@@ -1,0 +1,8 @@
+"""Training: the loop, checkpoints, model selection and ``run(cfg)``."""
+
+from robustml.train.checkpoint import load_checkpoint, save_checkpoint
+from robustml.train.evaluate import evaluate, forward_in_chunks, predict_dataset
+from robustml.train.loop import Trainer, TrainSettings
+
+__all__ = ["Trainer", "TrainSettings", "evaluate", "forward_in_chunks", "load_checkpoint",
+           "predict_dataset", "save_checkpoint"]

@@ -1,0 +1,234 @@
+"""The training loop: steps, periodic validation, model selection and resumable checkpoints."""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+from tqdm.auto import tqdm
+
+from robustml.data.contract import Batch, GroupedTensorDataset
+from robustml.losses.base import GroupLoss
+from robustml.report import append_jsonl
+from robustml.train.checkpoint import load_checkpoint, save_checkpoint
+from robustml.train.evaluate import PRECISIONS, autocast, evaluate, forward_in_chunks
+
+SELECTIONS = {"worst_group": "val/acc_worst_group", "avg": "val/acc_avg", "last": None}
+
+
+@dataclass
+class TrainSettings:
+    """What the loop needs beyond the model, loss and optimizer (``cfg.trainer`` in the configs).
+
+    Args:
+        max_steps: Number of optimizer steps.
+        batch_size: Examples per step; ``None`` trains on the full training set every step.
+        eval_every: Evaluate on train and val every this many steps (and at the last step).
+        chunk_size: Compute each batch's forward pass in row chunks of this size (same gradient).
+        precision: ``"fp32"`` or ``"bf16"`` (autocast; losses stay in float32).
+        select: Model selection on val: ``"worst_group"`` accuracy, ``"avg"`` accuracy, or ``"last"``.
+        l2_weight: Weight of ``sum ||w||^2`` added to the loss (scaled with the loss's ``loss_scale``).
+        reset_optimizer_at_anneal: Clear the optimizer state when a penalty schedule anneals.
+        seed: Seed of the data order.
+        resume: Continue from ``checkpoints/last.pt`` in the run directory when it exists.
+        progress: Show a progress bar.
+    """
+
+    max_steps: int
+    batch_size: int | None = None
+    eval_every: int = 50
+    chunk_size: int | None = None
+    precision: str = "fp32"
+    select: str = "worst_group"
+    l2_weight: float = 0.0
+    reset_optimizer_at_anneal: bool = False
+    seed: int = 0
+    resume: bool = False
+    progress: bool = True
+
+    def __post_init__(self) -> None:
+        if self.select not in SELECTIONS:
+            raise ValueError(f"trainer.select must be one of {sorted(SELECTIONS)}, got {self.select!r}")
+        if self.precision not in PRECISIONS:
+            raise ValueError(f"trainer.precision must be one of {PRECISIONS}, got {self.precision!r}")
+        for name in ("max_steps", "eval_every"):
+            if int(getattr(self, name)) < 1:
+                raise ValueError(f"trainer.{name} must be a positive integer, got {getattr(self, name)}")
+        for name in ("batch_size", "chunk_size"):
+            value = getattr(self, name)
+            if value is not None and int(value) < 1:
+                raise ValueError(f"trainer.{name} must be a positive integer or null, got {value}")
+
+
+class Trainer:
+    """Train ``model`` on ``train`` with ``criterion``; select on ``val``; checkpoint in ``run_dir``.
+
+    Args:
+        model: Maps ``batch["x"]`` to logits ``(N, C)``.
+        criterion: A :class:`~robustml.losses.GroupLoss`; it receives ``batch[partition]`` as groups.
+        optimizer: Built over ``model.parameters()``.
+        train: Training split (tensors already on the training device).
+        val: Validation split used for model selection.
+        settings: See :class:`TrainSettings`.
+        run_dir: Where ``metrics.jsonl`` and ``checkpoints/`` are written.
+        partition: Which batch field the loss sees: ``"group"`` or ``"env"``.
+        scheduler: Optional learning-rate scheduler, stepped once per step.
+        augment: Optional batch transform ``batch -> batch`` applied to each training batch.
+        sampler: Optional ``sampler(generator) -> indices`` drawing one epoch of training indices.
+    """
+
+    def __init__(self, model: nn.Module, criterion: GroupLoss, optimizer: torch.optim.Optimizer,
+                 train: GroupedTensorDataset, val: GroupedTensorDataset, settings: TrainSettings, *,
+                 run_dir: str | Path, partition: str = "group", scheduler: Any = None,
+                 augment: Callable[[Batch], Batch] | None = None,
+                 sampler: Callable[[torch.Generator], torch.Tensor] | None = None) -> None:
+        if any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in model.modules()) and settings.chunk_size:
+            raise ValueError("trainer.chunk_size must be null for models with BatchNorm: chunks change "
+                             "the batch statistics")
+        train.partition(partition)  # validates that the partition exists
+        self.model, self.criterion, self.optimizer, self.scheduler = model, criterion, optimizer, scheduler
+        self.train, self.val, self.settings = train, val, settings
+        self.partition, self.augment, self.sampler = partition, augment, sampler
+        self.run_dir = Path(run_dir)
+        self.train_counts = train.group_counts()
+        self.step, self.best_step, self.best_score = 0, 0, -math.inf
+        self.history: list[dict[str, Any]] = []
+        self.elapsed = 0.0
+
+    # Checkpoints -------------------------------------------------------------------------------
+    @property
+    def last_path(self) -> Path:
+        return self.run_dir / "checkpoints" / "last.pt"
+
+    @property
+    def best_path(self) -> Path:
+        return self.run_dir / "checkpoints" / "best.pt"
+
+    def _state(self) -> dict[str, Any]:
+        state = {"model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
+                 "criterion": self.criterion.state_dict(), "step": self.step,
+                 "best_step": self.best_step, "best_score": self.best_score,
+                 "history": self.history, "elapsed": self.elapsed,
+                 "torch_rng": torch.get_rng_state()}
+        if self.scheduler is not None:
+            state["scheduler"] = self.scheduler.state_dict()
+        if getattr(self.augment, "generator", None) is not None:
+            state["augment_rng"] = self.augment.generator.get_state()
+        return state
+
+    def _restore(self, state: dict[str, Any]) -> None:
+        self.model.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.criterion.load_state_dict(state["criterion"])
+        if self.scheduler is not None:
+            self.scheduler.load_state_dict(state["scheduler"])
+        if "augment_rng" in state:
+            self.augment.generator.set_state(state["augment_rng"])
+        torch.set_rng_state(state["torch_rng"])
+        self.step, self.best_step, self.best_score = state["step"], state["best_step"], state["best_score"]
+        self.history, self.elapsed = state["history"], state["elapsed"]
+        # metrics.jsonl may hold lines written after the checkpoint: rewrite it from the checkpoint.
+        (self.run_dir / "metrics.jsonl").unlink(missing_ok=True)
+        for record in self.history:
+            append_jsonl(self.run_dir / "metrics.jsonl", record)
+
+    # Data --------------------------------------------------------------------------------------
+    def _batches(self) -> Iterator[Batch]:
+        """Yield training batches from step ``self.step`` on; the order depends on seed and epoch only."""
+        n = len(self.train)
+        batch_size = self.settings.batch_size or n
+        steps_per_epoch = math.ceil(n / batch_size)
+        epoch, offset = divmod(self.step, steps_per_epoch)
+        while True:
+            generator = torch.Generator().manual_seed(self.settings.seed * 1_000_003 + epoch)
+            if self.sampler is not None:
+                order = torch.as_tensor(self.sampler(generator), dtype=torch.int64)
+            elif batch_size >= n:
+                order = None
+            else:
+                order = torch.randperm(n, generator=generator)
+            for b in range(offset, steps_per_epoch):
+                if order is None:
+                    yield self.train.full_batch()
+                else:
+                    idx = order[b * batch_size:(b + 1) * batch_size].to(self.train.x.device)
+                    yield self.train.get_batch(idx)
+            epoch, offset = epoch + 1, 0
+
+    # Steps -------------------------------------------------------------------------------------
+    def _train_step(self, batch: Batch) -> float:
+        settings = self.settings
+        if self.augment is not None:
+            batch = self.augment(batch)
+        with autocast(batch["x"].device, settings.precision):
+            logits = forward_in_chunks(self.model, batch["x"], settings.chunk_size)
+        loss = self.criterion(logits.float(), batch["y"], batch[self.partition])
+        if settings.l2_weight:
+            l2 = sum(p.pow(2).sum() for p in self.model.parameters())
+            loss = loss + self.criterion.loss_scale * settings.l2_weight * l2
+        if settings.reset_optimizer_at_anneal and getattr(self.criterion, "anneal_reached_now", False):
+            self.optimizer.state.clear()
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        self.optimizer.step()
+        if self.scheduler is not None:
+            self.scheduler.step()
+        return loss.item()
+
+    def _evaluate(self, loss: float) -> dict[str, Any]:
+        record: dict[str, Any] = {"step": self.step, "train/loss": loss,
+                                  "lr": self.optimizer.param_groups[0]["lr"]}
+        record.update({f"train/{k}": v for k, v in self.criterion.log_values().items()})
+        for prefix, split in (("train", self.train), ("val", self.val)):
+            record.update(evaluate(self.model, split, prefix=prefix, train_counts=self.train_counts,
+                                   precision=self.settings.precision))
+        return record
+
+    def fit(self) -> dict[str, Any]:
+        """Train to ``max_steps`` (resuming if asked); return ``{"best_step", "history", "elapsed"}``."""
+        settings = self.settings
+        if settings.resume and self.last_path.is_file():
+            self._restore(load_checkpoint(self.last_path, map_location=self.train.x.device))
+        elif not settings.resume:
+            (self.run_dir / "metrics.jsonl").unlink(missing_ok=True)
+        self.model.train()
+        self.criterion.train()
+        metric = SELECTIONS[settings.select]
+        batches = self._batches()
+        bar = tqdm(total=settings.max_steps, initial=self.step, disable=not settings.progress,
+                   desc="train", dynamic_ncols=True)
+        start = time.perf_counter() - self.elapsed
+        while self.step < settings.max_steps:
+            loss = self._train_step(next(batches))
+            self.step += 1
+            bar.update(1)
+            if self.step % settings.eval_every and self.step != settings.max_steps:
+                continue
+            record = self._evaluate(loss)
+            self.elapsed = time.perf_counter() - start
+            record["elapsed_s"] = self.elapsed
+            self.history.append(record)
+            append_jsonl(self.run_dir / "metrics.jsonl", record)
+            score = math.inf if metric is None else record[metric]
+            if math.isnan(score):
+                score = -math.inf
+            if metric is None or self.best_step == 0 or score > self.best_score:
+                self.best_step, self.best_score = self.step, score
+                save_checkpoint(self.best_path, {"model": self.model.state_dict(),
+                                                 "criterion": self.criterion.state_dict(),
+                                                 "step": self.step})
+            save_checkpoint(self.last_path, self._state())
+            bar.set_postfix(loss=f"{loss:.4f}", val_worst=f"{record['val/acc_worst_group']:.3f}")
+        bar.close()
+        return {"best_step": self.best_step, "history": self.history, "elapsed": self.elapsed}
+
+    def load_best(self) -> None:
+        """Load the selected checkpoint's weights (``best.pt``) into the model."""
+        state = load_checkpoint(self.best_path, map_location=self.train.x.device)
+        self.model.load_state_dict(state["model"])

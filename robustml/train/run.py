@@ -1,0 +1,168 @@
+"""``run(cfg)``: build everything from a Hydra config, train, select, evaluate and report.
+
+``main`` is the ``robustml-train`` console script. Hydra lives here and in ``scripts/`` only.
+"""
+
+from __future__ import annotations
+
+import inspect
+import math
+import random
+from pathlib import Path
+from typing import Any
+
+import hydra
+import numpy as np
+import torch
+from hydra.core.hydra_config import HydraConfig
+from hydra.errors import InstantiationException
+from hydra.utils import get_object, instantiate
+from omegaconf import DictConfig, OmegaConf
+
+from robustml.data.contract import DataSplits, GroupedTensorDataset
+from robustml.report import (plot_group_accuracy, plot_history, render_report_md, write_metrics_json,
+                             write_report_md)
+from robustml.train.evaluate import evaluate
+from robustml.train.loop import Trainer, TrainSettings
+
+
+def seed_everything(seed: int) -> None:
+    """Seed Python, numpy and torch, and ask torch for deterministic algorithms."""
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+    torch.use_deterministic_algorithms(True, warn_only=True)
+
+
+def resolve_device(name: str) -> torch.device:
+    """Return the device for ``trainer.device``: ``auto`` picks CUDA when available."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    device = torch.device(name)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"trainer.device={name!r} but CUDA is not available; use 'cpu' or 'auto'")
+    return device
+
+
+def runtime_kwargs(node: DictConfig, available: dict[str, Any]) -> dict[str, Any]:
+    """Return the entries of ``available`` that ``node._target_`` accepts and the config leaves unset."""
+    parameters = inspect.signature(get_object(node._target_)).parameters
+    return {key: value for key, value in available.items() if key in parameters and key not in node}
+
+
+def build_from(cfg: DictConfig, key: str, **kwargs: Any) -> Any:
+    """Instantiate ``cfg[key]``; errors raised by the target surface as themselves, prefixed by ``key``.
+
+    Hydra wraps them in ``InstantiationException``; unwrapping keeps ``FileNotFoundError``,
+    ``ValueError`` and ``TypeError`` catchable and their message first.
+    """
+    try:
+        return instantiate(OmegaConf.select(cfg, key), **kwargs)
+    except InstantiationException as error:
+        cause = error.__cause__
+        if isinstance(cause, (ValueError, TypeError, FileNotFoundError, ImportError)):
+            raise type(cause)(f"{key}: {cause}") from cause
+        raise
+
+
+def to_device(dataset: GroupedTensorDataset, device: torch.device) -> GroupedTensorDataset:
+    """Return ``dataset`` with its tensors on ``device`` (in-memory datasets move once)."""
+    if dataset.x.device == device:
+        return dataset
+    return dataset.replace(x=dataset.x.to(device), y=dataset.y.to(device), attr=dataset.attr.to(device),
+                           env=None if dataset.env is None else dataset.env.to(device))
+
+
+def describe_group_label_use(cfg: DictConfig) -> str:
+    """Say what group labels were used for, for the report (training, model selection, evaluation)."""
+    partition = cfg.loss.partition
+    if partition == "group" and cfg.loss.criterion._target_.rsplit(".", 1)[-1] != "ERMLoss":
+        training = "the loss used group labels (partition=group)"
+    elif partition == "env":
+        training = "the loss used environment labels (partition=env), not group labels"
+    else:
+        training = "not used"
+    selection = {"worst_group": "validation group labels (selection on val worst-group accuracy)",
+                 "avg": "not used (selection on val average accuracy)",
+                 "last": "not used (last checkpoint)"}[cfg.trainer.select]
+    return (f"- Training: {training}.\n- Model selection: {selection}.\n"
+            "- Evaluation: group labels of val and test, to report per-group accuracy.")
+
+
+def _max_steps(cfg: DictConfig, num_train: int) -> int:
+    if cfg.trainer.epochs is None:
+        return int(cfg.trainer.max_steps)
+    batch_size = cfg.trainer.batch_size or num_train
+    return int(cfg.trainer.epochs) * math.ceil(num_train / batch_size)
+
+
+def build(cfg: DictConfig, run_dir: Path) -> tuple[Trainer, DataSplits]:
+    """Instantiate data, model, loss, optimizer and scheduler from ``cfg``; return the trainer."""
+    device = resolve_device(cfg.trainer.device)
+    splits: DataSplits = build_from(cfg, "data")
+    splits = DataSplits(*(to_device(split, device) for _, split in splits.items()),
+                        description=splits.description)
+    num_outputs = 1 if splits.num_classes == 2 else splits.num_classes
+    model = build_from(cfg, "model", input_shape=splits.input_shape, num_outputs=num_outputs).to(device)
+    ids, num_parts = splits.train.partition(cfg.loss.partition)
+    available = {"num_groups": num_parts, "group_counts": torch.bincount(ids, minlength=num_parts)}
+    criterion = build_from(cfg, "loss.criterion", **runtime_kwargs(cfg.loss.criterion, available))
+    criterion = criterion.to(device)
+    optimizer = build_from(cfg, "optimizer")(params=model.parameters())
+    settings = TrainSettings(
+        max_steps=_max_steps(cfg, len(splits.train)), batch_size=cfg.trainer.batch_size,
+        eval_every=cfg.trainer.eval_every, chunk_size=cfg.trainer.chunk_size,
+        precision=cfg.trainer.precision, select=cfg.trainer.select, l2_weight=cfg.trainer.l2_weight,
+        reset_optimizer_at_anneal=cfg.trainer.reset_optimizer_at_anneal, seed=cfg.seed,
+        resume=cfg.trainer.resume, progress=cfg.trainer.progress)
+    scheduler = None
+    if cfg.scheduler is not None:
+        scheduler = build_from(cfg, "scheduler")(optimizer, total_steps=settings.max_steps)
+    trainer = Trainer(model, criterion, optimizer, splits.train, splits.val, settings, run_dir=run_dir,
+                      partition=cfg.loss.partition, scheduler=scheduler)
+    return trainer, splits
+
+
+def run(cfg: DictConfig, run_dir: str | Path | None = None) -> dict[str, Any]:
+    """Train, select on validation, evaluate on test and write the run's outputs; return metrics.
+
+    Outputs in ``run_dir`` (Hydra's run directory by default): ``config.yaml`` (resolved),
+    ``metrics.jsonl``, ``metrics.json``, ``report.md``, ``plots/`` and ``checkpoints/``.
+    """
+    run_dir = Path(run_dir if run_dir is not None else HydraConfig.get().runtime.output_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    (run_dir / "config.yaml").write_text(OmegaConf.to_yaml(cfg, resolve=True))
+    seed_everything(cfg.seed)
+    trainer, splits = build(cfg, run_dir)
+    result = trainer.fit()
+    trainer.load_best()
+
+    final: dict[str, Any] = {"selection": cfg.trainer.select, "selected_step": result["best_step"],
+                             "steps": trainer.step, "train_seconds": round(result["elapsed"], 3)}
+    for name, split in splits.items():
+        final.update(evaluate(trainer.model, split, prefix=name, train_counts=trainer.train_counts,
+                              precision=cfg.trainer.precision))
+    write_metrics_json(run_dir / "metrics.json", final)
+    report_args = dict(
+        title=f"{cfg.name}: worst-group report", final=final, group_names=splits.group_names,
+        splits=("train", "val", "test"), group_label_use=describe_group_label_use(cfg),
+        notes=[splits.description,
+               f"Selected step {result['best_step']} of {trainer.step} by `{cfg.trainer.select}`."])
+    write_report_md(run_dir / "report.md", **report_args)
+    plots = run_dir / "plots"
+    plot_group_accuracy(plots / "group_accuracy.png", final, splits.group_names, splits=("val", "test"))
+    plot_history(plots / "worst_group_accuracy.png", result["history"],
+                 ["train/acc_worst_group", "val/acc_worst_group", "val/acc_avg"],
+                 title="Accuracy over training", ylabel="accuracy")
+    plot_history(plots / "group_weights.png", result["history"],
+                 [f"train/q_{g}" for g in range(trainer.criterion.num_groups)],
+                 title="Group weights over training", ylabel="q")
+    print(render_report_md(**report_args))
+    print(f"Outputs in {run_dir}")
+    return final
+
+
+@hydra.main(version_base="1.3", config_path="../configs", config_name="train")
+def main(cfg: DictConfig) -> float:
+    """Console entry point ``robustml-train``; returns val worst-group accuracy for sweepers."""
+    return float(run(cfg)["val/acc_worst_group"])

@@ -1,0 +1,92 @@
+import math
+
+import pytest
+import torch
+
+from robustml.data.contract import GroupedTensorDataset
+from robustml.losses import ERMLoss
+from robustml.models import MLP
+from robustml.train import Trainer, TrainSettings, forward_in_chunks, load_checkpoint, save_checkpoint
+
+
+def _toy(n=64, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    x = torch.randn(n, 2, 3, 3, generator=g)
+    y = torch.randint(0, 2, (n,), generator=g)
+    attr = torch.randint(0, 2, (n,), generator=g)
+    return GroupedTensorDataset(x, y, attr, num_classes=2, attr_names=("a", "b"),
+                                env=attr.clone(), env_names=("e0", "e1"))
+
+
+def _trainer(tmp_path, **settings):
+    torch.manual_seed(0)
+    model = MLP((2, 3, 3), 1, hidden_dims=(8,))
+    optimizer = torch.optim.Adam(model.parameters(), lr=0.01)
+    defaults = dict(max_steps=6, eval_every=3, progress=False)
+    defaults.update(settings)
+    return Trainer(model, ERMLoss(4), optimizer, _toy(), _toy(seed=1), TrainSettings(**defaults),
+                   run_dir=tmp_path)
+
+
+def test_chunked_forward_gives_the_same_logits_and_gradients():
+    model = MLP((6,), 2, hidden_dims=(5,))
+    x = torch.randn(23, 6)
+    full = model(x).square().sum()
+    grads_full = torch.autograd.grad(full, list(model.parameters()))
+    chunked = forward_in_chunks(model, x, 4).square().sum()
+    grads_chunked = torch.autograd.grad(chunked, list(model.parameters()))
+    torch.testing.assert_close(chunked, full)
+    for a, b in zip(grads_full, grads_chunked):
+        torch.testing.assert_close(a, b)
+
+
+def test_resume_continues_exactly_where_the_run_stopped(tmp_path):
+    straight = _trainer(tmp_path / "a", batch_size=16)
+    straight.fit()
+    interrupted = _trainer(tmp_path / "b", batch_size=16, max_steps=3)
+    interrupted.fit()
+    resumed = _trainer(tmp_path / "b", batch_size=16, resume=True)
+    assert resumed.fit()["history"][0]["step"] == 3
+    for a, b in zip(straight.model.parameters(), resumed.model.parameters()):
+        torch.testing.assert_close(a, b)
+    lines = (tmp_path / "b" / "metrics.jsonl").read_text().splitlines()
+    assert len(lines) == 2  # steps 3 and 6, nothing duplicated
+
+
+def test_selection_keeps_the_best_validation_checkpoint(tmp_path):
+    trainer = _trainer(tmp_path, max_steps=9, eval_every=1)
+    result = trainer.fit()
+    scores = [r["val/acc_worst_group"] for r in result["history"]]
+    best = max(range(len(scores)), key=lambda i: (scores[i], -i))
+    assert result["best_step"] == result["history"][best]["step"]
+    assert load_checkpoint(trainer.best_path)["step"] == result["best_step"]
+
+
+def test_nan_loss_raises_instead_of_training_on(tmp_path):
+    trainer = _trainer(tmp_path)
+    with torch.no_grad():
+        trainer.model.head.weight.fill_(math.nan)
+    with pytest.raises(FloatingPointError, match="not finite"):
+        trainer.fit()
+
+
+@pytest.mark.parametrize("field,value,match", [("select", "best", "trainer.select"),
+                                               ("max_steps", 0, "trainer.max_steps"),
+                                               ("batch_size", 0, "trainer.batch_size"),
+                                               ("precision", "fp8", "trainer.precision")])
+def test_bad_trainer_settings_are_named(tmp_path, field, value, match):
+    with pytest.raises(ValueError, match=match):
+        _trainer(tmp_path, **{field: value}).fit()
+
+
+def test_bf16_training_runs_and_keeps_float32_weights(tmp_path):
+    trainer = _trainer(tmp_path, precision="bf16")
+    trainer.fit()
+    assert all(p.dtype == torch.float32 for p in trainer.model.parameters())
+
+
+def test_checkpoint_writes_are_atomic_and_missing_files_are_named(tmp_path):
+    save_checkpoint(tmp_path / "c.pt", {"a": torch.ones(2)})
+    assert [p.name for p in tmp_path.iterdir()] == ["c.pt"]
+    with pytest.raises(FileNotFoundError, match="nope.pt"):
+        load_checkpoint(tmp_path / "nope.pt")

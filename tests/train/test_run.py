@@ -1,0 +1,65 @@
+"""End-to-end: configs compose, runs write their outputs, the console script works, errors are clear."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from support import REPO, SHARED_DATA, compose_train, mnist_available
+from robustml.train.run import run
+
+EXPERIMENTS = sorted(p.stem for p in (REPO / "robustml" / "configs" / "experiment").glob("*.yaml"))
+SCRIPT = Path(sys.executable).parent / "robustml-train"
+
+
+def test_default_run_writes_every_output(tmp_path):
+    cfg = compose_train(["trainer.max_steps=4", "trainer.eval_every=2", "trainer.progress=false"])
+    final = run(cfg, run_dir=tmp_path)
+    for name in ("config.yaml", "metrics.jsonl", "metrics.json", "report.md",
+                 "plots/group_accuracy.png", "plots/worst_group_accuracy.png",
+                 "checkpoints/last.pt", "checkpoints/best.pt"):
+        assert (tmp_path / name).is_file(), name
+    saved = json.loads((tmp_path / "metrics.json").read_text())
+    for split in ("val", "test"):
+        for key in ("acc_worst_group", "acc_avg", "acc_weighted_avg", "acc_group_0", "count_group_3"):
+            assert f"{split}/{key}" in saved
+    assert saved["test/acc_worst_group"] == pytest.approx(final["test/acc_worst_group"])
+    assert len((tmp_path / "metrics.jsonl").read_text().splitlines()) == 2
+    assert "What group labels were used for" in (tmp_path / "report.md").read_text()
+
+
+@pytest.mark.parametrize("experiment", EXPERIMENTS)
+def test_every_experiment_config_runs_under_debug_smoke(experiment, tmp_path):
+    cfg = compose_train([f"experiment={experiment}", "debug=smoke", f"paths.data_root={SHARED_DATA}"])
+    if "mnist" in cfg.data._target_ and not mnist_available():
+        pytest.skip(f"MNIST not found under {SHARED_DATA}; this experiment needs it")
+    final = run(cfg, run_dir=tmp_path)
+    assert final["steps"] == 2
+
+
+def test_console_script_trains_and_reports(tmp_path):
+    out = subprocess.run([str(SCRIPT), "trainer.max_steps=3", "trainer.progress=false",
+                          f"hydra.run.dir={tmp_path}"], capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr
+    assert "acc_worst_group" in json.dumps(json.loads((tmp_path / "metrics.json").read_text()))
+    assert "worst" in out.stdout.lower()
+
+
+@pytest.mark.parametrize("override,expected", [
+    ("trainer.no_such_option=1", "no_such_option"),
+    ("loss=no_such_loss", "Available options"),
+])
+def test_unknown_config_keys_and_values_are_reported(override, expected, tmp_path):
+    out = subprocess.run([str(SCRIPT), override, f"hydra.run.dir={tmp_path}"],
+                         capture_output=True, text=True, timeout=300)
+    assert out.returncode != 0
+    assert expected in out.stderr
+
+
+def test_missing_mnist_root_names_the_path(tmp_path):
+    cfg = compose_train(["experiment=colored_mnist_erm", "debug=smoke",
+                         f"paths.data_root={tmp_path / 'nowhere'}"])
+    with pytest.raises(FileNotFoundError, match="nowhere"):
+        run(cfg, run_dir=tmp_path / "run")
