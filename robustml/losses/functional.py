@@ -8,6 +8,7 @@ cross-entropy with logits (the IRM paper's Colored MNIST model); logits of shape
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F
@@ -81,10 +82,10 @@ def check_finite(loss: torch.Tensor, name: str = "loss") -> torch.Tensor:
 
 def group_sums(values: torch.Tensor, groups: torch.Tensor,
                num_groups: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Return the per-group sums of ``values`` and the per-group counts, each shape ``(num_groups,)``.
+    """Return per-group sums of ``values`` and per-group counts, each shape ``(num_groups,)``.
 
-    Uses a one-hot product rather than ``index_add`` so the result is deterministic on every device
-    and differentiable with respect to ``values``.
+    Uses a one-hot mask rather than ``index_add`` so the result is deterministic on every device
+    and differentiable with respect to ``values``; no matmul, so autocast keeps the dtype.
 
     Args:
         values: Shape ``(N,)``, floating point.
@@ -92,7 +93,7 @@ def group_sums(values: torch.Tensor, groups: torch.Tensor,
         num_groups: Number of groups.
     """
     membership = F.one_hot(groups, num_groups).to(values.dtype)  # (N, G)
-    return membership.T @ values, membership.sum(dim=0)
+    return (membership * values[:, None]).sum(dim=0), membership.sum(dim=0)
 
 
 def group_dro_step(q: torch.Tensor, group_losses: torch.Tensor, present: torch.Tensor, *,
@@ -126,7 +127,7 @@ def group_dro_step(q: torch.Tensor, group_losses: torch.Tensor, present: torch.T
 
 
 def _scale_gradients(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-    """Return ``d/dw loss(w * z_i, y_i)`` at ``w = 1`` per example, shape ``(N,)``, in closed form."""
+    """Return ``d/dw loss(w * z_i, y_i)`` at ``w = 1`` per example, shape ``(N,)``, closed form."""
     if logits.dtype in (torch.float16, torch.bfloat16):
         logits = logits.float()
     if logits.shape[1] == 1:
@@ -138,7 +139,7 @@ def _scale_gradients(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor
 
 def _halves(n: int, generator: torch.Generator | None,
             device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
-    """Return the indices of two disjoint halves of ``range(n)``: interleaved, or random with ``generator``."""
+    """Return two disjoint halves of ``range(n)``: interleaved, or random from ``generator``."""
     if n < 2:
         raise ValueError(f"the unbiased IRM penalty splits an environment's batch into two halves, "
                          f"so each environment needs at least 2 examples, got {n}")
@@ -156,7 +157,7 @@ def irm_penalty(logits: torch.Tensor, target: torch.Tensor, *, unbiased: bool = 
     Arjovsky et al. 2019, IRMv1: ``||d/dw R_e(w * f(x))|_{w=1}||^2``. The derivative is
     ``g = mean_i (sigmoid(z_i) - y_i) * z_i`` for one logit (BCE) and
     ``g = mean_i sum_c (softmax(z_i)_c - onehot(y_i)_c) * z_ic`` for ``C >= 2`` logits (CE).
-    The biased estimate is ``g ** 2``. The unbiased estimate (paper, Section 3.2) is ``g_1 * g_2``
+    The biased estimate is ``g ** 2``. The paper's unbiased estimate is ``g_1 * g_2``
     over two disjoint halves of the batch: positions ``0, 2, 4, ...`` and ``1, 3, 5, ...`` (the
     loader already shuffles), or a random split drawn from ``generator`` when one is given.
 
@@ -181,7 +182,8 @@ def _square_of_mean(values: torch.Tensor, *, unbiased: bool,
     return values[first].mean() * values[second].mean()
 
 
-def irm_penalty_autograd(logits: torch.Tensor, target: torch.Tensor, *, loss_fn,
+def irm_penalty_autograd(logits: torch.Tensor, target: torch.Tensor, *,
+                         loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
                          unbiased: bool = False,
                          generator: torch.Generator | None = None) -> torch.Tensor:
     """Return the IRMv1 penalty of one environment by differentiating through a dummy multiplier.
@@ -243,12 +245,13 @@ def mean_irm_penalty(logits: torch.Tensor, target: torch.Tensor, groups: torch.T
         generator: Optional generator for random halves (unbiased only).
     """
     check_inputs(logits, target, groups, num_groups=num_groups)
+    gradients = _scale_gradients(logits, target) if closed_form else None
     penalties = []
     for env in _environments(groups, "IRM penalty"):
         mask = groups == env
-        if closed_form:
-            penalties.append(irm_penalty(logits[mask], target[mask], unbiased=unbiased,
-                                         generator=generator))
+        if gradients is not None:
+            penalties.append(_square_of_mean(gradients[mask], unbiased=unbiased,
+                                             generator=generator))
         else:
             penalties.append(irm_penalty_autograd(logits[mask], target[mask],
                                                   loss_fn=classification_loss,
@@ -260,10 +263,10 @@ def vrex_penalty(logits: torch.Tensor, target: torch.Tensor, groups: torch.Tenso
                  num_groups: int | None = None) -> torch.Tensor:
     """Return the V-REx penalty: the variance of the per-environment mean risks.
 
-    Krueger et al., ICML 2021, V-REx (Eq. 8): ``Var_e(R_e)`` over the environments present in the
-    batch, as a population variance (divide by the number of environments), as DomainBed's VREx
-    computes it. The authors' Colored MNIST code uses ``(R_1 - R_2) ** 2`` for its two
-    environments, which is 4 times this value: divide its penalty weights by 4 to compare.
+    Krueger et al., ICML 2021, the V-REx penalty ``Var_e(R_e)`` over the environments present in
+    the batch, as a population variance (divide by the number of environments), as DomainBed's
+    VREx computes it. The authors' Colored MNIST code uses ``(R_1 - R_2) ** 2`` for its two
+    environments, 4 times this value: its weight ``w`` corresponds to ``4 * w`` here.
 
     Args:
         logits: Shape ``(N, C)``.
@@ -279,7 +282,7 @@ def vrex_penalty(logits: torch.Tensor, target: torch.Tensor, groups: torch.Tenso
 
 
 def check_nonnegative(name: str, value: float) -> float:
-    """Return ``value`` as a float, or raise ``ValueError`` naming ``name`` if negative or not finite."""
+    """Return ``value`` as a float; raise ``ValueError`` naming ``name`` if < 0 or not finite."""
     number = float(value)
     if not math.isfinite(number) or number < 0:
         raise ValueError(f"{name} must be a finite number >= 0, got {value}")

@@ -1,0 +1,139 @@
+"""Online Group DRO: minimize the loss of the worst group with adaptive group weights."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+import torch.distributed as dist
+
+from robustml.losses.base import GroupLoss
+from robustml.losses.functional import (check_finite, check_inputs, check_nonnegative,
+                                        classification_loss, group_dro_step, group_sums)
+
+
+class GroupDROLoss(GroupLoss):
+    """Group DRO loss ``sum_g q_g * L_g``, group weights ``q`` updated by exponentiated gradient.
+
+    Sagawa, Koh, Hashimoto, Liang, "Distributionally Robust Neural Networks", ICLR 2020,
+    Algorithm 1. At every training-mode call: group mean losses ``L_g`` over the batch, the
+    generalization adjustment ``L~_g = L_g + C / sqrt(n_g)`` (``C = adjustment``, ``n_g`` the
+    training-set count), optionally ``L~ <- L~ / sum(L~)``, then ``q_g <- q_g * exp(eta * L~_g)``,
+    ``q <- q / sum(q)`` (see :func:`~robustml.losses.functional.group_dro_step`). The returned
+    loss is ``sum_g q_g * L_g`` with the updated ``q`` held constant. Unlike the reference code,
+    the returned value does not include the adjustment (same gradient, comparable values).
+
+    Absent groups: a group with no sample in the batch contributes 0 to the loss and its weight
+    gets exponent 0 (no update, so it only shrinks through the renormalization). The reference
+    code gives it ``L_g = 0`` too but still adds ``C / sqrt(n_g)`` to its exponent, so with
+    ``adjustment > 0`` it up-weights groups it did not see.
+
+    State: ``q`` is a registered buffer (saved in ``state_dict``), updated only in training
+    mode; ``eval()`` freezes it, like BatchNorm statistics.
+
+    Multiple processes: when ``torch.distributed`` is initialized, a training-mode call
+    all-reduces (sums) the per-group loss sums and counts, so every process computes the same
+    global group means and holds the same ``q``, equal to a single process seeing the
+    concatenated batches. The returned loss on each process is
+    ``world_size * sum_g q_g * S_g / n_g`` with ``S_g`` the local loss sum and ``n_g`` the global
+    count: DDP averages gradients over processes, so the averaged gradient is exactly the
+    gradient of ``sum_g q_g * L_g`` on the global batch (a plain local ``sum_g q_g * L_g^local``
+    would weight small local group samples like large ones). The mean of the returned values
+    over processes is the global loss. Every process must call the loss in training mode the
+    same number of times (as DDP requires anyway); eval-mode calls run no collective and use
+    local group means.
+
+    Args:
+        num_groups: Number of groups ``G``; ids passed to ``forward`` lie in ``[0, G)``.
+        step_size: The step size ``eta`` of the weight update (paper default 0.01).
+        group_counts: Training-set count of each group, shape ``(G,)``; needed when
+            ``adjustment > 0``.
+        adjustment: The generalization adjustment ``C`` (0 = off; the paper tunes 0..5).
+        normalize_loss: Divide the adjusted group losses by their sum before the step.
+
+    Attributes:
+        q: Group weights, shape ``(G,)``, starting uniform.
+        last_group_losses: Group mean losses of the last training-mode call, shape ``(G,)``
+            (0 for groups absent from the batch; global means when distributed).
+    """
+
+    def __init__(self, num_groups: int, *, step_size: float = 0.01,
+                 group_counts: Sequence[int] | torch.Tensor | None = None,
+                 adjustment: float = 0.0, normalize_loss: bool = False) -> None:
+        super().__init__(num_groups)
+        self.step_size = check_nonnegative("step_size", step_size)
+        self.adjustment = check_nonnegative("adjustment", adjustment)
+        self.normalize_loss = bool(normalize_loss)
+        counts = None if group_counts is None else _as_counts(group_counts, self.num_groups)
+        adjustments = torch.zeros(self.num_groups)
+        if self.adjustment > 0:
+            if counts is None:
+                raise ValueError(f"adjustment={adjustment} > 0 divides by sqrt(group_counts), so "
+                                 "group_counts (the training-set count of each group) is "
+                                 "required, got None")
+            empty = (counts <= 0).nonzero().flatten().tolist()
+            if empty:
+                raise ValueError(f"adjustment={adjustment} > 0 divides by sqrt(group_counts), so "
+                                 f"every group needs a count > 0, but group(s) {empty} have count "
+                                 f"0 (group_counts={counts.long().tolist()})")
+            adjustments = (self.adjustment / counts.sqrt()).float()
+        self.register_buffer("q", torch.full((self.num_groups,), 1.0 / self.num_groups))
+        self.register_buffer("adjustments", adjustments, persistent=False)
+        self.register_buffer("last_group_losses", torch.zeros(self.num_groups), persistent=False)
+
+    def forward(self, logits: torch.Tensor, target: torch.Tensor,
+                groups: torch.Tensor) -> torch.Tensor:
+        """Return ``sum_g q_g * L_g``; in training mode, update ``q`` first.
+
+        Args:
+            logits: Shape ``(N, C)``.
+            target: Shape ``(N,)``, int64 class ids.
+            groups: Shape ``(N,)``, int64 group ids in ``[0, num_groups)``.
+        """
+        check_inputs(logits, target, groups, num_groups=self.num_groups)
+        losses = check_finite(classification_loss(logits, target), "per-example loss")
+        sums, counts = group_sums(losses, groups, self.num_groups)
+        world_size = 1
+        if self.training:
+            with torch.no_grad():
+                total_sums, counts, world_size = _sum_over_processes(sums.detach(), counts)
+                means = total_sums / counts.clamp(min=1)
+                self.q.copy_(group_dro_step(
+                    self.q, means, counts > 0, step_size=self.step_size,
+                    adjustments=self.adjustments if self.adjustment > 0 else None,
+                    normalize_loss=self.normalize_loss))
+                self.last_group_losses.copy_(means)
+        weights = self.q.to(losses.dtype)
+        return check_finite(world_size * (weights * sums / counts.clamp(min=1)).sum(),
+                            "group DRO loss")
+
+    def log_values(self) -> dict[str, float]:
+        """Return ``q_<g>`` and ``loss_group_<g>`` (the last training step's group mean loss)."""
+        values = {f"q_{g}": w for g, w in enumerate(self.q.tolist())}
+        values.update({f"loss_group_{g}": v
+                       for g, v in enumerate(self.last_group_losses.tolist())})
+        return values
+
+
+def _as_counts(group_counts: Sequence[int] | torch.Tensor, num_groups: int) -> torch.Tensor:
+    """Return ``group_counts`` as a float64 CPU tensor of shape ``(num_groups,)``, validated."""
+    if isinstance(group_counts, torch.Tensor):
+        counts = group_counts.detach().to("cpu", torch.float64)
+    else:
+        counts = torch.tensor([float(c) for c in group_counts], dtype=torch.float64)
+    if counts.shape != (num_groups,):
+        raise ValueError(f"group_counts must have shape ({num_groups},), one count per group, "
+                         f"got {tuple(counts.shape)}")
+    if not bool(torch.isfinite(counts).all()) or bool((counts < 0).any()):
+        raise ValueError(f"group_counts must be finite and >= 0, got {counts.tolist()}")
+    return counts
+
+
+def _sum_over_processes(sums: torch.Tensor,
+                        counts: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, int]:
+    """Return the sums and counts added over all processes, and the number of processes."""
+    if not (dist.is_available() and dist.is_initialized()):
+        return sums, counts, 1
+    packed = torch.stack([sums, counts])
+    dist.all_reduce(packed, op=dist.ReduceOp.SUM)
+    return packed[0], packed[1], dist.get_world_size()
