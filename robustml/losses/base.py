@@ -7,11 +7,19 @@ from torch import nn
 
 
 class GroupLoss(nn.Module):
-    """Base class: ``forward(logits, target, groups) -> scalar``.
+    """Base class: ``forward(logits, target, groups, *, weight=None) -> scalar``.
 
+    ``logits`` have shape ``(N, C)``, ``target`` and ``groups`` shape ``(N,)`` (int64).
     ``groups`` holds the ids of the partition the loss sees (groups or environments, chosen in the
     config by ``loss.partition``), each in ``[0, num_groups)``. Losses that ignore the partition still
     validate it. State that must survive a checkpoint lives in registered buffers.
+
+    ``weight`` is optional per-example weights, a floating-point tensor of shape ``(N,)``, finite,
+    ``>= 0`` and not all zero (checked by :func:`~robustml.losses.functional.check_weight`), e.g.
+    label-quality weights from cleaning or inverse group frequencies. Every loss accepts it and
+    documents what it weights; risks become weighted means ``sum_i w_i l_i / sum_i w_i``, so
+    equal weights change nothing, a weight of 0 removes an example from those risks and integer
+    weights equal repeating examples. ``weight=None`` is the unweighted loss.
 
     Attributes:
         loss_scale: Factor the loss applied to its own output at the last step (1.0 unless a penalty

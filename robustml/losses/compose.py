@@ -33,7 +33,7 @@ import torch
 from torch import nn
 
 from robustml.losses.base import GroupLoss
-from robustml.losses.functional import check_finite, check_inputs, check_nonnegative
+from robustml.losses.functional import check_finite, check_inputs, check_nonnegative, check_weight
 
 class PenalizedLoss(GroupLoss):
     """Return ``scale * (base + sum_k w_k(t) * penalty_k)`` with scheduled penalty weights.
@@ -41,12 +41,21 @@ class PenalizedLoss(GroupLoss):
     Step ``t`` counts training-mode calls (a registered buffer, so a resumed run continues the
     schedule); eval-mode calls use the current weights and change nothing.
 
+    Per-example weights: a given ``weight`` goes to the base loss (whose risk becomes weighted,
+    see its docs) and to every penalty, which decides what it weights:
+    :class:`~robustml.losses.VRExPenalty` weights its environment risks,
+    :class:`~robustml.losses.IRMPenalty` and
+    :class:`~robustml.losses.CounterfactualConsistencyPenalty` ignore it. With ``weight=None``
+    the parts get the three-argument call, so a penalty without a ``weight`` keyword still works
+    unweighted.
+
     Args:
         num_groups: Number of groups (or environments); ids lie in ``[0, num_groups)``.
         base: The base loss, a :class:`GroupLoss`, or a callable ``base(num_groups=...)``
             returning one (a Hydra ``_partial_`` node).
-        penalties: Name -> penalty module with ``forward(logits, target, groups) -> scalar``, or
-            a callable ``penalty(num_groups=...)`` returning one. Names become log keys.
+        penalties: Name -> penalty module with ``forward(logits, target, groups) -> scalar``
+            (and a keyword ``weight`` to be used with weights), or a callable
+            ``penalty(num_groups=...)`` returning one. Names become log keys.
         weights: Name -> weight ``lambda_k >= 0`` used from the anneal step on.
         anneal_steps: Step at which each penalty switches from ``warmup_weight`` to its weight
             (one int for all, or name -> int). 0 uses ``weights`` from the start.
@@ -97,19 +106,24 @@ class PenalizedLoss(GroupLoss):
         return {name: weight if step >= self.anneal_steps[name] else self.warmup_weight
                 for name, weight in self.penalty_weights.items()}
 
-    def forward(self, logits: torch.Tensor, target: torch.Tensor,
-                groups: torch.Tensor) -> torch.Tensor:
+    def forward(self, logits: torch.Tensor, target: torch.Tensor, groups: torch.Tensor, *,
+                weight: torch.Tensor | None = None) -> torch.Tensor:
         """Return the (rescaled) penalized loss; in training mode, advance the schedule.
 
         Args:
             logits: Shape ``(N, C)``.
             target: Shape ``(N,)``, int64 class ids.
             groups: Shape ``(N,)``, int64 ids in ``[0, num_groups)``.
+            weight: Optional per-example weights, shape ``(N,)``, finite, ``>= 0``, not all zero;
+                passed to the base loss and every penalty.
         """
         check_inputs(logits, target, groups, num_groups=self.num_groups)
+        check_weight(weight, logits.shape[0])
         weights = self.current_weights()
-        base_loss = self.base(logits, target, groups)
-        values = {name: penalty(logits, target, groups) for name, penalty in self.penalties.items()}
+        extra = {} if weight is None else {"weight": weight}  # None: the three-argument call
+        base_loss = self.base(logits, target, groups, **extra)
+        values = {name: penalty(logits, target, groups, **extra)
+                  for name, penalty in self.penalties.items()}
         total = base_loss + sum(weights[name] * value for name, value in values.items())
         largest = max(weights.values())
         scale = 1.0 / largest if self.rescale and largest > 1.0 else 1.0

@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 
 from robustml.losses.base import GroupLoss
-from robustml.losses.functional import check_finite, check_inputs
+from robustml.losses.functional import check_finite, check_inputs, check_weight
 
 
 class CounterfactualConsistencyPenalty(GroupLoss):
@@ -29,13 +29,20 @@ class CounterfactualConsistencyPenalty(GroupLoss):
     originals, the second half their counterfactuals in the same order, so ``target[:P]`` equals
     ``target[P:]`` (a counterfactual keeps the label). ``groups`` are validated only.
 
+    Per-example weights: ``weight`` is validated and ignored; every pair counts equally.
+
     Args:
         num_groups: Number of groups the ids passed to ``forward`` must lie below.
     """
 
-    def forward(self, logits: torch.Tensor, target: torch.Tensor, groups: torch.Tensor) -> torch.Tensor:
-        """Return the penalty, a scalar, for ``logits (N, C)``, ``target (N,)``, ``groups (N,)``."""
+    def forward(self, logits: torch.Tensor, target: torch.Tensor, groups: torch.Tensor, *,
+                weight: torch.Tensor | None = None) -> torch.Tensor:
+        """Return the penalty, a scalar, for ``logits (N, C)``, ``target (N,)``, ``groups (N,)``.
+
+        ``weight`` (optional, shape ``(N,)``) is validated and ignored.
+        """
         check_inputs(logits, target, groups, num_groups=self.num_groups)
+        check_weight(weight, logits.shape[0])
         n = logits.shape[0]
         if n == 0 or n % 2:
             raise ValueError(f"logits must hold a non-empty even number of rows in the paired layout "

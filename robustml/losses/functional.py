@@ -80,19 +80,70 @@ def check_finite(loss: torch.Tensor, name: str = "loss") -> torch.Tensor:
     return loss
 
 
-def group_sums(values: torch.Tensor, groups: torch.Tensor,
-               num_groups: int) -> tuple[torch.Tensor, torch.Tensor]:
+def check_weight(weight: torch.Tensor | None, num_examples: int) -> None:
+    """Raise ``ValueError``/``TypeError`` naming ``weight`` unless it is ``None`` or valid.
+
+    Valid per-example weights are a floating-point tensor of shape ``(N,)``, finite, ``>= 0``
+    and not all zero (a batch with no weight has no loss).
+
+    Args:
+        weight: Optional per-example weights, shape ``(N,)``.
+        num_examples: ``N``, the number of rows of the logits.
+    """
+    if weight is None:
+        return
+    if not isinstance(weight, torch.Tensor):
+        raise TypeError(f"weight must be a floating-point tensor of shape ({num_examples},) or "
+                        f"None, got {type(weight).__name__}")
+    if weight.shape != (num_examples,):
+        raise ValueError(f"weight must have shape ({num_examples},) to match logits, got "
+                         f"{tuple(weight.shape)}")
+    if not weight.is_floating_point():
+        raise TypeError(f"weight must be floating point, got dtype {weight.dtype}")
+    values = weight.detach()
+    bad = ~torch.isfinite(values) | (values < 0)
+    if bool(bad.any()):
+        position = int(bad.nonzero()[0, 0])
+        raise ValueError(f"weight must be finite and >= 0, got weight[{position}]="
+                         f"{float(values[position])}")
+    if not bool((values > 0).any()):
+        raise ValueError(f"weight must have at least one entry > 0, got all {num_examples} "
+                         "entries 0")
+
+
+def weighted_mean(values: torch.Tensor, weight: torch.Tensor | None = None) -> torch.Tensor:
+    """Return ``values.mean()``, or ``sum_i w_i v_i / sum_i w_i`` when ``weight`` is given.
+
+    Args:
+        values: Shape ``(N,)``, floating point.
+        weight: Optional shape ``(N,)`` weights (see :func:`check_weight`), cast to the dtype of
+            ``values``.
+    """
+    if weight is None:
+        return values.mean()
+    weight = weight.to(values.dtype)
+    return (weight * values).sum() / weight.sum()
+
+
+def group_sums(values: torch.Tensor, groups: torch.Tensor, num_groups: int, *,
+               weight: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """Return per-group sums of ``values`` and per-group counts, each shape ``(num_groups,)``.
 
-    Uses a one-hot mask rather than ``index_add`` so the result is deterministic on every device
-    and differentiable with respect to ``values``; no matmul, so autocast keeps the dtype.
+    With ``weight``, return the weighted sums ``sum_{i in g} w_i v_i`` and the weight sums
+    ``sum_{i in g} w_i`` instead (integer weights count each example ``w_i`` times). Uses a
+    one-hot mask rather than ``index_add`` so the result is deterministic on every device and
+    differentiable with respect to ``values`` (and ``weight``); no matmul, so autocast keeps the
+    dtype.
 
     Args:
         values: Shape ``(N,)``, floating point.
         groups: Shape ``(N,)``, int64 ids in ``[0, num_groups)``.
         num_groups: Number of groups.
+        weight: Optional per-example weights, shape ``(N,)``, cast to the dtype of ``values``.
     """
     membership = F.one_hot(groups, num_groups).to(values.dtype)  # (N, G)
+    if weight is not None:
+        membership = membership * weight.to(values.dtype)[:, None]
     return (membership * values[:, None]).sum(dim=0), membership.sum(dim=0)
 
 
@@ -213,14 +264,21 @@ def irm_penalty_autograd(logits: torch.Tensor, target: torch.Tensor, *,
         return grad_1 * grad_2
 
 
-def _environments(groups: torch.Tensor, penalty: str) -> list[int]:
-    """Return the sorted environment ids present in ``groups``; raise if fewer than 2."""
+def _environments(groups: torch.Tensor, penalty: str,
+                  weight: torch.Tensor | None = None) -> list[int]:
+    """Return the sorted environment ids present in ``groups``; raise if fewer than 2.
+
+    With ``weight``, an environment is present when its examples' weights sum to more than 0.
+    """
     envs = torch.unique(groups).tolist()
     if envs and envs[0] < 0:
         raise ValueError(f"groups must be non-negative environment ids, got {envs[0]}")
+    if weight is not None:
+        envs = torch.unique(groups[weight.detach() > 0]).tolist()
     if len(envs) < 2:
+        kind = "environments" if weight is None else "environments with positive total weight"
         raise ValueError(f"the {penalty} compares environments, so the batch needs at least 2 "
-                         f"environments, found {len(envs)} ({envs}); check loss.partition and "
+                         f"{kind}, found {len(envs)} ({envs}); check loss.partition and "
                          "that the sampler draws every environment")
     return envs
 
@@ -260,7 +318,8 @@ def mean_irm_penalty(logits: torch.Tensor, target: torch.Tensor, groups: torch.T
 
 
 def vrex_penalty(logits: torch.Tensor, target: torch.Tensor, groups: torch.Tensor, *,
-                 num_groups: int | None = None) -> torch.Tensor:
+                 num_groups: int | None = None,
+                 weight: torch.Tensor | None = None) -> torch.Tensor:
     """Return the V-REx penalty: the variance of the per-environment mean risks.
 
     Krueger et al., ICML 2021, the V-REx penalty ``Var_e(R_e)`` over the environments present in
@@ -268,17 +327,25 @@ def vrex_penalty(logits: torch.Tensor, target: torch.Tensor, groups: torch.Tenso
     VREx computes it. The authors' Colored MNIST code uses ``(R_1 - R_2) ** 2`` for its two
     environments, 4 times this value: its weight ``w`` corresponds to ``4 * w`` here.
 
+    With ``weight``, each risk is the weighted mean ``R_e = sum_{i in e} w_i l_i / sum_{i in e}
+    w_i`` and an environment whose weights sum to 0 counts as absent, so an example of weight 0
+    has no influence and integer weights equal repeating examples.
+
     Args:
         logits: Shape ``(N, C)``.
         target: Shape ``(N,)``, int64 class ids.
-        groups: Shape ``(N,)``, int64 environment ids; at least 2 distinct ids.
+        groups: Shape ``(N,)``, int64 environment ids; at least 2 distinct ids (with positive
+            total weight when ``weight`` is given).
         num_groups: Optional bound the ids must lie below.
+        weight: Optional per-example weights, shape ``(N,)``, finite, ``>= 0``, not all zero.
     """
     check_inputs(logits, target, groups, num_groups=num_groups)
-    envs = _environments(groups, "V-REx penalty")
-    sums, counts = group_sums(classification_loss(logits, target), groups, envs[-1] + 1)
-    present = counts > 0
-    return (sums[present] / counts[present]).var(correction=0)
+    check_weight(weight, logits.shape[0])
+    envs = _environments(groups, "V-REx penalty", weight)
+    sums, totals = group_sums(classification_loss(logits, target), groups,
+                              int(groups.max()) + 1, weight=weight)
+    present = totals > 0
+    return (sums[present] / totals[present]).var(correction=0)
 
 
 def check_nonnegative(name: str, value: float) -> float:

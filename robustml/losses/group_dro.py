@@ -9,7 +9,8 @@ import torch.distributed as dist
 
 from robustml.losses.base import GroupLoss
 from robustml.losses.functional import (check_finite, check_inputs, check_nonnegative,
-                                        classification_loss, group_dro_step, group_sums)
+                                        check_weight, classification_loss, group_dro_step,
+                                        group_sums)
 
 
 class GroupDROLoss(GroupLoss):
@@ -23,6 +24,12 @@ class GroupDROLoss(GroupLoss):
     loss is ``sum_g q_g * L_g`` with the updated ``q`` held constant. Unlike the reference code,
     the returned value does not include the adjustment (same gradient, comparable values).
 
+    Per-example weights: with ``weight``, each group loss is the weighted mean
+    ``L_g = sum_{i in g} w_i l_i / sum_{i in g} w_i`` (so an example of weight 0 has no influence,
+    integer weights equal repeating examples, and equal weights give the unweighted loss); a group
+    whose weights in the batch sum to 0 counts as absent. The weights act within groups only; the
+    balance between groups stays with ``q``.
+
     Absent groups: a group with no sample in the batch contributes 0 to the loss and its weight
     gets exponent 0 (no update, so it only shrinks through the renormalization). The reference
     code gives it ``L_g = 0`` too but still adds ``C / sqrt(n_g)`` to its exponent, so with
@@ -32,16 +39,16 @@ class GroupDROLoss(GroupLoss):
     mode; ``eval()`` freezes it, like BatchNorm statistics.
 
     Multiple processes: when ``torch.distributed`` is initialized, a training-mode call
-    all-reduces (sums) the per-group loss sums and counts, so every process computes the same
-    global group means and holds the same ``q``, equal to a single process seeing the
-    concatenated batches. The returned loss on each process is
-    ``world_size * sum_g q_g * S_g / n_g`` with ``S_g`` the local loss sum and ``n_g`` the global
-    count: DDP averages gradients over processes, so the averaged gradient is exactly the
-    gradient of ``sum_g q_g * L_g`` on the global batch (a plain local ``sum_g q_g * L_g^local``
-    would weight small local group samples like large ones). The mean of the returned values
-    over processes is the global loss. Every process must call the loss in training mode the
-    same number of times (as DDP requires anyway); eval-mode calls run no collective and use
-    local group means.
+    all-reduces (sums) the per-group loss sums and counts (weighted loss sums and weight sums
+    when ``weight`` is given), so every process computes the same global group means and holds
+    the same ``q``, equal to a single process seeing the concatenated batches. The returned loss
+    on each process is ``world_size * sum_g q_g * S_g / n_g`` with ``S_g`` the local (weighted)
+    loss sum and ``n_g`` the global count (weight sum): DDP averages gradients over processes,
+    so the averaged gradient is exactly the gradient of ``sum_g q_g * L_g`` on the global batch
+    (a plain local ``sum_g q_g * L_g^local`` would weight small local group samples like large
+    ones). The mean of the returned values over processes is the global loss. Every process
+    must call the loss in training mode the same number of times (as DDP requires anyway);
+    eval-mode calls run no collective and use local group means.
 
     Args:
         num_groups: Number of groups ``G``; ids passed to ``forward`` lie in ``[0, G)``.
@@ -53,8 +60,8 @@ class GroupDROLoss(GroupLoss):
 
     Attributes:
         q: Group weights, shape ``(G,)``, starting uniform.
-        last_group_losses: Group mean losses of the last training-mode call, shape ``(G,)``
-            (0 for groups absent from the batch; global means when distributed).
+        last_group_losses: Group (weighted) mean losses of the last training-mode call, shape
+            ``(G,)`` (0 for groups absent from the batch; global means when distributed).
     """
 
     def __init__(self, num_groups: int, *, step_size: float = 0.01,
@@ -81,30 +88,32 @@ class GroupDROLoss(GroupLoss):
         self.register_buffer("adjustments", adjustments, persistent=False)
         self.register_buffer("last_group_losses", torch.zeros(self.num_groups), persistent=False)
 
-    def forward(self, logits: torch.Tensor, target: torch.Tensor,
-                groups: torch.Tensor) -> torch.Tensor:
+    def forward(self, logits: torch.Tensor, target: torch.Tensor, groups: torch.Tensor, *,
+                weight: torch.Tensor | None = None) -> torch.Tensor:
         """Return ``sum_g q_g * L_g``; in training mode, update ``q`` first.
 
         Args:
             logits: Shape ``(N, C)``.
             target: Shape ``(N,)``, int64 class ids.
             groups: Shape ``(N,)``, int64 group ids in ``[0, num_groups)``.
+            weight: Optional per-example weights, shape ``(N,)``, finite, ``>= 0``, not all zero.
         """
         check_inputs(logits, target, groups, num_groups=self.num_groups)
+        check_weight(weight, logits.shape[0])
         losses = check_finite(classification_loss(logits, target), "per-example loss")
-        sums, counts = group_sums(losses, groups, self.num_groups)
+        sums, counts = group_sums(losses, groups, self.num_groups, weight=weight)
         world_size = 1
         if self.training:
             with torch.no_grad():
                 total_sums, counts, world_size = _sum_over_processes(sums.detach(), counts)
-                means = total_sums / counts.clamp(min=1)
+                means = total_sums / _nonzero(counts)
                 self.q.copy_(group_dro_step(
                     self.q, means, counts > 0, step_size=self.step_size,
                     adjustments=self.adjustments if self.adjustment > 0 else None,
                     normalize_loss=self.normalize_loss))
                 self.last_group_losses.copy_(means)
         weights = self.q.to(losses.dtype)
-        return check_finite(world_size * (weights * sums / counts.clamp(min=1)).sum(),
+        return check_finite(world_size * (weights * sums / _nonzero(counts)).sum(),
                             "group DRO loss")
 
     def log_values(self) -> dict[str, float]:
@@ -113,6 +122,11 @@ class GroupDROLoss(GroupLoss):
         values.update({f"loss_group_{g}": v
                        for g, v in enumerate(self.last_group_losses.tolist())})
         return values
+
+
+def _nonzero(counts: torch.Tensor) -> torch.Tensor:
+    """Return ``counts`` with zeros replaced by 1 (an absent group's sum is 0, so its mean is 0)."""
+    return torch.where(counts > 0, counts, torch.ones_like(counts))
 
 
 def _as_counts(group_counts: Sequence[int] | torch.Tensor, num_groups: int) -> torch.Tensor:
@@ -131,7 +145,7 @@ def _as_counts(group_counts: Sequence[int] | torch.Tensor, num_groups: int) -> t
 
 def _sum_over_processes(sums: torch.Tensor,
                         counts: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, int]:
-    """Return the sums and counts added over all processes, and the number of processes."""
+    """Return the sums and counts (or weight sums) added over all processes, and their number."""
     if not (dist.is_available() and dist.is_initialized()):
         return sums, counts, 1
     packed = torch.stack([sums, counts])

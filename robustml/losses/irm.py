@@ -7,7 +7,7 @@ import torch
 from robustml.losses.base import GroupLoss
 from robustml.losses.compose import PenalizedLoss
 from robustml.losses.erm import ERMLoss
-from robustml.losses.functional import check_finite, mean_irm_penalty
+from robustml.losses.functional import check_finite, check_inputs, check_weight, mean_irm_penalty
 
 
 class IRMPenalty(GroupLoss):
@@ -21,6 +21,10 @@ class IRMPenalty(GroupLoss):
     Under DDP each process computes the penalty of its local batch (as DomainBed does per
     device); the averaged gradient is that of the mean local penalty, not of the penalty of the
     global batch.
+
+    Per-example weights: ``weight`` is validated and ignored; the penalty is the unweighted
+    IRMv1 penalty, so an example of weight 0 still enters it (weighting the two-halves estimator
+    would leave halves without weight).
 
     Args:
         num_groups: Number of environments; ids lie in ``[0, num_groups)``.
@@ -36,9 +40,14 @@ class IRMPenalty(GroupLoss):
         self.unbiased = bool(unbiased)
         self.closed_form = bool(closed_form)
 
-    def forward(self, logits: torch.Tensor, target: torch.Tensor,
-                groups: torch.Tensor) -> torch.Tensor:
-        """Return the scalar penalty for logits ``(N, C)``, target ``(N,)``, groups ``(N,)``."""
+    def forward(self, logits: torch.Tensor, target: torch.Tensor, groups: torch.Tensor, *,
+                weight: torch.Tensor | None = None) -> torch.Tensor:
+        """Return the scalar penalty for logits ``(N, C)``, target ``(N,)``, groups ``(N,)``.
+
+        ``weight`` (optional, shape ``(N,)``) is validated and ignored.
+        """
+        check_inputs(logits, target, groups, num_groups=self.num_groups)
+        check_weight(weight, logits.shape[0])
         penalty = mean_irm_penalty(logits, target, groups, num_groups=self.num_groups,
                                    unbiased=self.unbiased, closed_form=self.closed_form)
         return check_finite(penalty, "IRM penalty")
@@ -54,6 +63,9 @@ class IRMLoss(PenalizedLoss):
     of environment risks when environments are equally represented in the batch (its full
     batches of 25,000 per environment). Paper values for Colored MNIST: ``penalty_weight``
     91257.18613115903, ``anneal_steps`` 190 (tuned with the test environment).
+
+    Per-example weights: ``weight`` makes the base the weighted mean ``sum_i w_i l_i / sum_i
+    w_i``; the penalty stays unweighted (see :class:`IRMPenalty`).
 
     Args:
         num_groups: Number of environments.

@@ -18,15 +18,22 @@ class VRExPenalty(GroupLoss):
     environment ids; a batch with fewer than 2 environments raises ``ValueError``. Stateless.
     Under DDP each process penalizes the variance of its local batch's risks.
 
+    Per-example weights: with ``weight`` the risks are weighted means
+    ``R_e = sum_{i in e} w_i l_i / sum_{i in e} w_i``, and an environment whose weights sum to 0
+    counts as absent, so an example of weight 0 has no influence on the penalty.
+
     Args:
         num_groups: Number of environments; ids lie in ``[0, num_groups)``.
     """
 
-    def forward(self, logits: torch.Tensor, target: torch.Tensor,
-                groups: torch.Tensor) -> torch.Tensor:
-        """Return the scalar penalty for logits ``(N, C)``, target ``(N,)``, groups ``(N,)``."""
-        return check_finite(vrex_penalty(logits, target, groups, num_groups=self.num_groups),
-                            "V-REx penalty")
+    def forward(self, logits: torch.Tensor, target: torch.Tensor, groups: torch.Tensor, *,
+                weight: torch.Tensor | None = None) -> torch.Tensor:
+        """Return the scalar penalty for logits ``(N, C)``, target ``(N,)``, groups ``(N,)``.
+
+        ``weight`` (optional, shape ``(N,)``) weights the environment risks.
+        """
+        return check_finite(vrex_penalty(logits, target, groups, num_groups=self.num_groups,
+                                         weight=weight), "V-REx penalty")
 
 
 class VRExLoss(PenalizedLoss):
@@ -39,6 +46,10 @@ class VRExLoss(PenalizedLoss):
     DomainBed ``vrex_lambda`` 10 with ``vrex_penalty_anneal_iters`` 500 and no rescaling; the
     authors' Colored MNIST code weight 1e4 on ``(R_1 - R_2) ** 2`` (4x this variance) with
     rescaling.
+
+    Per-example weights: ``weight`` weights both the base (``sum_i w_i l_i / sum_i w_i``) and
+    the environment risks of the penalty (see :class:`VRExPenalty`), so an example of weight 0
+    has no influence on the objective.
 
     Args:
         num_groups: Number of environments.

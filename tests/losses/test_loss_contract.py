@@ -97,6 +97,37 @@ def test_contract(name, dtype, num_classes):
 
 
 @pytest.mark.parametrize("name", CONFIGS)
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("num_classes", [1, 3])
+def test_weighted_contract(name, dtype, num_classes):
+    logits, target, groups = make_batch(num_classes, dtype)
+    unweighted, weighted = build(name).to(dtype), build(name).to(dtype)
+    uniform = torch.full((len(target),), 2.5)  # float32 weights, cast to the loss dtype
+    for seed in (1, 2):  # equal weights change nothing, state included
+        batch = make_batch(num_classes, dtype, seed=seed)
+        torch.testing.assert_close(weighted(*batch, weight=uniform), unweighted(*batch))
+    for key, value in weighted.state_dict().items():
+        torch.testing.assert_close(value, unweighted.state_dict()[key])
+
+    weight = torch.rand(len(target), generator=torch.Generator().manual_seed(0), dtype=dtype)
+    weight[::5] = 0.0
+    logits.requires_grad_(True)
+    loss = weighted(logits, target, groups, weight=weight)
+    assert loss.shape == () and loss.dtype == dtype
+    loss.backward()
+    assert torch.isfinite(logits.grad).all() and logits.grad.abs().sum() > 0
+    weighted.eval()
+    state = buffers(weighted)
+    weighted(logits, target, groups, weight=weight)
+    for key, value in buffers(weighted).items():
+        assert torch.equal(value, state[key]), f"eval() weighted forward changed {key}"
+    with pytest.raises(ValueError, match=r"weight must be finite and >= 0, got weight\[1\]=-1.0"):
+        weighted(logits, target, groups, weight=weight.index_fill(0, torch.tensor([1]), -1.0))
+    with pytest.raises(ValueError, match=r"weight must have shape \(16,\) to match logits"):
+        weighted(logits, target, groups, weight=weight[:-1])
+
+
+@pytest.mark.parametrize("name", CONFIGS)
 def test_bad_inputs(name):
     criterion = build(name)
     logits, target, groups = make_batch(3, torch.float32)
