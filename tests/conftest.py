@@ -5,8 +5,14 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+import torch
 
 from support import SHARED_DATA, mnist_available
+
+
+# The suite's tensors are tiny: one intra-op thread avoids OpenMP start-up and spin-wait costs that
+# dominate small problems on a 2-core machine (and keeps concurrent test processes from thrashing).
+torch.set_num_threads(1)
 
 
 @pytest.fixture

@@ -81,20 +81,27 @@ class Trainer:
         scheduler: Optional learning-rate scheduler, stepped once per step.
         augment: Optional batch transform ``batch -> batch`` applied to each training batch.
         sampler: Optional ``sampler(generator) -> indices`` drawing one epoch of training indices.
+        sample_weights: Optional per-example loss weights, shape ``(len(train),)``, passed to the
+            loss as ``weight=`` (group reweighting, cleaning's ``reweight`` action).
     """
 
     def __init__(self, model: nn.Module, criterion: GroupLoss, optimizer: torch.optim.Optimizer,
                  train: GroupedTensorDataset, val: GroupedTensorDataset, settings: TrainSettings, *,
                  run_dir: str | Path, partition: str = "group", scheduler: Any = None,
                  augment: Callable[[Batch], Batch] | None = None,
-                 sampler: Callable[[torch.Generator], torch.Tensor] | None = None) -> None:
+                 sampler: Callable[[torch.Generator], torch.Tensor] | None = None,
+                 sample_weights: torch.Tensor | None = None) -> None:
         if any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in model.modules()) and settings.chunk_size:
             raise ValueError("trainer.chunk_size must be null for models with BatchNorm: chunks change "
                              "the batch statistics")
         train.partition(partition)  # validates that the partition exists
+        if sample_weights is not None and sample_weights.shape != (len(train),):
+            raise ValueError(f"sample_weights must have shape ({len(train)},), got "
+                             f"{tuple(sample_weights.shape)}")
         self.model, self.criterion, self.optimizer, self.scheduler = model, criterion, optimizer, scheduler
         self.train, self.val, self.settings = train, val, settings
         self.partition, self.augment, self.sampler = partition, augment, sampler
+        self.sample_weights = sample_weights
         self.run_dir = Path(run_dir)
         self.train_counts = train.group_counts()
         self.step, self.best_step, self.best_score = 0, 0, -math.inf
@@ -155,10 +162,14 @@ class Trainer:
                 order = torch.randperm(n, generator=generator)
             for b in range(offset, steps_per_epoch):
                 if order is None:
-                    yield self.train.full_batch()
+                    batch, weight = self.train.full_batch(), self.sample_weights
                 else:
                     idx = order[b * batch_size:(b + 1) * batch_size].to(self.train.x.device)
-                    yield self.train.get_batch(idx)
+                    batch = self.train.get_batch(idx)
+                    weight = None if self.sample_weights is None else self.sample_weights[idx]
+                if weight is not None:
+                    batch["weight"] = weight
+                yield batch
             epoch, offset = epoch + 1, 0
 
     # Steps -------------------------------------------------------------------------------------
@@ -168,10 +179,14 @@ class Trainer:
             batch = self.augment(batch)
         with autocast(batch["x"].device, settings.precision):
             logits = forward_in_chunks(self.model, batch["x"], settings.chunk_size)
-        loss = self.criterion(logits.float(), batch["y"], batch[self.partition])
+        extra = {"weight": batch["weight"]} if "weight" in batch else {}
+        loss = self.criterion(logits.float(), batch["y"], batch[self.partition], **extra)
         if settings.l2_weight:
+            # The L2 term is scaled like the loss (the IRM paper divides both by the penalty weight);
+            # nested losses (a consistency penalty around IRM) each contribute their factor.
+            scale = math.prod(m.loss_scale for m in self.criterion.modules() if isinstance(m, GroupLoss))
             l2 = sum(p.pow(2).sum() for p in self.model.parameters())
-            loss = loss + self.criterion.loss_scale * settings.l2_weight * l2
+            loss = loss + scale * settings.l2_weight * l2
         if settings.reset_optimizer_at_anneal and getattr(self.criterion, "anneal_reached_now", False):
             self.optimizer.state.clear()
         self.optimizer.zero_grad(set_to_none=True)

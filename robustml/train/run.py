@@ -19,7 +19,11 @@ from hydra.errors import InstantiationException
 from hydra.utils import get_object, instantiate
 from omegaconf import DictConfig, OmegaConf
 
+from robustml.augment import CounterfactualAugment, counterfactual_stress_test, render_stress_table
+from robustml.augment.counterfactual import dataset_rule
 from robustml.data.contract import DataSplits, GroupedTensorDataset
+from robustml.data.samplers import GroupBalancedSampler, balanced_sample_weights
+from robustml.losses import CounterfactualConsistencyPenalty, GroupLoss, PenalizedLoss, predict
 from robustml.report import (plot_group_accuracy, plot_history, render_report_md, write_metrics_json,
                              write_report_md)
 from robustml.train.evaluate import evaluate
@@ -75,18 +79,84 @@ def to_device(dataset: GroupedTensorDataset, device: torch.device) -> GroupedTen
 
 def describe_group_label_use(cfg: DictConfig) -> str:
     """Say what group labels were used for, for the report (training, model selection, evaluation)."""
-    partition = cfg.loss.partition
-    if partition == "group" and cfg.loss.criterion._target_.rsplit(".", 1)[-1] != "ERMLoss":
-        training = "the loss used group labels (partition=group)"
-    elif partition == "env":
-        training = "the loss used environment labels (partition=env), not group labels"
-    else:
-        training = "not used"
+    uses = []
+    if cfg.loss.partition == "group" and cfg.loss.criterion._target_.rsplit(".", 1)[-1] != "ERMLoss":
+        uses.append("the loss used group labels (partition=group)")
+    if cfg.loss.partition == "env":
+        uses.append("the loss used environment labels (partition=env), not group labels")
+    if cfg.sampler.kind != "uniform":
+        uses.append(f"{cfg.sampler.kind} sampling used {cfg.sampler.partition} labels")
+    if cfg.augment is not None:
+        uses.append("counterfactual augmentation used the spurious-attribute labels (attr)")
+    training = "; ".join(uses) or "not used"
     selection = {"worst_group": "validation group labels (selection on val worst-group accuracy)",
                  "avg": "not used (selection on val average accuracy)",
                  "last": "not used (last checkpoint)"}[cfg.trainer.select]
     return (f"- Training: {training}.\n- Model selection: {selection}.\n"
             "- Evaluation: group labels of val and test, to report per-group accuracy.")
+
+
+def build_sampling(cfg: DictConfig, train: GroupedTensorDataset) -> tuple[Any, torch.Tensor | None]:
+    """Return ``(sampler, sample_weights)`` for ``cfg.sampler`` (uniform, group_balanced, reweight)."""
+    partitions = {"group": (train.group, train.num_groups), "class": (train.y, train.num_classes)}
+    if cfg.sampler.partition not in partitions:
+        raise ValueError(f"sampler.partition must be one of {sorted(partitions)}, got "
+                         f"{cfg.sampler.partition!r}")
+    ids, num_parts = partitions[cfg.sampler.partition]
+    if cfg.sampler.kind == "uniform":
+        return None, None
+    if cfg.sampler.kind == "group_balanced":
+        ids = ids.cpu()
+        return (lambda generator: torch.as_tensor(list(GroupBalancedSampler(ids, num_parts,
+                                                                            generator=generator)))), None
+    if cfg.sampler.kind == "reweight":
+        return None, balanced_sample_weights(ids, num_parts)
+    raise ValueError(f"sampler.kind must be one of ['group_balanced', 'reweight', 'uniform'], got "
+                     f"{cfg.sampler.kind!r}")
+
+
+def build_augment(cfg: DictConfig, train: GroupedTensorDataset,
+                  criterion: GroupLoss) -> tuple[CounterfactualAugment | None, GroupLoss]:
+    """Return the counterfactual batch transform for ``cfg.augment`` and the (possibly) wrapped loss.
+
+    A positive ``augment.consistency_weight`` adds the counterfactual logit-pairing penalty to the
+    loss; it needs ``augment.mode=paired`` (originals followed by their counterfactuals).
+    """
+    if cfg.augment is None:
+        return None, criterion
+    generator = torch.Generator(device=train.x.device).manual_seed(cfg.seed)
+    augment = CounterfactualAugment(dataset_rule(train), num_attrs=train.num_attrs,
+                                    mode=cfg.augment.mode, p=cfg.augment.p, generator=generator)
+    weight = float(cfg.augment.consistency_weight)
+    if weight > 0:
+        if cfg.augment.mode != "paired":
+            raise ValueError(f"augment.consistency_weight={weight} needs augment.mode=paired, got "
+                             f"{cfg.augment.mode!r}")
+        consistency = CounterfactualConsistencyPenalty(criterion.num_groups).to(train.x.device)
+        criterion = PenalizedLoss(criterion.num_groups, criterion, {"consistency": consistency},
+                                  weights={"consistency": weight}, rescale=False)
+    return augment, criterion
+
+
+def stress_test(model: torch.nn.Module, splits: DataSplits) -> tuple[dict[str, float], list[str]]:
+    """Run the counterfactual stress test on val and test when the dataset declares a rule.
+
+    Returns ``{split}/cf_*`` metrics and markdown tables for the report (empty when no rule).
+    """
+    if splits.test.counterfactual is None:
+        return {}, []
+    metrics, tables = {}, []
+    model.eval()
+    with torch.no_grad():
+        for name, split in (("val", splits.val), ("test", splits.test)):
+            result = counterfactual_stress_test(lambda x: predict(model(x)), split,
+                                                generator=torch.Generator().manual_seed(0))
+            metrics.update({f"{name}/{key}": value for key, value in result.items()})
+            tables.append(f"## Counterfactual stress test: {name}\n\n"
+                          "Accuracy on copies with only the spurious attribute changed, and the "
+                          "fraction of predictions that flip.\n\n"
+                          + render_stress_table(result, split.group_names))
+    return metrics, tables
 
 
 def _max_steps(cfg: DictConfig, num_train: int) -> int:
@@ -118,8 +188,11 @@ def build(cfg: DictConfig, run_dir: Path) -> tuple[Trainer, DataSplits]:
     scheduler = None
     if cfg.scheduler is not None:
         scheduler = build_from(cfg, "scheduler")(optimizer, total_steps=settings.max_steps)
+    sampler, sample_weights = build_sampling(cfg, splits.train)
+    augment, criterion = build_augment(cfg, splits.train, criterion)
     trainer = Trainer(model, criterion, optimizer, splits.train, splits.val, settings, run_dir=run_dir,
-                      partition=cfg.loss.partition, scheduler=scheduler)
+                      partition=cfg.loss.partition, scheduler=scheduler, augment=augment,
+                      sampler=sampler, sample_weights=sample_weights)
     return trainer, splits
 
 
@@ -142,12 +215,15 @@ def run(cfg: DictConfig, run_dir: str | Path | None = None) -> dict[str, Any]:
     for name, split in splits.items():
         final.update(evaluate(trainer.model, split, prefix=name, train_counts=trainer.train_counts,
                               precision=cfg.trainer.precision))
+    stress, stress_tables = stress_test(trainer.model, splits)
+    final.update(stress)
     write_metrics_json(run_dir / "metrics.json", final)
     report_args = dict(
         title=f"{cfg.name}: worst-group report", final=final, group_names=splits.group_names,
         splits=("train", "val", "test"), group_label_use=describe_group_label_use(cfg),
         notes=[splits.description,
-               f"Selected step {result['best_step']} of {trainer.step} by `{cfg.trainer.select}`."])
+               f"Selected step {result['best_step']} of {trainer.step} by `{cfg.trainer.select}`."],
+        extra_tables=stress_tables)
     write_report_md(run_dir / "report.md", **report_args)
     plots = run_dir / "plots"
     plot_group_accuracy(plots / "group_accuracy.png", final, splits.group_names, splits=("val", "test"))

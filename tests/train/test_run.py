@@ -63,3 +63,32 @@ def test_missing_mnist_root_names_the_path(tmp_path):
                          f"paths.data_root={tmp_path / 'nowhere'}"])
     with pytest.raises(FileNotFoundError, match="nowhere"):
         run(cfg, run_dir=tmp_path / "run")
+
+
+@pytest.mark.parametrize("overrides", [
+    ["sampler=group_balanced"],
+    ["sampler=reweight", "sampler.partition=class"],
+    ["augment=counterfactual", "augment.mode=paired", "augment.consistency_weight=1.0"],
+])
+def test_samplers_and_augmentation_train_from_config(overrides, tmp_path):
+    cfg = compose_train(["trainer.max_steps=3", "trainer.eval_every=3", "trainer.progress=false",
+                         *overrides])
+    final = run(cfg, run_dir=tmp_path)
+    assert final["steps"] == 3
+    report = (tmp_path / "report.md").read_text()
+    assert "Training: not used" not in report  # group or attribute labels were used and it says so
+
+
+def test_stress_test_runs_after_training_when_the_dataset_declares_a_rule(tmp_path):
+    cfg = compose_train(["trainer.max_steps=2", "trainer.progress=false"])
+    final = run(cfg, run_dir=tmp_path)
+    for key in ("test/cf_flip_rate", "test/cf_acc_worst_group", "val/cf_flip_rate"):
+        assert 0.0 <= final[key] <= 1.0
+    assert "Counterfactual stress test: test" in (tmp_path / "report.md").read_text()
+
+
+def test_consistency_penalty_without_pairs_is_refused(tmp_path):
+    cfg = compose_train(["augment=counterfactual", "augment.mode=replace",
+                         "augment.consistency_weight=1.0", "trainer.progress=false"])
+    with pytest.raises(ValueError, match="augment.mode=paired"):
+        run(cfg, run_dir=tmp_path)
