@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import inspect
+import sys
 import math
 import random
 from pathlib import Path
@@ -15,9 +16,11 @@ import hydra
 import numpy as np
 import torch
 from hydra.core.hydra_config import HydraConfig
-from hydra.errors import InstantiationException
+from hydra import compose, initialize_config_module
+from hydra.errors import ConfigCompositionException, InstantiationException
 from hydra.utils import get_object, instantiate
 from omegaconf import DictConfig, OmegaConf
+from omegaconf.errors import ConfigAttributeError
 
 from robustml.augment import CounterfactualAugment, counterfactual_stress_test, render_stress_table
 from robustml.augment.counterfactual import dataset_rule
@@ -238,7 +241,40 @@ def run(cfg: DictConfig, run_dir: str | Path | None = None) -> dict[str, Any]:
     return final
 
 
+def unknown_key_hint(overrides: list[str]) -> str | None:
+    """Return a message listing the valid keys when an override names a key the config lacks.
+
+    Hydra alone reports ``Key 'x' is not in struct``; this names the valid keys beside it. Returns
+    ``None`` when the overrides compose (or fail for another reason, which Hydra then reports).
+    """
+    with initialize_config_module(config_module="robustml.configs", version_base="1.3"):
+        try:
+            compose(config_name="train", overrides=overrides)
+            return None
+        except ConfigCompositionException as error:
+            cause = error.__cause__
+            if not isinstance(cause, ConfigAttributeError) or not cause.full_key:
+                return None
+        parent = cause.full_key.rpartition(".")[0]
+        others = [o for o in overrides if o.lstrip("+~").split("=", 1)[0] != cause.full_key]
+        try:
+            node = OmegaConf.select(compose(config_name="train", overrides=others), parent) \
+                if parent else compose(config_name="train", overrides=others)
+        except Exception:  # the other overrides fail too: let Hydra report them
+            return None
+    valid = ", ".join(sorted(str(k) for k in node.keys())) if isinstance(node, DictConfig) else ""
+    return f"unknown config key '{cause.full_key}'; valid keys under '{parent or '<root>'}': {valid}"
+
+
 @hydra.main(version_base="1.3", config_path="../configs", config_name="train")
-def main(cfg: DictConfig) -> float:
-    """Console entry point ``robustml-train``; returns val worst-group accuracy for sweepers."""
+def _hydra_main(cfg: DictConfig) -> float:
     return float(run(cfg)["val/acc_worst_group"])
+
+
+def main() -> float | None:
+    """Console entry point ``robustml-train``; returns val worst-group accuracy for sweepers."""
+    overrides = [a for a in sys.argv[1:] if "=" in a and not a.startswith(("-", "hydra.", "hydra/"))]
+    hint = unknown_key_hint(overrides)
+    if hint is not None:
+        sys.exit(f"Error: {hint}")
+    return _hydra_main()

@@ -48,7 +48,7 @@ def test_console_script_trains_and_reports(tmp_path):
 
 
 @pytest.mark.parametrize("override,expected", [
-    ("trainer.no_such_option=1", "no_such_option"),
+    ("trainer.no_such_option=1", "valid keys under 'trainer': batch_size, chunk_size"),
     ("loss=no_such_loss", "Available options"),
 ])
 def test_unknown_config_keys_and_values_are_reported(override, expected, tmp_path):
