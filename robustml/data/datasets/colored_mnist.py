@@ -27,6 +27,7 @@ from robustml.data.datasets.colored import (
     environment_names,
     make_colored_split,
 )
+from robustml.data.datasets.noisy import describe_label_noise, with_label_noise
 
 MNIST_FILES = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte",
                "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")
@@ -74,6 +75,8 @@ def colored_mnist_splits(
     label_noise: float = 0.25,
     train_color_flips: Sequence[float] = (0.2, 0.1),
     test_color_flip: float = 0.9,
+    label_noise_rate: float = 0.0,
+    label_noise_kind: str = "symmetric",
 ) -> DataSplits:
     """Build the IRM paper's Colored MNIST (Arjovsky et al. 2019, section 5.2) as train/val/test.
 
@@ -104,6 +107,10 @@ def colored_mnist_splits(
         label_noise: Probability that the binary label is flipped (the paper: 0.25).
         train_color_flips: Color flip of each training environment (the paper: 0.2, 0.1).
         test_color_flip: Color flip of the test environment (the paper: 0.9).
+        label_noise_rate: Extra synthetic noise on the *training* labels only, applied after the
+            colors are drawn (:func:`~robustml.data.datasets.noisy.with_label_noise`, recorded as
+            ``splits.train.noise``); 0 (default) adds none. Not the paper's ``label_noise``.
+        label_noise_kind: ``"symmetric"`` or ``"asymmetric"``; for two classes both flip.
 
     Returns:
         The train, val and test splits, named ``"colored_mnist"``, with a description for reports.
@@ -133,6 +140,7 @@ def colored_mnist_splits(
         _downsample(train_images[:NUM_TRAIN_ENV_IMAGES][order]),
         train_digits[:NUM_TRAIN_ENV_IMAGES][order],
         color_flips=train_color_flips, env_ids=train_env_ids, generator=generator, **common)
+    train = with_label_noise(train, label_noise_rate, kind=label_noise_kind, seed=seed)
     test = make_colored_split(
         _downsample(train_images[NUM_TRAIN_ENV_IMAGES:]), train_digits[NUM_TRAIN_ENV_IMAGES:],
         color_flips=(test_color_flip,), env_ids=(test_env_id,), generator=generator, **common)
@@ -145,7 +153,8 @@ def colored_mnist_splits(
         color_flips=val_flips, env_ids=val_env_ids, generator=generator, **common)
     return DataSplits(train, validation, test, description=_describe(
         train, validation, test, val=val, grayscale=grayscale, label_noise=label_noise,
-        train_color_flips=train_color_flips, test_color_flip=test_color_flip))
+        train_color_flips=train_color_flips, test_color_flip=test_color_flip)
+        + describe_label_noise(train))
 
 
 def _describe(train: GroupedTensorDataset, validation: GroupedTensorDataset,
