@@ -112,8 +112,10 @@ def out_of_sample_probs(cfg: DictConfig, train: GroupedTensorDataset,
 
 
 def _precision_recall(flagged: np.ndarray, corrupted: np.ndarray) -> dict[str, float]:
-    """Return precision and recall of ``flagged`` against the ``corrupted`` mask (keys omitted
-    where undefined: nothing flagged, nothing corrupted)."""
+    """Return precision and recall of the ``flagged`` mask against the ``corrupted`` mask.
+
+    A key is left out where it is undefined (nothing flagged, or nothing corrupted).
+    """
     hits = int((flagged & corrupted).sum())
     out = {}
     if flagged.any():
@@ -125,6 +127,7 @@ def _precision_recall(flagged: np.ndarray, corrupted: np.ndarray) -> dict[str, f
 
 def _cleaned_train(train: GroupedTensorDataset, action: str, keep_idx: np.ndarray,
                    labels: np.ndarray) -> GroupedTensorDataset:
+    """Return ``train`` with the pruned rows dropped or the relabeled labels put in."""
     if action == "prune":
         return train.subset(torch.as_tensor(keep_idx, device=train.y.device))
     if action == "relabel":
@@ -207,6 +210,7 @@ def clean_splits(cfg: DictConfig, splits: DataSplits, run_dir: str | Path) -> Cl
 
     summary = {f"cleaning/{key}": value for key, value in totals.items()}
     for row in rows:
+        summary[f"cleaning/count_group_{row['group']}"] = row["count"]
         summary[f"cleaning/flagged_group_{row['group']}"] = row["flagged"]
         summary[f"cleaning/flagged_before_guard_group_{row['group']}"] = row["flagged_before"]
     return CleanedData(new_train, weights, summary, render_cleaning_md(totals, settings, rows))
@@ -222,8 +226,9 @@ def render_cleaning_md(totals: dict[str, Any], settings: dict[str, Any],
     lines = ["## Label cleaning", "",
              f"Confident learning (Northcutt et al., JAIR 2021; cleanlab `filter_by="
              f"{settings['filter_by']}`) on out-of-sample probabilities from {method}. "
-             f"Guard: at most {guard['max_fraction']:g} of each group flagged, protected groups "
-             f"{list(guard['protect_groups']) or 'none'}. Action: `{settings['action']}`.", "",
+             f"Guard: at most {100 * guard['max_fraction']:g}% of each group flagged, protected "
+             f"groups {list(guard['protect_groups']) or 'none'}. Action: `{settings['action']}`.",
+             "",
              f"- Flagged {totals['flagged_before_guard']:,} of {totals['examples']:,} training "
              f"labels before the guard, {totals['flagged']:,} after; removed "
              f"{totals['removed']:,}, relabeled {totals['relabeled']:,}, reweighted "

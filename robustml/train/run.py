@@ -30,6 +30,7 @@ from robustml.losses import CounterfactualConsistencyPenalty, GroupLoss, Penaliz
 from robustml.report import (plot_group_accuracy, plot_history, render_report_md, write_metrics_json,
                              write_report_md)
 from robustml.train.evaluate import evaluate
+from robustml.train.clean import CleanedData, clean_splits, main_clean
 from robustml.train.loop import Trainer, TrainSettings
 
 
@@ -91,6 +92,8 @@ def describe_group_label_use(cfg: DictConfig) -> str:
         uses.append(f"{cfg.sampler.kind} sampling used {cfg.sampler.partition} labels")
     if cfg.augment is not None:
         uses.append("counterfactual augmentation used the spurious-attribute labels (attr)")
+    if cfg.cleaning is not None and (cfg.cleaning.guard.max_fraction < 1 or cfg.cleaning.guard.protect_groups):
+        uses.append("the label-cleaning guard used training group labels")
     training = "; ".join(uses) or "not used"
     selection = {"worst_group": "validation group labels (selection on val worst-group accuracy)",
                  "avg": "not used (selection on val average accuracy)",
@@ -169,10 +172,14 @@ def _max_steps(cfg: DictConfig, num_train: int) -> int:
     return int(cfg.trainer.epochs) * math.ceil(num_train / batch_size)
 
 
-def build(cfg: DictConfig, run_dir: Path) -> tuple[Trainer, DataSplits]:
-    """Instantiate data, model, loss, optimizer and scheduler from ``cfg``; return the trainer."""
+def build(cfg: DictConfig, run_dir: Path) -> tuple[Trainer, DataSplits, CleanedData | None]:
+    """Instantiate data (cleaned if ``cfg.cleaning``), model, loss, optimizer and scheduler."""
     device = resolve_device(cfg.trainer.device)
     splits: DataSplits = build_from(cfg, "data")
+    cleaned = None
+    if cfg.cleaning is not None:
+        cleaned = clean_splits(cfg, splits, run_dir)
+        splits = DataSplits(cleaned.train, splits.val, splits.test, description=splits.description)
     splits = DataSplits(*(to_device(split, device) for _, split in splits.items()),
                         description=splits.description)
     num_outputs = 1 if splits.num_classes == 2 else splits.num_classes
@@ -192,11 +199,14 @@ def build(cfg: DictConfig, run_dir: Path) -> tuple[Trainer, DataSplits]:
     if cfg.scheduler is not None:
         scheduler = build_from(cfg, "scheduler")(optimizer, total_steps=settings.max_steps)
     sampler, sample_weights = build_sampling(cfg, splits.train)
+    if cleaned is not None and cleaned.weights is not None:
+        weights = cleaned.weights.to(device)
+        sample_weights = weights if sample_weights is None else sample_weights * weights
     augment, criterion = build_augment(cfg, splits.train, criterion)
     trainer = Trainer(model, criterion, optimizer, splits.train, splits.val, settings, run_dir=run_dir,
                       partition=cfg.loss.partition, scheduler=scheduler, augment=augment,
                       sampler=sampler, sample_weights=sample_weights)
-    return trainer, splits
+    return trainer, splits, cleaned
 
 
 def run(cfg: DictConfig, run_dir: str | Path | None = None) -> dict[str, Any]:
@@ -209,7 +219,7 @@ def run(cfg: DictConfig, run_dir: str | Path | None = None) -> dict[str, Any]:
     run_dir.mkdir(parents=True, exist_ok=True)
     (run_dir / "config.yaml").write_text(OmegaConf.to_yaml(cfg, resolve=True))
     seed_everything(cfg.seed)
-    trainer, splits = build(cfg, run_dir)
+    trainer, splits, cleaned = build(cfg, run_dir)
     result = trainer.fit()
     trainer.load_best()
 
@@ -220,6 +230,9 @@ def run(cfg: DictConfig, run_dir: str | Path | None = None) -> dict[str, Any]:
                               precision=cfg.trainer.precision))
     stress, stress_tables = stress_test(trainer.model, splits)
     final.update(stress)
+    if cleaned is not None:
+        final.update(cleaned.summary)
+        stress_tables.insert(0, cleaned.report_md)
     write_metrics_json(run_dir / "metrics.json", final)
     report_args = dict(
         title=f"{cfg.name}: worst-group report", final=final, group_names=splits.group_names,
@@ -269,6 +282,13 @@ def unknown_key_hint(overrides: list[str]) -> str | None:
 @hydra.main(version_base="1.3", config_path="../configs", config_name="train")
 def _hydra_main(cfg: DictConfig) -> float:
     return float(run(cfg)["val/acc_worst_group"])
+
+
+@hydra.main(version_base="1.3", config_path="../configs", config_name="clean")
+def clean_main(cfg: DictConfig) -> None:
+    """Console entry point ``robustml-clean``: find label issues only, write the cleaning report."""
+    seed_everything(cfg.seed)
+    main_clean(cfg, build_from(cfg, "data"), Path(HydraConfig.get().runtime.output_dir))
 
 
 def main() -> float | None:

@@ -92,3 +92,23 @@ def test_consistency_penalty_without_pairs_is_refused(tmp_path):
                          "augment.consistency_weight=1.0", "trainer.progress=false"])
     with pytest.raises(ValueError, match="augment.mode=paired"):
         run(cfg, run_dir=tmp_path)
+
+
+def test_cleaning_then_training_with_group_dro_from_config(tmp_path):
+    cfg = compose_train(["cleaning=confident_learning", "cleaning.action=reweight", "loss=group_dro",
+                         "cleaning.guard.max_fraction=0.3", "trainer.max_steps=3",
+                         "trainer.progress=false"])
+    final = run(cfg, run_dir=tmp_path)
+    assert final["cleaning/flagged"] > 0
+    assert (tmp_path / "label_issues.csv").is_file()
+    report = (tmp_path / "report.md").read_text()
+    assert "Label cleaning" in report and "cleaning guard used training group labels" in report
+
+
+def test_clean_console_script_writes_label_issues(tmp_path):
+    script = Path(sys.executable).parent / "robustml-clean"
+    out = subprocess.run([str(script), "trainer.progress=false", f"hydra.run.dir={tmp_path}"],
+                         capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr
+    header = (tmp_path / "label_issues.csv").read_text().splitlines()[0]
+    assert header == "index,given_label,suggested_label,quality,group,action"
