@@ -341,7 +341,7 @@ def vrex_penalty(logits: torch.Tensor, target: torch.Tensor, groups: torch.Tenso
     """
     check_inputs(logits, target, groups, num_groups=num_groups)
     check_weight(weight, logits.shape[0])
-    envs = _environments(groups, "V-REx penalty", weight)
+    _environments(groups, "V-REx penalty", weight)  # raises unless >= 2 environments are present
     sums, totals = group_sums(classification_loss(logits, target), groups,
                               int(groups.max()) + 1, weight=weight)
     present = totals > 0
