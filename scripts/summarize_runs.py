@@ -5,7 +5,7 @@ Each ``--row`` names a table row and a glob of run directories (or their ``metri
     python scripts/summarize_runs.py --out experiments/colored_mnist/results \
         --row "ERM=runs/colored_mnist_erm/multirun_*/*" --row "IRM=runs/colored_mnist_irm/multirun_*/*"
 
-Accuracies are printed in percent; std is the sample standard deviation over runs (ddof=1).
+Accuracies and rates are printed in percent; std is the sample standard deviation over runs (ddof=1).
 """
 
 from __future__ import annotations
@@ -38,12 +38,12 @@ def mean_std(values: list[float]) -> tuple[float, float]:
 
 
 def summarize(rows: dict[str, list[dict]], keys: list[str]) -> dict[str, dict]:
-    """Return ``{row: {key: {"mean", "std", "n"}}}``; accuracies (``acc`` keys) in percent."""
+    """Return ``{row: {key: {"mean", "std", "n"}}}``; accuracies and rates in percent."""
     table: dict[str, dict] = {}
     for name, runs in rows.items():
         table[name] = {}
         for key in keys:
-            scale = 100.0 if "acc" in key else 1.0
+            scale = 100.0 if ("acc" in key or "rate" in key) else 1.0
             values = [scale * run[key] for run in runs if run.get(key) is not None]
             if values:
                 mean, std = mean_std(values)
