@@ -18,15 +18,6 @@ from robustml.cleaning import (
 )
 
 
-@pytest.fixture(autouse=True)
-def one_torch_thread():
-    """Tiny full-batch problems run faster single-threaded on a shared 2-core machine."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
-
-
 def small_problem(n=600, dim=5, num_classes=3, seed=0):
     rng = np.random.default_rng(seed)
     labels = rng.integers(0, num_classes, n)

@@ -25,15 +25,6 @@ from robustml.train.fit_predict import (FitSettings, batch_indices, extract_feat
 KFOLD = ["cleaning.method=kfold", "cleaning.epochs=10"]
 
 
-@pytest.fixture(autouse=True)
-def one_torch_thread():
-    """Tiny problems run faster single-threaded on a shared 2-core machine."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
-
-
 def compose_clean(overrides: list[str]):
     """Compose ``configs/clean.yaml`` (the robustml-clean config) as Hydra would."""
     with initialize_config_module(config_module="robustml.configs", version_base="1.3"):
