@@ -37,7 +37,7 @@ from omegaconf import OmegaConf
 
 from robustml.data.contract import DataSplits, GroupedTensorDataset
 from robustml.data.datasets import with_label_noise
-from robustml.losses import ERMLoss
+from robustml.losses import ERMLoss, num_outputs_for
 from robustml.train import Trainer, TrainSettings, evaluate
 from robustml.train.clean import clean_splits
 from robustml.train.fit_predict import fresh_model
@@ -58,7 +58,7 @@ def compose_config(dataset: str, seed: int, data_root: str):
 def train_erm(cfg, train: GroupedTensorDataset, splits: DataSplits, *, epochs: int,
               batch_size: int, lr: float, seed: int) -> dict[str, float]:
     """Train ERM (Adam, cosine decay to 0) for ``epochs``; return the last step's test accuracies."""
-    num_outputs = 1 if splits.num_classes == 2 else splits.num_classes
+    num_outputs = num_outputs_for(splits.num_classes)
     model = fresh_model(lambda: instantiate(cfg.model, input_shape=splits.input_shape,
                                             num_outputs=num_outputs),
                         seed=seed, device=train.x.device)

@@ -56,6 +56,11 @@ def classification_loss(logits: torch.Tensor, target: torch.Tensor) -> torch.Ten
     return F.cross_entropy(logits, target, reduction="none")
 
 
+def num_outputs_for(num_classes: int) -> int:
+    """Return the number of logits a model needs for ``num_classes`` under the binary convention."""
+    return 1 if num_classes == 2 else num_classes
+
+
 def predict(logits: torch.Tensor) -> torch.Tensor:
     """Return predicted class ids, shape ``(N,)``, following the binary convention."""
     if logits.shape[1] == 1:

@@ -19,7 +19,6 @@ from typing import Any
 
 import numpy as np
 import torch
-from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
 from robustml.cleaning import (ACTIONS, FILTER_BY, QUALITY_METHODS, apply_action,
@@ -27,8 +26,10 @@ from robustml.cleaning import (ACTIONS, FILTER_BY, QUALITY_METHODS, apply_action
                                hash_key, per_group_report, write_label_issues_csv)
 from robustml.data.contract import DataSplits, GroupedTensorDataset
 from robustml.data.datasets.noisy import label_noise_of
+from robustml.losses import num_outputs_for
 from robustml.report import markdown_table, write_metrics_json
 from robustml.train.fit_predict import FitSettings, FrozenFeatureHeads, kfold_fit_predict
+from robustml.train.instantiate import build_from
 
 METHODS = ("kfold", "linear_heads")
 CACHE_VERSION = "robustml.clean/1"  # bump when the probabilities for the same config change
@@ -77,12 +78,12 @@ def out_of_sample_probs(cfg: DictConfig, train: GroupedTensorDataset,
     """Return ``(probs (N, C) float64, cache_hit)`` for ``train`` with ``cfg.cleaning``'s method."""
     options = cfg.cleaning
     model_cfg = options.model if options.model is not None else cfg.model
-    num_outputs = 1 if train.num_classes == 2 else train.num_classes
+    model_key = "model" if options.model is None else "cleaning.model"
     optimizer_kwargs = {} if options.lr is None else {"lr": options.lr}
-    make_optimizer = instantiate(cfg.optimizer, **optimizer_kwargs)
+    make_optimizer = build_from(cfg, "optimizer", **optimizer_kwargs)
     builders = dict(
-        build_model=lambda: instantiate(model_cfg, input_shape=train.input_shape,
-                                        num_outputs=num_outputs),
+        build_model=lambda: build_from(cfg, model_key, input_shape=train.input_shape,
+                                       num_outputs=num_outputs_for(train.num_classes)),
         build_optimizer=lambda params: make_optimizer(params=params),
         settings=FitSettings(steps=options.steps, epochs=options.epochs,
                              batch_size=options.batch_size, seed=options.seed))

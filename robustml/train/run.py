@@ -5,7 +5,6 @@
 
 from __future__ import annotations
 
-import inspect
 import sys
 import math
 import random
@@ -17,8 +16,7 @@ import numpy as np
 import torch
 from hydra.core.hydra_config import HydraConfig
 from hydra import compose, initialize_config_module
-from hydra.errors import ConfigCompositionException, InstantiationException
-from hydra.utils import get_object, instantiate
+from hydra.errors import ConfigCompositionException
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import ConfigAttributeError
 
@@ -26,11 +24,13 @@ from robustml.augment import CounterfactualAugment, counterfactual_stress_test, 
 from robustml.augment.counterfactual import dataset_rule
 from robustml.data.contract import DataSplits, GroupedTensorDataset
 from robustml.data.samplers import GroupBalancedSampler, balanced_sample_weights
-from robustml.losses import CounterfactualConsistencyPenalty, GroupLoss, PenalizedLoss, predict
+from robustml.losses import (CounterfactualConsistencyPenalty, GroupLoss, PenalizedLoss, num_outputs_for,
+                             predict)
 from robustml.report import (plot_group_accuracy, plot_history, render_report_md, write_metrics_json,
                              write_report_md)
 from robustml.train.evaluate import evaluate
 from robustml.train.clean import CleanedData, clean_splits, main_clean
+from robustml.train.instantiate import build_from, runtime_kwargs
 from robustml.train.loop import Trainer, TrainSettings
 
 
@@ -50,27 +50,6 @@ def resolve_device(name: str) -> torch.device:
     if device.type == "cuda" and not torch.cuda.is_available():
         raise ValueError(f"trainer.device={name!r} but CUDA is not available; use 'cpu' or 'auto'")
     return device
-
-
-def runtime_kwargs(node: DictConfig, available: dict[str, Any]) -> dict[str, Any]:
-    """Return the entries of ``available`` that ``node._target_`` accepts and the config leaves unset."""
-    parameters = inspect.signature(get_object(node._target_)).parameters
-    return {key: value for key, value in available.items() if key in parameters and key not in node}
-
-
-def build_from(cfg: DictConfig, key: str, **kwargs: Any) -> Any:
-    """Instantiate ``cfg[key]``; errors raised by the target surface as themselves, prefixed by ``key``.
-
-    Hydra wraps them in ``InstantiationException``; unwrapping keeps ``FileNotFoundError``,
-    ``ValueError`` and ``TypeError`` catchable and their message first.
-    """
-    try:
-        return instantiate(OmegaConf.select(cfg, key), **kwargs)
-    except InstantiationException as error:
-        cause = error.__cause__
-        if isinstance(cause, (ValueError, TypeError, FileNotFoundError, ImportError)):
-            raise type(cause)(f"{key}: {cause}") from cause
-        raise
 
 
 def to_device(dataset: GroupedTensorDataset, device: torch.device) -> GroupedTensorDataset:
@@ -182,7 +161,7 @@ def build(cfg: DictConfig, run_dir: Path) -> tuple[Trainer, DataSplits, CleanedD
         splits = DataSplits(cleaned.train, splits.val, splits.test, description=splits.description)
     splits = DataSplits(*(to_device(split, device) for _, split in splits.items()),
                         description=splits.description)
-    num_outputs = 1 if splits.num_classes == 2 else splits.num_classes
+    num_outputs = num_outputs_for(splits.num_classes)
     model = build_from(cfg, "model", input_shape=splits.input_shape, num_outputs=num_outputs).to(device)
     ids, num_parts = splits.train.partition(cfg.loss.partition)
     available = {"num_groups": num_parts, "group_counts": torch.bincount(ids, minlength=num_parts)}
