@@ -173,10 +173,8 @@ class CounterfactualAugment:
         device = self.generator.device if self.generator is not None else attr.device
         swap = (torch.rand(size, generator=self.generator, device=device) < self.p).to(attr.device)
         new_attr = torch.where(swap, new_attr, attr)
-        x = batch["x"]
-        x_cf = self.rule(batch, new_attr)
-        row_swap = swap.to(x.device).reshape(-1, *([1] * (x.dim() - 1)))
-        out = {**batch, "x": torch.where(row_swap, x_cf, x), "is_cf": swap}
+        # Every rule returns the rows whose attribute stays as they are, so one call does it all.
+        out = {**batch, "x": self.rule(batch, new_attr), "is_cf": swap}
         return _with_attr(out, new_attr, self.num_attrs)
 
     def __repr__(self) -> str:

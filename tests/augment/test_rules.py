@@ -42,6 +42,27 @@ def test_color_three_channels_and_identity_rows():
     torch.testing.assert_close(x_cf[2, 0], x[2, 2], rtol=0, atol=0)
 
 
+def test_color_equals_the_sum_and_one_hot_definition_for_random_attributes():
+    # Independent reference: the content (channel sum) written into channel new_attr.
+    g = torch.Generator().manual_seed(3)
+    attr = torch.randint(0, 4, (64,), generator=g)
+    new = torch.randint(0, 4, (64,), generator=g)
+    x = colored(attr, num_colors=4, seed=1)
+    reference = x.sum(1, keepdim=True) * torch.nn.functional.one_hot(new, 4)[:, :, None, None]
+    for check in (True, False):
+        out = ChannelColorRule(4, check=check)({"x": x, "attr": attr}, new)
+        assert torch.equal(out, reference.to(x.dtype))
+
+
+def test_color_check_off_skips_only_the_content_check():
+    attr = torch.tensor([0, 1])
+    x = colored(attr)
+    x[0, 1, 0, 0] = 1.0   # content outside channel attr: accepted without the check
+    ChannelColorRule(2, check=False)({"x": x, "attr": attr}, 1 - attr)
+    with pytest.raises(ValueError, match="new_attr must lie"):
+        ChannelColorRule(2, check=False)({"x": x, "attr": attr}, torch.tensor([2, 0]))
+
+
 def test_color_uint8_keeps_dtype():
     attr = torch.tensor([0, 1])
     x = (colored(attr) * 200).to(torch.uint8)
@@ -73,6 +94,25 @@ def test_background_in_batch_donor_hand_computed():
     x_cf = BackgroundSwapRule()({"x": x, "attr": attr, "mask": mask}, 1 - attr)
     expected = torch.tensor([[[[1.0, 5.0], [5.0, 5.0]]], [[[1.0, 1.0], [3.0, 5.0]]]])
     torch.testing.assert_close(x_cf, expected)
+
+
+def test_every_rule_returns_rows_whose_attribute_stays_exactly_as_they_were():
+    # CounterfactualAugment's replace mode relies on this instead of a second select pass.
+    attr = torch.tensor([0, 1, 0, 1])
+    new = torch.tensor([1, 1, 0, 0])
+    keep = new == attr
+    cases = [
+        (ChannelColorRule(2), {"x": colored(attr)}),
+        (BackgroundSwapRule(), {"x": torch.rand(4, 1, 2, 2), "mask": torch.full((4, 2, 2), 0.5)}),
+        (TabularAttributeRule([0], torch.tensor([[-0.8165], [1.2247]])),
+         {"x": torch.cat([torch.tensor([[-0.81650001], [1.2247], [-0.8165], [1.22470003]]),
+                          torch.rand(4, 2)], dim=1)}),
+        (LexiconRule([(1, 2)]), {"x": torch.tensor([[1, 2, 3]] * 4)}),
+    ]
+    for rule, batch in cases:
+        out = rule({**batch, "attr": attr}, new)
+        assert torch.equal(out[keep], batch["x"][keep]), type(rule).__name__
+        assert not torch.equal(out[~keep], batch["x"][~keep]), type(rule).__name__
 
 
 def test_background_bank_draws_donors_of_the_new_attr():

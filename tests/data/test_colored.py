@@ -71,12 +71,14 @@ def test_environment_rates_and_channels(color_flip):
     assert torch.equal(x[rows, color], images)                          # own color: the image
 
 
-def test_grayscale_keeps_both_channels_and_draws_the_same_labels_and_colors():
+def test_grayscale_is_the_uncolored_image_in_one_channel_with_the_same_labels_and_colors():
     images, digits = _random_inputs(500, seed=4)
     x, y, color = make_colored_environment(images, digits, color_flip=0.1, generator=_generator(5))
     gx, gy, gcolor = make_colored_environment(images, digits, color_flip=0.1,
                                               generator=_generator(5), grayscale=True)
-    assert torch.equal(gx[:, 0], images) and torch.equal(gx[:, 1], images)
+    # The reference code's grayscale model sums the color channels: that is the uncolored image.
+    assert gx.shape == (500, 1, *images.shape[1:]) and torch.equal(gx[:, 0], x.sum(1))
+    assert torch.equal(gx[:, 0], images)
     assert torch.equal(gy, y) and torch.equal(gcolor, color)
     assert 0 < color.sum() < 500  # colors are still drawn, both values occur
 
@@ -180,10 +182,10 @@ def test_digits_are_reproducible_by_seed_and_differ_across_seeds(digits_splits):
         assert not torch.equal(a.x, c.x)
 
 
-def test_digits_grayscale_keeps_labels_colors_and_both_channels(digits_splits):
+def test_digits_grayscale_keeps_labels_and_colors_in_one_channel(digits_splits):
     gray = colored_digits_splits(seed=0, grayscale=True)
     for (_, data), (_, g) in zip(digits_splits.items(), gray.items()):
-        assert torch.equal(g.x[:, 0], g.x[:, 1]) and torch.equal(g.x[:, 0], data.x.sum(1))
+        assert g.x.shape[1] == 1 and torch.equal(g.x[:, 0], data.x.sum(1))
         assert torch.equal(g.y, data.y) and torch.equal(g.attr, data.attr)
     assert "Grayscale oracle" in gray.description
 
@@ -191,7 +193,8 @@ def test_digits_grayscale_keeps_labels_colors_and_both_channels(digits_splits):
 def _train_erm(splits: DataSplits, seed: int) -> dict[str, torch.Tensor]:
     """Train a small MLP with full-batch Adam; return per-split, per-example correctness."""
     torch.manual_seed(seed)
-    model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(128, 32), torch.nn.ReLU(),
+    model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(splits.train.x[0].numel(), 32),
+                                torch.nn.ReLU(),
                                 torch.nn.Linear(32, 1))
     optimizer = torch.optim.Adam(model.parameters(), lr=0.02)
     for _ in range(100):

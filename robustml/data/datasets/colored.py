@@ -77,9 +77,10 @@ def make_colored_environment(
     The binary label is ``digit >= 5``, flipped with probability ``label_noise``; the color is
     ``label XOR Bernoulli(color_flip)`` (0 = red = channel 0, 1 = green = channel 1). The image is
     kept in the channel of its color and the other channel is zeroed (Arjovsky et al. 2019,
-    section 5.2). With ``grayscale=True`` (the paper's grayscale oracle) the image is kept in both
-    channels, so color carries no information, but the color is still drawn and returned so that
-    the groups ``y * 2 + color`` stay the same. The label noise is drawn before the color, both
+    section 5.2). With ``grayscale=True`` (the paper's grayscale oracle) the image is returned in
+    one channel, which is what the reference code's grayscale model sees (it sums the two color
+    channels), so color carries no information; the color is still drawn and returned so that the
+    groups ``y * 2 + color`` stay the same. The label noise is drawn before the color, both
     from ``generator`` only.
 
     Args:
@@ -88,11 +89,11 @@ def make_colored_environment(
         color_flip: Probability ``e`` that the color disagrees with the (noisy) label.
         label_noise: Probability that the binary label is flipped (the paper: 0.25).
         generator: Source of all randomness (reproducible by its seed).
-        grayscale: Keep the image in both channels instead of coloring it.
+        grayscale: Return the uncolored image in one channel instead of coloring it.
 
     Returns:
-        ``(x, y, color)``: ``x`` float32 of shape ``(N, 2, H, W)``, ``y`` and ``color`` int64 of
-        shape ``(N,)``, on the device of ``images``.
+        ``(x, y, color)``: ``x`` float32 of shape ``(N, 2, H, W)`` (``(N, 1, H, W)`` when
+        ``grayscale``), ``y`` and ``color`` int64 of shape ``(N,)``, on the device of ``images``.
     """
     if not isinstance(images, torch.Tensor) or images.ndim != 3 or not images.is_floating_point():
         raise TypeError("images must be a floating-point tensor of shape (N, H, W), got "
@@ -117,7 +118,7 @@ def make_colored_environment(
 
     label = (digits >= 5).to(torch.int64) ^ _bernoulli(label_noise, n, generator, images.device)
     color = label ^ _bernoulli(color_flip, n, generator, images.device)
-    x = images.to(torch.float32).unsqueeze(1).repeat(1, 2, 1, 1)
+    x = images.to(torch.float32).unsqueeze(1)
     if not grayscale:
         keep = torch.nn.functional.one_hot(color, num_classes=2).to(x.dtype)  # (N, 2)
         x = x * keep[:, :, None, None]
@@ -150,7 +151,7 @@ def make_colored_split(
         env_names: Names of every environment of the dataset (shared by all its splits).
         label_noise: Probability that the binary label is flipped.
         generator: Source of all randomness.
-        grayscale: Keep the image in both channels (the grayscale oracle).
+        grayscale: Keep the image uncolored, in one channel (the grayscale oracle).
         name: Dataset name for reports.
 
     Returns:
@@ -172,7 +173,8 @@ def make_colored_split(
         torch.cat([part[2] for part in parts]),
         num_classes=2, attr_names=ATTR_NAMES, attr_key=ATTR_KEY, env=env, env_names=env_names,
         class_names=CLASS_NAMES, name=name,
-        counterfactual=None if grayscale else ChannelColorRule(len(ATTR_NAMES)))
+        # Built here with the content in the color's channel only, so the rule need not re-check it.
+        counterfactual=None if grayscale else ChannelColorRule(len(ATTR_NAMES), check=False))
 
 
 def environment_names(train_color_flips: Sequence[float],

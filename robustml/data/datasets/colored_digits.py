@@ -74,7 +74,8 @@ def colored_digits_splits(
 
     Args:
         seed: Seed of every random draw (shuffle, label noise, colors).
-        grayscale: Keep the image in both channels (grayscale oracle); colors are still drawn.
+        grayscale: Give the uncolored image in one channel (grayscale oracle); colors are
+            still drawn.
         label_noise: Probability that the binary label is flipped (the paper: 0.25).
         train_color_flips: Color flip of each training environment (the paper: 0.2, 0.1).
         test_color_flip: Color flip of the test environment (the paper: 0.9).
@@ -129,7 +130,7 @@ def _describe(train: GroupedTensorDataset, val: GroupedTensorDataset, test: Grou
     """Return the one-paragraph description of the splits for reports."""
     flips = ", ".join(f"{flip:g}" for flip in train_color_flips)
     sizes = ", ".join(f"{int(n):,}" for n in train.env_counts()[:len(train_color_flips)])
-    gray = (" Grayscale oracle: every image is kept in both channels, so color carries no "
+    gray = (" Grayscale oracle: every image is uncolored, in one channel, so color carries no "
             "information." if grayscale else "")
     return (f"Colored Digits: the Colored MNIST construction of Arjovsky et al. (2019, IRM) on "
             f"scikit-learn's 1,797 8x8 digits; label digit>=5 flipped with probability "

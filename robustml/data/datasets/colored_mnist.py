@@ -102,7 +102,7 @@ def colored_mnist_splits(
         seed: Seed of every random draw (shuffles, label noise, colors).
         download: Let torchvision download MNIST when it is missing.
         val: How the validation set is colored: ``"train_envs"`` or ``"oracle"``.
-        grayscale: Keep the image in both channels (the data of the paper's grayscale oracle);
+        grayscale: Give the uncolored image in one channel (the paper's grayscale oracle);
             colors are still drawn, so groups stay defined.
         label_noise: Probability that the binary label is flipped (the paper: 0.25).
         train_color_flips: Color flip of each training environment (the paper: 0.2, 0.1).
@@ -172,7 +172,7 @@ def _describe(train: GroupedTensorDataset, validation: GroupedTensorDataset,
         val_text = (f"ORACLE: {len(validation):,} images of MNIST's test split colored like the "
                     f"test environment (e={test_color_flip:g}), so model selection sees the test "
                     f"distribution")
-    gray = (" Grayscale oracle: every image is kept in both channels, so color carries no "
+    gray = (" Grayscale oracle: every image is uncolored, in one channel, so color carries no "
             "information." if grayscale else "")
     return (f"Colored MNIST (Arjovsky et al. 2019, IRM): 14x14 MNIST digits in two color channels; "
             f"label digit>=5 flipped with probability {label_noise:g}, color = label flipped with "
