@@ -43,7 +43,7 @@ from robustml.data.datasets.colored_mnist import MNIST_FILES, colored_mnist_spli
 from robustml.losses import ERMLoss, GroupDROLoss, IRMLoss, VRExLoss
 from robustml.models import MLP
 from robustml.train import Trainer, TrainSettings, predict_dataset
-from robustml.train.run import resolve_device, to_device
+from robustml.train.run import resolve_device
 
 # The IRM paper's Colored MNIST hyperparameters (Arjovsky et al. 2019, reference code).
 PENALTY_WEIGHT, ANNEAL_STEPS, L2_WEIGHT, LR = 91257.18613115903, 190, 0.00110794568, 0.000489853657
@@ -343,7 +343,7 @@ def main(argv: list[str] | None = None) -> dict:
     device = resolve_device(args.device)
     results: dict = {"machine": machine_info(device)}
     train_all, test, source = load_data(args, max(*args.sizes, args.e2e_size), args.e2e_test_size)
-    train_all, test = to_device(train_all, device), to_device(test, device)
+    train_all, test = train_all.to(device), test.to(device)
     torch.manual_seed(args.seed)
     model0 = MLP((2, 14, 14), 1, hidden_dims=(390, 390)).to(device)
     names = ("erm", "group_dro", "vrex", "irm", "irm_autograd", "augment_counterfactual")

@@ -151,6 +151,22 @@ class GroupedTensorDataset(Dataset):
         return self.replace(x=self.x[idx], y=self.y[idx], attr=self.attr[idx],
                             env=None if self.env is None else self.env[idx])
 
+    def to(self, device: torch.device | str) -> GroupedTensorDataset:
+        """Return the dataset with its tensors on ``device`` (``self`` when already there).
+
+        Attributes set on the dataset after construction (such as the ``noise`` record of
+        :func:`~robustml.data.datasets.noisy.with_label_noise`) are carried over.
+        """
+        device = torch.device(device)
+        if self.x.device == device:
+            return self
+        moved = self.replace(x=self.x.to(device), y=self.y.to(device), attr=self.attr.to(device),
+                             env=None if self.env is None else self.env.to(device))
+        for key, value in vars(self).items():
+            if key not in vars(moved):
+                setattr(moved, key, value)
+        return moved
+
     def replace(self, **fields: Any) -> GroupedTensorDataset:
         """Return a copy with some constructor arguments replaced (e.g. ``y=`` new labels)."""
         kwargs = dict(x=self.x, y=self.y, attr=self.attr, num_classes=self.num_classes,

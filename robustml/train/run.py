@@ -52,14 +52,6 @@ def resolve_device(name: str) -> torch.device:
     return device
 
 
-def to_device(dataset: GroupedTensorDataset, device: torch.device) -> GroupedTensorDataset:
-    """Return ``dataset`` with its tensors on ``device`` (in-memory datasets move once)."""
-    if dataset.x.device == device:
-        return dataset
-    return dataset.replace(x=dataset.x.to(device), y=dataset.y.to(device), attr=dataset.attr.to(device),
-                           env=None if dataset.env is None else dataset.env.to(device))
-
-
 def describe_group_label_use(cfg: DictConfig) -> str:
     """Say what group labels were used for, for the report (training, model selection, evaluation)."""
     uses = []
@@ -159,7 +151,7 @@ def build(cfg: DictConfig, run_dir: Path) -> tuple[Trainer, DataSplits, CleanedD
     if cfg.cleaning is not None:
         cleaned = clean_splits(cfg, splits, run_dir)
         splits = DataSplits(cleaned.train, splits.val, splits.test, description=splits.description)
-    splits = DataSplits(*(to_device(split, device) for _, split in splits.items()),
+    splits = DataSplits(*(split.to(device) for _, split in splits.items()),
                         description=splits.description)
     num_outputs = num_outputs_for(splits.num_classes)
     model = build_from(cfg, "model", input_shape=splits.input_shape, num_outputs=num_outputs).to(device)

@@ -34,6 +34,14 @@ def test_with_label_noise_changes_exactly_the_recorded_labels():
     assert clean.noise is None and torch.equal(clean.y, train.y)
 
 
+def test_moving_a_noisy_dataset_keeps_its_noise_record():
+    noisy = with_label_noise(colored_digits_splits(seed=0).train, 0.3, seed=2)
+    assert noisy.to("cpu") is noisy   # already there
+    moved = noisy.to("cpu:0")         # another device spelling takes the copying path
+    assert moved is not noisy and moved.noise is noisy.noise
+    assert torch.equal(moved.y, noisy.y) and moved.counterfactual is noisy.counterfactual
+
+
 @pytest.mark.parametrize("kwargs,error,match", [
     (dict(rate=1.0), ValueError, "rate"),
     (dict(rate=0.2, kind="uniform"), ValueError, "kind"),
