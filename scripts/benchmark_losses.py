@@ -43,6 +43,7 @@ from robustml.data.datasets.colored_mnist import MNIST_FILES, colored_mnist_spli
 from robustml.losses import ERMLoss, GroupDROLoss, IRMLoss, VRExLoss
 from robustml.models import MLP
 from robustml.train import Trainer, TrainSettings, predict_dataset
+from robustml.train.memory import keep_freed_memory
 from robustml.train.run import resolve_device
 
 # The IRM paper's Colored MNIST hyperparameters (Arjovsky et al. 2019, reference code).
@@ -338,6 +339,7 @@ def checks(results: dict) -> list[dict]:
 def main(argv: list[str] | None = None) -> dict:
     """Run the benchmark, print the table, write the JSON and return the results."""
     args = parse_args(argv)
+    keep_freed_memory()   # as robustml-train does; the reference loop shares the same allocator
     if args.threads:
         torch.set_num_threads(args.threads)
     device = resolve_device(args.device)

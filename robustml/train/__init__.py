@@ -3,6 +3,7 @@
 from robustml.train.checkpoint import load_checkpoint, save_checkpoint
 from robustml.train.evaluate import evaluate, forward_in_chunks, predict_dataset
 from robustml.train.loop import Trainer, TrainSettings
+from robustml.train.memory import keep_freed_memory
 
-__all__ = ["Trainer", "TrainSettings", "evaluate", "forward_in_chunks", "load_checkpoint",
-           "predict_dataset", "save_checkpoint"]
+__all__ = ["Trainer", "TrainSettings", "evaluate", "forward_in_chunks", "keep_freed_memory",
+           "load_checkpoint", "predict_dataset", "save_checkpoint"]

@@ -32,6 +32,7 @@ from robustml.train.evaluate import evaluate
 from robustml.train.clean import CleanedData, clean_splits, main_clean
 from robustml.train.instantiate import build_from, runtime_kwargs
 from robustml.train.loop import Trainer, TrainSettings
+from robustml.train.memory import keep_freed_memory
 
 
 def seed_everything(seed: int) -> None:
@@ -189,6 +190,7 @@ def run(cfg: DictConfig, run_dir: str | Path | None = None) -> dict[str, Any]:
     run_dir = Path(run_dir if run_dir is not None else HydraConfig.get().runtime.output_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     (run_dir / "config.yaml").write_text(OmegaConf.to_yaml(cfg, resolve=True))
+    keep_freed_memory()   # full-batch steps reuse their large buffers instead of faulting them in
     seed_everything(cfg.seed)
     trainer, splits, cleaned = build(cfg, run_dir)
     result = trainer.fit()
