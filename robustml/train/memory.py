@@ -14,23 +14,29 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
-import functools
 
 M_TRIM_THRESHOLD = -1
 M_MMAP_THRESHOLD = -3
+# glibc's dynamic mmap threshold rises to at most this on 64-bit systems, and its trim threshold
+# to twice that: the steady state of a script that leaves malloc alone.
+GLIBC_STEADY_MMAP_THRESHOLD = 32 * 2**20
 
 
-@functools.cache
+def set_malloc_thresholds(mmap_bytes: int, trim_bytes: int) -> bool:
+    """Set glibc's mmap and trim thresholds; return ``False`` where ``mallopt`` is missing or refuses."""
+    try:
+        mallopt = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6").mallopt
+    except (OSError, AttributeError):   # no mallopt: macOS, Windows
+        return False
+    mallopt.argtypes, mallopt.restype = [ctypes.c_int, ctypes.c_int], ctypes.c_int
+    return bool(mallopt(M_MMAP_THRESHOLD, int(mmap_bytes))) and bool(
+        mallopt(M_TRIM_THRESHOLD, int(trim_bytes)))
+
+
 def keep_freed_memory(threshold_bytes: int = 2**30) -> bool:
     """Serve blocks below ``threshold_bytes`` from the heap and keep freed memory; return success.
 
     Returns ``False`` (and changes nothing) where the C library has no ``mallopt`` (macOS,
     Windows) or refuses the values.
     """
-    try:
-        mallopt = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6").mallopt
-    except (OSError, AttributeError):
-        return False
-    mallopt.argtypes, mallopt.restype = [ctypes.c_int, ctypes.c_int], ctypes.c_int
-    return bool(mallopt(M_MMAP_THRESHOLD, threshold_bytes)) and bool(
-        mallopt(M_TRIM_THRESHOLD, threshold_bytes))
+    return set_malloc_thresholds(threshold_bytes, threshold_bytes)
