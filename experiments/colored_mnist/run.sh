@@ -16,7 +16,7 @@ TAG=${TAG:-}
 experiments=("$@")
 if [ ${#experiments[@]} -eq 0 ]; then
   experiments=(colored_mnist_oracle colored_mnist_erm colored_mnist_group_dro colored_mnist_vrex
-               colored_mnist_irm colored_mnist_cf_replace colored_mnist_group_balanced
+               colored_mnist_irm colored_mnist_irm_val colored_mnist_cf_replace colored_mnist_group_balanced
                colored_mnist_cf_paired colored_mnist_cf_paired_consistency)
 fi
 for experiment in "${experiments[@]}"; do

@@ -9,6 +9,7 @@ cd "$(dirname "$0")/../.."
 DATA_ROOT=${DATA_ROOT:-../shared/data}
 JOBS=${JOBS:-2}
 TRAIN=${TRAIN:-.venv/bin/robustml-train}
+PYTHON=${PYTHON:-.venv/bin/python}
 for weight in 1000 10000 100000; do
   dir="runs/colored_mnist_irm_val/sweep/weight$weight/seed0"
   [ -f "$dir/metrics.json" ] && continue
@@ -18,7 +19,7 @@ done | xargs -P "$JOBS" -L 1 sh -c \
   'OMP_NUM_THREADS=${OMP_NUM_THREADS:-1} '"$TRAIN"' experiment=colored_mnist_irm_val "$0" "$@" \
      trainer.resume=true trainer.progress=false > "${3#hydra.run.dir=}/train.out" 2>&1 \
      && echo "done $0" || echo "FAILED $0 (see ${3#hydra.run.dir=}/train.out)"'
-python scripts/summarize_runs.py --key val/acc_worst_group --key val/acc_avg \
+"$PYTHON" scripts/summarize_runs.py --key val/acc_worst_group --key val/acc_avg \
   --row "weight 1e3=runs/colored_mnist_irm_val/sweep/weight1000/*" \
   --row "weight 1e4=runs/colored_mnist_irm_val/sweep/weight10000/*" \
   --row "weight 1e5=runs/colored_mnist_irm_val/sweep/weight100000/*"
