@@ -24,7 +24,7 @@ for experiment in "${experiments[@]}"; do
     dir="runs/$experiment$TAG/seeds/seed$seed"
     [ -f "$dir/metrics.json" ] && continue
     mkdir -p "$dir"
-    echo "$experiment seed=$seed data.root=$DATA_ROOT hydra.run.dir=$dir trainer.resume=true $OVERRIDES"
+    echo "$experiment seed=$seed data.root=$DATA_ROOT hydra.run.dir=$dir trainer.resume=true${OVERRIDES:+ $OVERRIDES}"  # no trailing blank: xargs -L would join lines
   done
 done | xargs -P "$JOBS" -L 1 sh -c \
   'OMP_NUM_THREADS=${OMP_NUM_THREADS:-1} '"$TRAIN"' experiment=$0 "$@" trainer.progress=false \
