@@ -119,10 +119,10 @@ def make_colored_environment(
     label = (digits >= 5).to(torch.int64) ^ _bernoulli(label_noise, n, generator, images.device)
     color = label ^ _bernoulli(color_flip, n, generator, images.device)
     x = images.to(torch.float32).unsqueeze(1)
-    if not grayscale:
-        keep = torch.nn.functional.one_hot(color, num_classes=2).to(x.dtype)  # (N, 2)
-        x = x * keep[:, :, None, None]
-    return x, label, color
+    if grayscale:
+        return x.clone(), label, color   # a copy, never a view of the caller's images
+    keep = torch.nn.functional.one_hot(color, num_classes=2).to(x.dtype)  # (N, 2)
+    return x * keep[:, :, None, None], label, color
 
 
 def make_colored_split(
