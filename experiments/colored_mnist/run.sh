@@ -26,6 +26,6 @@ for experiment in "${experiments[@]}"; do
     mkdir -p "$dir"
     echo "$experiment seed=$seed data.root=$DATA_ROOT hydra.run.dir=$dir trainer.resume=true${OVERRIDES:+ $OVERRIDES}"  # no trailing blank: xargs -L would join lines
   done
-done | xargs -P "$JOBS" -L 1 sh -c \
+done | xargs -r -P "$JOBS" -L 1 sh -c \
   'OMP_NUM_THREADS=${OMP_NUM_THREADS:-1} '"$TRAIN"' experiment=$0 "$@" trainer.progress=false \
      > "${3#hydra.run.dir=}/train.out" 2>&1 && echo "done $0 $1" || echo "FAILED $0 $1 (see ${3#hydra.run.dir=}/train.out)"'
