@@ -3,7 +3,7 @@
 Each ``--row`` names a table row and a glob of run directories (or their ``metrics.json`` files):
 
     python scripts/summarize_runs.py --out experiments/colored_mnist/results \
-        --row "ERM=runs/colored_mnist_erm/multirun_*/*" --row "IRM=runs/colored_mnist_irm/multirun_*/*"
+        --row "ERM=runs/multirun/*/*_colored_mnist_erm" --row "IRM=runs/multirun/*/*_colored_mnist_irm"
 
 Accuracies and rates are printed in percent; std is the sample standard deviation over runs (ddof=1).
 """

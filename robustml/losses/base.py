@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from torch import nn
+
+from robustml.validation import check_int
 
 
 class GroupLoss(nn.Module):
@@ -30,10 +34,19 @@ class GroupLoss(nn.Module):
 
     def __init__(self, num_groups: int) -> None:
         super().__init__()
-        if int(num_groups) < 1:
-            raise ValueError(f"num_groups must be a positive integer, got {num_groups}")
-        self.num_groups = int(num_groups)
+        self.num_groups = check_int("num_groups", num_groups, minimum=1)
 
     def log_values(self) -> dict[str, float]:
         """Return scalars worth logging after the last training step (e.g. ``q_0``); none here."""
         return {}
+
+
+def environments_argument(groups: Any, envs: Any) -> Any:
+    """Return the partition ids of a loss given as ``groups`` or by its alias ``envs``.
+
+    IRM and V-REx compare environments; ``envs=`` lets a loop say so. Exactly one must be given.
+    """
+    if (groups is None) == (envs is None):
+        raise TypeError("pass the environment ids once, as groups or as envs, got "
+                        + ("both" if groups is not None else "neither"))
+    return groups if envs is None else envs

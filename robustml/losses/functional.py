@@ -7,11 +7,24 @@ cross-entropy with logits (the IRM paper's Colored MNIST model); logits of shape
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F
+
+from robustml.validation import check_real
+
+
+def _check_logits(logits: torch.Tensor) -> None:
+    if not isinstance(logits, torch.Tensor):
+        raise TypeError(f"logits must be a floating-point tensor of shape (N, C), got "
+                        f"{type(logits).__name__}")
+    if logits.dim() != 2:
+        hint = (" (one logit per example is shape (N, 1): use logits[:, None])"
+                if logits.dim() == 1 else "")
+        raise ValueError(f"logits must have shape (N, C), got {tuple(logits.shape)}{hint}")
+    if not logits.is_floating_point():
+        raise TypeError(f"logits must be floating point, got dtype {logits.dtype}")
 
 
 def check_inputs(logits: torch.Tensor, target: torch.Tensor, groups: torch.Tensor | None = None,
@@ -24,15 +37,18 @@ def check_inputs(logits: torch.Tensor, target: torch.Tensor, groups: torch.Tenso
         groups: Optional shape ``(N,)``, int64 ids in ``[0, num_groups)``.
         num_groups: Number of groups (or environments) the ids must lie below.
     """
-    if logits.dim() != 2:
-        raise ValueError(f"logits must have shape (N, C), got {tuple(logits.shape)}")
-    if not logits.is_floating_point():
-        raise TypeError(f"logits must be floating point, got dtype {logits.dtype}")
+    _check_logits(logits)
     n, c = logits.shape
+    if n == 0:
+        raise ValueError(f"logits must have at least one row (the loss of an empty batch is "
+                         f"undefined), got shape (0, {c})")
     num_classes = max(c, 2)
     for name, ids, upper in (("target", target, num_classes), ("groups", groups, num_groups)):
         if ids is None:
             continue
+        if not isinstance(ids, torch.Tensor):
+            raise TypeError(f"{name} must be an int64 tensor of shape ({n},), got "
+                            f"{type(ids).__name__}; convert it with torch.as_tensor({name})")
         if ids.shape != (n,):
             raise ValueError(f"{name} must have shape ({n},) to match logits, got {tuple(ids.shape)}")
         if ids.dtype != torch.int64:
@@ -62,7 +78,12 @@ def num_outputs_for(num_classes: int) -> int:
 
 
 def predict(logits: torch.Tensor) -> torch.Tensor:
-    """Return predicted class ids, shape ``(N,)``, following the binary convention."""
+    """Return predicted class ids, shape ``(N,)``, following the binary convention.
+
+    ``logits`` of shape ``(N, 1)`` (one logit per example, a binary task) predict class 1 where the
+    logit is positive; shape ``(N, C)`` with ``C >= 2`` predicts the argmax.
+    """
+    _check_logits(logits)
     if logits.shape[1] == 1:
         return (logits[:, 0] > 0).long()
     return logits.argmax(dim=1)
@@ -354,8 +375,5 @@ def vrex_penalty(logits: torch.Tensor, target: torch.Tensor, groups: torch.Tenso
 
 
 def check_nonnegative(name: str, value: float) -> float:
-    """Return ``value`` as a float; raise ``ValueError`` naming ``name`` if < 0 or not finite."""
-    number = float(value)
-    if not math.isfinite(number) or number < 0:
-        raise ValueError(f"{name} must be a finite number >= 0, got {value}")
-    return number
+    """Return ``value`` as a float; raise naming ``name`` unless it is a finite number >= 0."""
+    return check_real(name, value, minimum=0.0)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from robustml.losses.base import GroupLoss
+from robustml.losses.base import GroupLoss, environments_argument
 from robustml.losses.compose import PenalizedLoss
 from robustml.losses.erm import ERMLoss
 from robustml.losses.functional import check_finite, check_inputs, check_weight, mean_irm_penalty
@@ -56,6 +56,11 @@ class IRMPenalty(GroupLoss):
 class IRMLoss(PenalizedLoss):
     """IRMv1 objective: mean loss + scheduled ``penalty_weight`` * :class:`IRMPenalty`.
 
+    **Environments go in ``groups``.** Like every robustml loss, ``forward(logits, target,
+    groups)`` takes one partition id per example; for IRM that partition is the environment
+    (``batch["env"]``, ``loss.partition=env`` in the configs), and ``num_groups`` is the number of
+    environments. ``envs=`` is accepted as a keyword alias of ``groups``.
+
     Arjovsky et al. 2019, reference Colored MNIST code: penalty weight ``warmup_weight`` (1.0)
     before step ``anneal_steps``, ``penalty_weight`` from then on, the whole loss divided by
     the weight when it exceeds 1 (``rescale``; ``loss_scale`` tells a trainer to scale its L2
@@ -69,7 +74,8 @@ class IRMLoss(PenalizedLoss):
 
     Args:
         num_groups: Number of environments.
-        penalty_weight: The weight ``lambda`` after the anneal step.
+        penalty_weight: The weight ``lambda`` after the anneal step (default: the paper's Colored
+            MNIST value, 91257.18613115903).
         anneal_steps: Training steps run with ``warmup_weight`` first.
         unbiased: Use the two-halves penalty estimator.
         closed_form: Use the closed-form penalty (no second backward pass).
@@ -79,7 +85,8 @@ class IRMLoss(PenalizedLoss):
     The log keys are ``loss_base``, ``penalty_irm`` and ``weight_irm``.
     """
 
-    def __init__(self, num_groups: int, *, penalty_weight: float, anneal_steps: int = 0,
+    def __init__(self, num_groups: int, *, penalty_weight: float = 91257.18613115903,
+                 anneal_steps: int = 0,
                  unbiased: bool = False, closed_form: bool = True, warmup_weight: float = 1.0,
                  rescale: bool = True) -> None:
         super().__init__(num_groups, ERMLoss(num_groups),
@@ -87,3 +94,9 @@ class IRMLoss(PenalizedLoss):
                                             closed_form=closed_form)},
                          weights={"irm": penalty_weight}, anneal_steps=anneal_steps,
                          warmup_weight=warmup_weight, rescale=rescale)
+
+    def forward(self, logits: torch.Tensor, target: torch.Tensor, groups: torch.Tensor | None = None,
+                *, weight: torch.Tensor | None = None,
+                envs: torch.Tensor | None = None) -> torch.Tensor:
+        """Return the (rescaled) penalized loss; environment ids as ``groups`` or ``envs``."""
+        return super().forward(logits, target, environments_argument(groups, envs), weight=weight)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from robustml.losses.base import GroupLoss
+from robustml.losses.base import GroupLoss, environments_argument
 from robustml.losses.compose import PenalizedLoss
 from robustml.losses.erm import ERMLoss
 from robustml.losses.functional import check_finite, vrex_penalty
@@ -39,6 +39,11 @@ class VRExPenalty(GroupLoss):
 class VRExLoss(PenalizedLoss):
     """V-REx objective: mean loss + scheduled ``penalty_weight`` * :class:`VRExPenalty`.
 
+    **Environments go in ``groups``.** Like every robustml loss, ``forward(logits, target,
+    groups)`` takes one partition id per example; for V-REx that partition is the environment
+    (``batch["env"]``, ``loss.partition=env`` in the configs), and ``num_groups`` is the number of
+    environments. ``envs=`` is accepted as a keyword alias of ``groups``.
+
     Krueger et al., ICML 2021: ``sum_e R_e + beta * Var_e(R_e)``, with the IRM-style schedule
     (``warmup_weight`` until ``anneal_steps``, then ``penalty_weight``) that DomainBed and the
     authors' Colored MNIST code use. The base is the mean loss over the batch (the mean of
@@ -53,7 +58,8 @@ class VRExLoss(PenalizedLoss):
 
     Args:
         num_groups: Number of environments.
-        penalty_weight: The weight ``beta`` after the anneal step.
+        penalty_weight: The weight ``beta`` after the anneal step (default 1e4, the weight of the
+            authors' Colored MNIST code; DomainBed uses 10).
         anneal_steps: Training steps run with ``warmup_weight`` first.
         warmup_weight: Penalty weight before ``anneal_steps``.
         rescale: Divide the loss by the weight when it exceeds 1.
@@ -61,8 +67,15 @@ class VRExLoss(PenalizedLoss):
     The log keys are ``loss_base``, ``penalty_vrex`` and ``weight_vrex``.
     """
 
-    def __init__(self, num_groups: int, *, penalty_weight: float, anneal_steps: int = 0,
+    def __init__(self, num_groups: int, *, penalty_weight: float = 1e4,
+                 anneal_steps: int = 0,
                  warmup_weight: float = 1.0, rescale: bool = True) -> None:
         super().__init__(num_groups, ERMLoss(num_groups), {"vrex": VRExPenalty(num_groups)},
                          weights={"vrex": penalty_weight}, anneal_steps=anneal_steps,
                          warmup_weight=warmup_weight, rescale=rescale)
+
+    def forward(self, logits: torch.Tensor, target: torch.Tensor, groups: torch.Tensor | None = None,
+                *, weight: torch.Tensor | None = None,
+                envs: torch.Tensor | None = None) -> torch.Tensor:
+        """Return the (rescaled) penalized loss; environment ids as ``groups`` or ``envs``."""
+        return super().forward(logits, target, environments_argument(groups, envs), weight=weight)

@@ -14,10 +14,11 @@ of a functional twin beside a stateful class).
 from __future__ import annotations
 
 import math
-import operator
 from collections.abc import Sequence
 
 import torch
+
+from robustml.validation import check_int
 
 
 def per_group_counts(groups: torch.Tensor, num_groups: int) -> torch.Tensor:
@@ -47,16 +48,7 @@ def per_group_counts(groups: torch.Tensor, num_groups: int) -> torch.Tensor:
 
 def _check_num_groups(num_groups: int) -> int:
     """Return ``num_groups`` as an int, or raise if it is not a positive integer."""
-    if isinstance(num_groups, bool):
-        raise TypeError(f"num_groups must be a positive integer, got {num_groups!r}")
-    try:
-        value = operator.index(num_groups)
-    except TypeError:
-        raise TypeError(f"num_groups must be a positive integer, got {num_groups!r} "
-                        f"of type {type(num_groups).__name__}") from None
-    if value < 1:
-        raise ValueError(f"num_groups must be a positive integer, got {value}")
-    return value
+    return check_int("num_groups", num_groups, minimum=1)
 
 
 def _check_train_counts(train_counts: torch.Tensor | Sequence[float], num_groups: int,

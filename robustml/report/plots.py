@@ -10,15 +10,22 @@ from __future__ import annotations
 import math
 import os
 from collections.abc import Mapping, Sequence
-from typing import Any
-
-from matplotlib.backends.backend_agg import FigureCanvasAgg
-from matplotlib.figure import Figure
+from typing import TYPE_CHECKING, Any
 
 from robustml.report.tables import atomic_path
 
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
+
+
+def _figure(**kwargs: Any) -> Figure:
+    """Return a new figure; matplotlib is imported here, on first use (it costs ~0.5 s)."""
+    from matplotlib.figure import Figure
+    return Figure(**kwargs)
+
 
 def _save_png(fig: Figure, path: str | os.PathLike) -> None:
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
     FigureCanvasAgg(fig)
     with atomic_path(path) as tmp:
         fig.savefig(tmp, format="png", dpi=120, bbox_inches="tight")
@@ -50,7 +57,7 @@ def plot_group_accuracy(path: str | os.PathLike, final: Mapping[str, Any],
     if isinstance(splits, str) or not splits:
         raise ValueError(f"splits must be a non-empty sequence of split names, got {splits!r}")
     num_groups = len(group_names)
-    fig = Figure(figsize=(max(5.0, 1.2 * num_groups + 2), 4))
+    fig = _figure(figsize=(max(5.0, 1.2 * num_groups + 2), 4))
     ax = fig.add_subplot()
     width = 0.8 / len(splits)
     for i, split in enumerate(splits):
@@ -113,7 +120,7 @@ def plot_history(path: str | os.PathLike, history: Sequence[Mapping[str, Any]], 
             lines[key] = points
     if not lines:
         return False
-    fig = Figure(figsize=(6, 4))
+    fig = _figure(figsize=(6, 4))
     ax = fig.add_subplot()
     for key, points in lines.items():
         steps, values = zip(*points)

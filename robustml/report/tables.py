@@ -16,9 +16,9 @@ from pathlib import Path
 from typing import Any
 
 _SUMMARY_HEADERS = ("split", "worst-group acc (%)", "worst group", "average acc (%)",
-                    "train-weighted avg acc (%)", "group-mean acc (%)")
+                    "train-mix avg acc (%)", "group-mean acc (%)")
 _AVERAGES_NOTE = ("*Average acc* is the plain average over the split's examples; "
-                  "*train-weighted avg acc* weights each group's accuracy by its share of the "
+                  "*train-mix avg acc* weights each group's accuracy by its share of the "
                   "training set (the \"average\" of the Waterbirds papers); *group-mean acc* is "
                   "the unweighted mean over groups. Empty groups are left out of all three.")
 
@@ -123,12 +123,12 @@ def markdown_table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str
     return "\n".join(lines)
 
 
-def _is_missing(value: Any) -> bool:
+def is_missing(value: Any) -> bool:
     return value is None or (isinstance(value, float) and math.isnan(value))
 
 
-def _percent(value: Any) -> str:
-    return "n/a" if _is_missing(value) else f"{100 * float(value):.1f}"
+def percent(value: Any) -> str:
+    return "n/a" if is_missing(value) else f"{100 * float(value):.1f}"
 
 
 def _required(final: Mapping[str, Any], key: str) -> Any:
@@ -138,9 +138,21 @@ def _required(final: Mapping[str, Any], key: str) -> Any:
     return final[key]
 
 
-def _worst_group(final: Mapping[str, Any], split: str, num_groups: int) -> int | None:
+def worst_group(final: Mapping[str, Any], split: str, num_groups: int) -> int | None:
     worst = _required(final, f"{split}/worst_group")
-    return int(worst) if not _is_missing(worst) and 0 <= int(worst) < num_groups else None
+    return int(worst) if not is_missing(worst) and 0 <= int(worst) < num_groups else None
+
+
+def group_table(final: Mapping[str, Any], split: str, group_names: Sequence[str]) -> str:
+    """Return the markdown table of ``split``'s per-group counts and accuracies, worst marked."""
+    worst = worst_group(final, split, len(group_names))
+    rows = []
+    for g, name in enumerate(group_names):
+        count = _required(final, f"{split}/count_group_{g}")
+        rows.append([g, name, "n/a" if is_missing(count) else int(count),
+                     percent(_required(final, f"{split}/acc_group_{g}")),
+                     "<- worst" if g == worst else ""])
+    return markdown_table(("group", "name", "count", "accuracy (%)", ""), rows)
 
 
 def render_report_md(*, title: str, final: Mapping[str, Any], group_names: Sequence[str],
@@ -176,24 +188,18 @@ def render_report_md(*, title: str, final: Mapping[str, Any], group_names: Seque
     num_groups = len(group_names)
     summary, per_split = [], []
     for split in splits:
-        worst = _worst_group(final, split, num_groups)
-        summary.append([split, _percent(_required(final, f"{split}/acc_worst_group")),
+        worst = worst_group(final, split, num_groups)
+        summary.append([split, percent(_required(final, f"{split}/acc_worst_group")),
                         "n/a" if worst is None else f"{group_names[worst]} ({worst})",
-                        _percent(_required(final, f"{split}/acc_avg")),
-                        _percent(final.get(f"{split}/acc_weighted_avg")),
-                        _percent(final.get(f"{split}/acc_group_mean"))])
-        rows = []
-        for g, name in enumerate(group_names):
-            count = _required(final, f"{split}/count_group_{g}")
-            rows.append([g, name, "n/a" if _is_missing(count) else int(count),
-                         _percent(_required(final, f"{split}/acc_group_{g}")),
-                         "<- worst" if g == worst else ""])
-        per_split.append(f"## Per-group accuracy: {split}\n\n" + markdown_table(
-            ("group", "name", "count", "accuracy (%)", ""), rows))
+                        percent(_required(final, f"{split}/acc_avg")),
+                        percent(final.get(f"{split}/acc_weighted_avg")),
+                        percent(final.get(f"{split}/acc_group_mean"))])
+        per_split.append(f"## Per-group accuracy: {split}\n\n"
+                         + group_table(final, split, group_names))
 
     parts = [f"# {title}", "## Summary\n\n" + markdown_table(_SUMMARY_HEADERS, summary)
              + "\n\n" + _AVERAGES_NOTE]
-    run_values = sorted((key, "n/a" if _is_missing(value) else value)
+    run_values = sorted((key, "n/a" if is_missing(value) else value)
                         for key, value in final.items() if "/" not in key)
     if run_values:
         parts.append("## Run\n\n" + markdown_table(("key", "value"), run_values))
@@ -205,8 +211,12 @@ def render_report_md(*, title: str, final: Mapping[str, Any], group_names: Seque
     return "\n\n".join(parts) + "\n"
 
 
-def write_report_md(path: str | os.PathLike, **kwargs: Any) -> None:
-    """Write :func:`render_report_md`'s markdown (same keyword arguments) to ``path`` atomically."""
-    text = render_report_md(**kwargs)
+def write_text(path: str | os.PathLike, text: str) -> None:
+    """Write ``text`` to ``path`` as UTF-8, atomically (the file is whole or absent)."""
     with atomic_path(path) as tmp:
         Path(tmp).write_text(text, encoding="utf-8")
+
+
+def write_report_md(path: str | os.PathLike, **kwargs: Any) -> None:
+    """Write :func:`render_report_md`'s markdown (same keyword arguments) to ``path`` atomically."""
+    write_text(path, render_report_md(**kwargs))

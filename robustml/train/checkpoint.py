@@ -31,4 +31,8 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"no checkpoint at {path}")
-    return torch.load(path, map_location=map_location, weights_only=False)
+    try:
+        return torch.load(path, map_location=map_location, weights_only=False)
+    except Exception as error:  # truncated or not a checkpoint: unpickling errors of many types
+        raise RuntimeError(f"checkpoint {path} cannot be read ({type(error).__name__}: {error}); "
+                           "it may be truncated or not a robustml checkpoint") from error

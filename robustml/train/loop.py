@@ -17,6 +17,7 @@ from robustml.data.contract import Batch, GroupedTensorDataset
 from robustml.losses.base import GroupLoss
 from robustml.report import append_jsonl
 from robustml.train.checkpoint import load_checkpoint, save_checkpoint
+from robustml.validation import check_int, check_real
 from robustml.train.evaluate import PRECISIONS, autocast, evaluate, forward_in_chunks
 
 SELECTIONS = {"worst_group": "val/acc_worst_group", "avg": "val/acc_avg", "last": None}
@@ -36,8 +37,10 @@ class TrainSettings:
         l2_weight: Weight of ``sum ||w||^2`` added to the loss (scaled with the loss's ``loss_scale``).
         reset_optimizer_at_anneal: Clear the optimizer state when a penalty schedule anneals.
         seed: Seed of the data order.
-        resume: Continue from ``checkpoints/last.pt`` in the run directory when it exists.
+        resume: Continue from ``checkpoints/last.pt`` in the run directory (which must exist).
         progress: Show a progress bar.
+        max_loss: Stop with an error naming the learning rate when the training loss exceeds this
+            (a diverging optimizer: losses of a classifier that is learning stay far below it).
     """
 
     max_steps: int
@@ -51,6 +54,7 @@ class TrainSettings:
     seed: int = 0
     resume: bool = False
     progress: bool = True
+    max_loss: float = 1e6
 
     def __post_init__(self) -> None:
         if self.select not in SELECTIONS:
@@ -58,12 +62,13 @@ class TrainSettings:
         if self.precision not in PRECISIONS:
             raise ValueError(f"trainer.precision must be one of {PRECISIONS}, got {self.precision!r}")
         for name in ("max_steps", "eval_every"):
-            if int(getattr(self, name)) < 1:
-                raise ValueError(f"trainer.{name} must be a positive integer, got {getattr(self, name)}")
+            setattr(self, name, check_int(f"trainer.{name}", getattr(self, name), minimum=1))
         for name in ("batch_size", "chunk_size"):
-            value = getattr(self, name)
-            if value is not None and int(value) < 1:
-                raise ValueError(f"trainer.{name} must be a positive integer or null, got {value}")
+            if getattr(self, name) is not None:
+                setattr(self, name, check_int(f"trainer.{name}", getattr(self, name), minimum=1))
+        self.l2_weight = check_real("trainer.l2_weight", self.l2_weight, minimum=0.0)
+        self.max_loss = check_real("trainer.max_loss", self.max_loss, minimum=0.0)
+        self.seed = check_int("seed", self.seed)
 
 
 class Trainer:
@@ -208,9 +213,14 @@ class Trainer:
     def fit(self) -> dict[str, Any]:
         """Train to ``max_steps`` (resuming if asked); return ``{"best_step", "history", "elapsed"}``."""
         settings = self.settings
-        if settings.resume and self.last_path.is_file():
+        if settings.resume:
+            if not self.last_path.is_file():
+                raise FileNotFoundError(
+                    f"trainer.resume=true but there is no checkpoint at {self.last_path}; pass the "
+                    f"directory of the run to resume as hydra.run.dir=<run dir>, or drop "
+                    f"trainer.resume=true to start a new run")
             self._restore(load_checkpoint(self.last_path, map_location=self.train.x.device))
-        elif not settings.resume:
+        else:
             (self.run_dir / "metrics.jsonl").unlink(missing_ok=True)
         self.model.train()
         self.criterion.train()
@@ -222,6 +232,7 @@ class Trainer:
         while self.step < settings.max_steps:
             loss = self._train_step(next(batches))
             self.step += 1
+            self._check_divergence(loss)
             bar.update(1)
             if self.step % settings.eval_every and self.step != settings.max_steps:
                 continue
@@ -242,6 +253,16 @@ class Trainer:
             bar.set_postfix(loss=f"{loss:.4f}", val_worst=f"{record['val/acc_worst_group']:.3f}")
         bar.close()
         return {"best_step": self.best_step, "history": self.history, "elapsed": self.elapsed}
+
+    def _check_divergence(self, loss: float) -> None:
+        """Raise ``FloatingPointError`` naming the learning rate when the loss is out of bounds."""
+        if math.isfinite(loss) and abs(loss) <= self.settings.max_loss:
+            return
+        lr = self.optimizer.param_groups[0]["lr"]
+        raise FloatingPointError(
+            f"training diverged: the loss at step {self.step} is {loss:.3g}, above "
+            f"trainer.max_loss={self.settings.max_loss:g}; lower the learning rate "
+            f"(optimizer.lr={lr:g} now) or raise trainer.max_loss if losses this large are expected")
 
     def load_best(self) -> None:
         """Load the selected checkpoint's weights (``best.pt``) into the model."""

@@ -1,24 +1,19 @@
-"""``run(cfg)``: build everything from a Hydra config, train, select, evaluate and report.
+"""``run(cfg)``: build everything from a config, train, select on validation, evaluate and report.
 
-``main`` is the ``robustml-train`` console script. Hydra lives here and in ``scripts/`` only.
+The console scripts that call it (``robustml-train``, ``robustml-clean``) live in
+:mod:`robustml.train.cli`.
 """
 
 from __future__ import annotations
 
-import sys
 import math
 import random
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import hydra
 import numpy as np
 import torch
-from hydra.core.hydra_config import HydraConfig
-from hydra import compose, initialize_config_module
-from hydra.errors import ConfigCompositionException
 from omegaconf import DictConfig, OmegaConf
-from omegaconf.errors import ConfigAttributeError
 
 from robustml.augment import CounterfactualAugment, counterfactual_stress_test, render_stress_table
 from robustml.augment.counterfactual import dataset_rule
@@ -26,13 +21,19 @@ from robustml.data.contract import DataSplits, GroupedTensorDataset
 from robustml.data.samplers import GroupBalancedSampler, balanced_sample_weights
 from robustml.losses import (CounterfactualConsistencyPenalty, GroupLoss, PenalizedLoss, num_outputs_for,
                              predict)
-from robustml.report import (plot_group_accuracy, plot_history, render_report_md, write_metrics_json,
-                             write_report_md)
+from robustml.report import (plot_group_accuracy, plot_history, render_console_summary,
+                             write_metrics_json, write_report_md, write_text)
 from robustml.train.evaluate import evaluate
-from robustml.train.clean import CleanedData, clean_splits, main_clean
 from robustml.train.instantiate import build_from, runtime_kwargs
 from robustml.train.loop import Trainer, TrainSettings
 from robustml.train.memory import keep_freed_memory
+from robustml.train.naming import register_run_name_resolver
+from robustml.validation import check_int
+
+if TYPE_CHECKING:
+    from robustml.train.clean import CleanedData
+
+register_run_name_resolver()
 
 
 def seed_everything(seed: int) -> None:
@@ -53,8 +54,13 @@ def resolve_device(name: str) -> torch.device:
     return device
 
 
-def describe_group_label_use(cfg: DictConfig) -> str:
-    """Say what group labels were used for, for the report (training, model selection, evaluation)."""
+SELECTION_LABELS = {"worst_group": "validation group labels (val worst-group accuracy)",
+                    "avg": "none (val average accuracy)",
+                    "last": "none (the last checkpoint)"}
+
+
+def describe_group_label_use(cfg: DictConfig) -> dict[str, str]:
+    """Say what group labels were used for: ``{"training", "selection", "evaluation"}`` in words."""
     uses = []
     if cfg.loss.partition == "group" and cfg.loss.criterion._target_.rsplit(".", 1)[-1] != "ERMLoss":
         uses.append("the loss used group labels (partition=group)")
@@ -66,12 +72,15 @@ def describe_group_label_use(cfg: DictConfig) -> str:
         uses.append("counterfactual augmentation used the spurious-attribute labels (attr)")
     if cfg.cleaning is not None and (cfg.cleaning.guard.max_fraction < 1 or cfg.cleaning.guard.protect_groups):
         uses.append("the label-cleaning guard used training group labels")
-    training = "; ".join(uses) or "not used"
-    selection = {"worst_group": "validation group labels (selection on val worst-group accuracy)",
-                 "avg": "not used (selection on val average accuracy)",
-                 "last": "not used (last checkpoint)"}[cfg.trainer.select]
-    return (f"- Training: {training}.\n- Model selection: {selection}.\n"
-            "- Evaluation: group labels of val and test, to report per-group accuracy.")
+    return {"training": "; ".join(uses) or "none",
+            "selection": SELECTION_LABELS[cfg.trainer.select],
+            "evaluation": "group labels of val and test, to report per-group accuracy"}
+
+
+def render_group_label_use(uses: dict[str, str]) -> str:
+    """Render :func:`describe_group_label_use` as the report's bullet list."""
+    return (f"- Training: {uses['training']}.\n- Model selection: {uses['selection']}.\n"
+            f"- Evaluation: {uses['evaluation']}.")
 
 
 def build_sampling(cfg: DictConfig, train: GroupedTensorDataset) -> tuple[Any, torch.Tensor | None]:
@@ -150,6 +159,7 @@ def build(cfg: DictConfig, run_dir: Path) -> tuple[Trainer, DataSplits, CleanedD
     splits: DataSplits = build_from(cfg, "data")
     cleaned = None
     if cfg.cleaning is not None:
+        from robustml.train.clean import clean_splits  # cleanlab and scikit-learn: only when asked
         cleaned = clean_splits(cfg, splits, run_dir)
         splits = DataSplits(cleaned.train, splits.val, splits.test, description=splits.description)
     splits = DataSplits(*(split.to(device) for _, split in splits.items()),
@@ -166,7 +176,7 @@ def build(cfg: DictConfig, run_dir: Path) -> tuple[Trainer, DataSplits, CleanedD
         eval_every=cfg.trainer.eval_every, chunk_size=cfg.trainer.chunk_size,
         precision=cfg.trainer.precision, select=cfg.trainer.select, l2_weight=cfg.trainer.l2_weight,
         reset_optimizer_at_anneal=cfg.trainer.reset_optimizer_at_anneal, seed=cfg.seed,
-        resume=cfg.trainer.resume, progress=cfg.trainer.progress)
+        resume=cfg.trainer.resume, progress=cfg.trainer.progress, max_loss=cfg.trainer.max_loss)
     scheduler = None
     if cfg.scheduler is not None:
         scheduler = build_from(cfg, "scheduler")(optimizer, total_steps=settings.max_steps)
@@ -181,15 +191,48 @@ def build(cfg: DictConfig, run_dir: Path) -> tuple[Trainer, DataSplits, CleanedD
     return trainer, splits, cleaned
 
 
-def run(cfg: DictConfig, run_dir: str | Path | None = None) -> dict[str, Any]:
+def _shown_path(path: Path) -> str:
+    """Return ``path`` relative to the working directory when it lies under it (as typed), else whole."""
+    try:
+        return str(path.resolve().relative_to(Path.cwd().resolve()))
+    except ValueError:
+        return str(path)
+
+
+def check_run_config(cfg: DictConfig) -> None:
+    """Raise naming the key when a top-level run setting has the wrong type or range.
+
+    Values from the command line arrive as YAML scalars: ``seed=abc`` is a string and
+    ``trainer.max_steps=20.7`` a float; both are refused here, before anything is built.
+    """
+    check_int("seed", cfg.seed)
+    check_int("trainer.max_steps", cfg.trainer.max_steps, minimum=1)
+    if cfg.trainer.epochs is not None:
+        check_int("trainer.epochs", cfg.trainer.epochs, minimum=1)
+
+
+def run(cfg: DictConfig, run_dir: str | Path | None = None, *, summary: str = "full") -> dict[str, Any]:
     """Train, select on validation, evaluate on test and write the run's outputs; return metrics.
 
     Outputs in ``run_dir`` (Hydra's run directory by default): ``config.yaml`` (resolved),
     ``metrics.jsonl``, ``metrics.json``, ``report.md``, ``plots/`` and ``checkpoints/``.
+
+    Args:
+        cfg: The composed config (``configs/train.yaml``).
+        run_dir: Where outputs go; Hydra's run directory when ``None``.
+        summary: What to print at the end: ``"full"`` (the one-screen summary of
+            :func:`~robustml.report.render_console_summary`), ``"line"`` (one line, for sweeps)
+            or ``"none"``.
     """
-    run_dir = Path(run_dir if run_dir is not None else HydraConfig.get().runtime.output_dir)
+    if summary not in ("full", "line", "none"):
+        raise ValueError(f"summary must be 'full', 'line' or 'none', got {summary!r}")
+    check_run_config(cfg)
+    if run_dir is None:
+        from hydra.core.hydra_config import HydraConfig
+        run_dir = HydraConfig.get().runtime.output_dir
+    run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
-    (run_dir / "config.yaml").write_text(OmegaConf.to_yaml(cfg, resolve=True))
+    write_text(run_dir / "config.yaml", OmegaConf.to_yaml(cfg, resolve=True))
     keep_freed_memory()   # full-batch steps reuse their large buffers instead of faulting them in
     seed_everything(cfg.seed)
     trainer, splits, cleaned = build(cfg, run_dir)
@@ -207,13 +250,14 @@ def run(cfg: DictConfig, run_dir: str | Path | None = None) -> dict[str, Any]:
         final.update(cleaned.summary)
         stress_tables.insert(0, cleaned.report_md)
     write_metrics_json(run_dir / "metrics.json", final)
-    report_args = dict(
-        title=f"{cfg.name}: worst-group report", final=final, group_names=splits.group_names,
-        splits=("train", "val", "test"), group_label_use=describe_group_label_use(cfg),
+    uses = describe_group_label_use(cfg)
+    write_report_md(
+        run_dir / "report.md", title=f"{cfg.name}: worst-group report", final=final,
+        group_names=splits.group_names, splits=("train", "val", "test"),
+        group_label_use=render_group_label_use(uses),
         notes=[splits.description,
                f"Selected step {result['best_step']} of {trainer.step} by `{cfg.trainer.select}`."],
         extra_tables=stress_tables)
-    write_report_md(run_dir / "report.md", **report_args)
     plots = run_dir / "plots"
     plot_group_accuracy(plots / "group_accuracy.png", final, splits.group_names, splits=("val", "test"))
     plot_history(plots / "worst_group_accuracy.png", result["history"],
@@ -222,52 +266,13 @@ def run(cfg: DictConfig, run_dir: str | Path | None = None) -> dict[str, Any]:
     plot_history(plots / "group_weights.png", result["history"],
                  [f"train/q_{g}" for g in range(trainer.criterion.num_groups)],
                  title="Group weights over training", ylabel="q")
-    print(render_report_md(**report_args))
-    print(f"Outputs in {run_dir}")
+    if summary == "full":
+        print(render_console_summary(final, title=f"{cfg.name} (seed {cfg.seed})",
+                                     group_names=splits.group_names, group_label_use=uses,
+                                     report_path=_shown_path(run_dir / "report.md"),
+                                     attr_key=splits.test.attr_key))
+    elif summary == "line":
+        print(f"{cfg.name} (seed {cfg.seed}): test worst-group "
+              f"{100 * final['test/acc_worst_group']:.1f}%, average {100 * final['test/acc_avg']:.1f}%"
+              f"; outputs in {run_dir}")
     return final
-
-
-def unknown_key_hint(overrides: list[str]) -> str | None:
-    """Return a message listing the valid keys when an override names a key the config lacks.
-
-    Hydra alone reports ``Key 'x' is not in struct``; this names the valid keys beside it. Returns
-    ``None`` when the overrides compose (or fail for another reason, which Hydra then reports).
-    """
-    with initialize_config_module(config_module="robustml.configs", version_base="1.3"):
-        try:
-            compose(config_name="train", overrides=overrides)
-            return None
-        except ConfigCompositionException as error:
-            cause = error.__cause__
-            if not isinstance(cause, ConfigAttributeError) or not cause.full_key:
-                return None
-        parent = cause.full_key.rpartition(".")[0]
-        others = [o for o in overrides if o.lstrip("+~").split("=", 1)[0] != cause.full_key]
-        try:
-            node = OmegaConf.select(compose(config_name="train", overrides=others), parent) \
-                if parent else compose(config_name="train", overrides=others)
-        except Exception:  # the other overrides fail too: let Hydra report them
-            return None
-    valid = ", ".join(sorted(str(k) for k in node.keys())) if isinstance(node, DictConfig) else ""
-    return f"unknown config key '{cause.full_key}'; valid keys under '{parent or '<root>'}': {valid}"
-
-
-@hydra.main(version_base="1.3", config_path="../configs", config_name="train")
-def _hydra_main(cfg: DictConfig) -> float:
-    return float(run(cfg)["val/acc_worst_group"])
-
-
-@hydra.main(version_base="1.3", config_path="../configs", config_name="clean")
-def clean_main(cfg: DictConfig) -> None:
-    """Console entry point ``robustml-clean``: find label issues only, write the cleaning report."""
-    seed_everything(cfg.seed)
-    main_clean(cfg, build_from(cfg, "data"), Path(HydraConfig.get().runtime.output_dir))
-
-
-def main() -> float | None:
-    """Console entry point ``robustml-train``; returns val worst-group accuracy for sweepers."""
-    overrides = [a for a in sys.argv[1:] if "=" in a and not a.startswith(("-", "hydra.", "hydra/"))]
-    hint = unknown_key_hint(overrides)
-    if hint is not None:
-        sys.exit(f"Error: {hint}")
-    return _hydra_main()

@@ -309,10 +309,13 @@ def test_mnist_oracle_validation_is_colored_like_the_test_environment(mnist):
         assert torch.equal(getattr(oracle.test, field), getattr(splits.test, field))
 
 
-def test_mnist_missing_root_names_the_path(tmp_path):
+def test_mnist_missing_root_names_the_path_and_what_to_type(tmp_path):
     with pytest.raises(FileNotFoundError, match="data.download=true") as info:
         colored_mnist_splits(tmp_path / "nowhere")
-    assert str(tmp_path / "nowhere" / "MNIST" / "raw") in str(info.value)
+    message = str(info.value)
+    assert f"data.root={tmp_path / 'nowhere'}" in message
+    assert "MNIST/raw/train-images-idx3-ubyte" in message
+    assert "data.root=<dir>" in message and "ROBUSTML_DATA=<dir>" in message
 
 
 def test_mnist_rejects_an_unknown_validation_choice(tmp_path):

@@ -179,9 +179,9 @@ def test_input_errors_name_the_argument(inputs, error, message):
 
 
 CONSTRUCTOR_ERRORS = [
-    ({"num_groups": 0}, ValueError, r"num_groups must be a positive integer, got 0"),
-    ({"num_groups": 2.5}, TypeError, r"num_groups must be a positive integer, got 2.5"),
-    ({"num_groups": True}, TypeError, r"num_groups must be a positive integer, got True"),
+    ({"num_groups": 0}, ValueError, r"num_groups must be an integer >= 1, got 0"),
+    ({"num_groups": 2.5}, TypeError, r"num_groups must be an integer >= 1, got 2.5 \(float\)"),
+    ({"num_groups": True}, TypeError, r"num_groups must be an integer >= 1, got True \(bool\)"),
     ({"num_groups": 2, "train_counts": [1.0, 2.0, 3.0]}, ValueError,
      r"train_counts must have shape \(2,\).*got \(3,\)"),
     ({"num_groups": 2, "train_counts": [1.0, -2.0]}, ValueError,

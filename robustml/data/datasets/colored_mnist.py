@@ -28,6 +28,7 @@ from robustml.data.datasets.colored import (
     make_colored_split,
 )
 from robustml.data.datasets.noisy import describe_label_noise, with_label_noise
+from robustml.data.missing import missing_data_error
 
 MNIST_FILES = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte",
                "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")
@@ -50,10 +51,10 @@ def _load_mnist(root: str | Path, download: bool) -> tuple[torch.Tensor, ...]:
     raw = root / "MNIST" / "raw"
     missing = [name for name in MNIST_FILES if not (raw / name).is_file()]
     if missing and not download:
-        raise FileNotFoundError(
-            f"MNIST not found: {raw} lacks {', '.join(missing)}. Set data.download=true to let "
-            f"torchvision download it (needs internet), or place torchvision's MNIST/raw files "
-            f"(the four uncompressed idx files) under {raw}.")
+        raise missing_data_error("MNIST", root, [f"MNIST/raw/{name}" for name in missing],
+                                 layout="MNIST/raw/ with the four uncompressed idx files "
+                                        "(torchvision's MNIST layout)",
+                                 download_hint="data.download=true")
     datasets = import_torchvision().datasets
     train = datasets.MNIST(str(root), train=True, download=download)
     test = datasets.MNIST(str(root), train=False, download=download)

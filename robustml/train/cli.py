@@ -1,0 +1,141 @@
+"""The console scripts ``robustml-train`` and ``robustml-clean``: Hydra entry points around ``run``.
+
+What a user sees when something goes wrong is decided here:
+
+- an unknown config key lists the valid keys beside it (Hydra alone does not);
+- an error raised inside a run is printed once, as ``Error: <type>: <message>``, without Hydra's
+  traceback; ``ROBUSTML_DEBUG=1`` (or Hydra's own ``HYDRA_FULL_ERROR=1``) shows the full one;
+- Ctrl-C ends with one line that gives the exact command resuming the run from its last
+  checkpoint;
+- a sweep (``-m``) prints one line per run and, at the end, one table over its runs
+  (:class:`robustml.train.sweep.SweepSummary`).
+"""
+
+from __future__ import annotations
+
+import os
+import shlex
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import hydra
+from hydra import compose, initialize_config_module
+from hydra.core.hydra_config import HydraConfig
+from hydra.errors import ConfigCompositionException
+from hydra.types import RunMode
+from omegaconf import DictConfig, OmegaConf
+from omegaconf.errors import ConfigAttributeError
+
+from robustml.train.checkpoint import load_checkpoint
+from robustml.train.naming import register_run_name_resolver
+from robustml.train.run import run, seed_everything
+
+DEBUG_VARIABLES = ("ROBUSTML_DEBUG", "HYDRA_FULL_ERROR")
+
+register_run_name_resolver()
+
+
+def unknown_key_hint(overrides: list[str], config_name: str = "train") -> str | None:
+    """Return a message listing the valid keys when an override names a key the config lacks.
+
+    Hydra alone reports ``Key 'x' is not in struct``; this names the valid keys beside it. Returns
+    ``None`` when the overrides compose (or fail for another reason, which Hydra then reports).
+    """
+    with initialize_config_module(config_module="robustml.configs", version_base="1.3"):
+        try:
+            compose(config_name=config_name, overrides=overrides)
+            return None
+        except ConfigCompositionException as error:
+            cause = error.__cause__
+            if not isinstance(cause, ConfigAttributeError) or not cause.full_key:
+                return None
+        parent = cause.full_key.rpartition(".")[0]
+        others = [o for o in overrides if o.lstrip("+~").split("=", 1)[0] != cause.full_key]
+        try:
+            root = compose(config_name=config_name, overrides=others)
+        except Exception:  # the other overrides fail too: let Hydra report them
+            return None
+    node = OmegaConf.select(root, parent) if parent else root
+    valid = ", ".join(sorted(str(k) for k in node.keys())) if isinstance(node, DictConfig) else ""
+    return f"unknown config key '{cause.full_key}'; valid keys under '{parent or '<root>'}': {valid}"
+
+
+def check_run_dir_override(argv: list[str]) -> str | None:
+    """Create the folder of a ``hydra.run.dir=`` override; return a message if it cannot be made."""
+    for arg in argv:
+        if arg.startswith("hydra.run.dir="):
+            path = arg.split("=", 1)[1]
+            try:
+                Path(path).mkdir(parents=True, exist_ok=True)
+            except OSError as error:
+                return (f"hydra.run.dir={path} cannot be created ({error.strerror or error}); "
+                        "choose a folder you can write to")
+    return None
+
+
+def resume_command(program: str) -> str:
+    """Return the shell command that resumes the current Hydra run from its last checkpoint."""
+    hydra_cfg = HydraConfig.get()
+    kept = [o for o in hydra_cfg.overrides.task
+            if not o.startswith(("hydra.run.dir=", "trainer.resume="))]
+    args = [program, *kept, f"hydra.run.dir={hydra_cfg.runtime.output_dir}", "trainer.resume=true"]
+    return " ".join(shlex.quote(a) for a in args)
+
+
+def _interrupted(program: str) -> SystemExit:
+    """Print the one-line resume message of a Ctrl-C and return the exit to raise (code 130)."""
+    last = Path(HydraConfig.get().runtime.output_dir) / "checkpoints" / "last.pt"
+    if last.is_file():
+        step = load_checkpoint(last).get("step", "?")
+        print(f"\nInterrupted. Resume from the last checkpoint (step {step}) with: "
+              f"{resume_command(program)}", file=sys.stderr)
+    else:
+        print("\nInterrupted before the first checkpoint; nothing to resume: run the same "
+              "command again to start over.", file=sys.stderr)
+    return SystemExit(130)
+
+
+@hydra.main(version_base="1.3", config_path="../configs", config_name="train")
+def _train_task(cfg: DictConfig) -> float:
+    sweeping = HydraConfig.get().mode == RunMode.MULTIRUN
+    try:
+        return float(run(cfg, summary="line" if sweeping else "full")["val/acc_worst_group"])
+    except KeyboardInterrupt:
+        raise _interrupted("robustml-train") from None
+
+
+@hydra.main(version_base="1.3", config_path="../configs", config_name="clean")
+def _clean_task(cfg: DictConfig) -> None:
+    from robustml.train.clean import main_clean  # cleanlab and scikit-learn: only when asked
+    from robustml.train.instantiate import build_from
+    seed_everything(cfg.seed)
+    main_clean(cfg, build_from(cfg, "data"), Path(HydraConfig.get().runtime.output_dir))
+
+
+def _console(task: Callable[[], Any], config_name: str) -> Any:
+    """Run a Hydra entry point with robustml's error reporting (see the module docstring)."""
+    show_traceback = any(os.environ.get(name, "") not in ("", "0") for name in DEBUG_VARIABLES)
+    overrides = [a for a in sys.argv[1:] if "=" in a and not a.startswith(("-", "hydra.", "hydra/"))]
+    hint = unknown_key_hint(overrides, config_name) or check_run_dir_override(sys.argv[1:])
+    if hint is not None:
+        sys.exit(f"Error: {hint}")
+    os.environ["HYDRA_FULL_ERROR"] = "1"  # Hydra re-raises instead of printing its own traceback
+    try:
+        return task()
+    except Exception as error:
+        if show_traceback:
+            raise
+        sys.exit(f"Error: {type(error).__name__}: {error}\n"
+                 "(ROBUSTML_DEBUG=1 shows the full traceback)")
+
+
+def main() -> Any:
+    """Console entry point ``robustml-train``; returns val worst-group accuracy for sweepers."""
+    return _console(_train_task, "train")
+
+
+def clean_main() -> Any:
+    """Console entry point ``robustml-clean``: find label issues only, write the cleaning report."""
+    return _console(_clean_task, "clean")

@@ -1,0 +1,49 @@
+"""Regenerate the demo output shown in README.md from what ``make demo`` prints now.
+
+Run from the repository root: ``python scripts/readme_demo_output.py``. It runs ``make demo`` (seed 0,
+the defaults), and replaces the text between ``<!-- demo-output:start -->`` and
+``<!-- demo-output:end -->`` with the printed summary. ``tests/test_readme.py`` runs the same
+command and checks the README against it.
+"""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+START, END = "<!-- demo-output:start -->", "<!-- demo-output:end -->"
+DEMO = ["make", "--no-print-directory", "demo"]
+
+
+def demo_output() -> str:
+    """Return what ``make demo`` prints on stdout (the console summary), without trailing blanks."""
+    subprocess.run(["make", "--no-print-directory", "setup"], cwd=REPO, capture_output=True, check=True)
+    out = subprocess.run(DEMO, cwd=REPO, capture_output=True, text=True, check=False)
+    if out.returncode != 0:
+        sys.exit(f"make demo failed ({out.returncode}):\n{out.stderr}")
+    return out.stdout.rstrip()
+
+
+def shown_output(readme: str) -> str:
+    """Return the demo output shown in ``readme`` (the text block between the markers)."""
+    match = re.search(re.escape(START) + r"\n```text\n(.*?)\n```\n" + re.escape(END), readme, re.S)
+    if match is None:
+        raise ValueError(f"README.md has no ```text block between {START} and {END}")
+    return match.group(1)
+
+
+def main() -> None:
+    path = REPO / "README.md"
+    readme = path.read_text()
+    shown_output(readme)  # fails early if the markers are missing
+    block = f"{START}\n```text\n{demo_output()}\n```\n{END}"
+    path.write_text(re.sub(re.escape(START) + r".*?" + re.escape(END), lambda _: block, readme,
+                           flags=re.S))
+    print(f"updated {path}")
+
+
+if __name__ == "__main__":
+    main()
