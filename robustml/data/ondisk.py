@@ -12,6 +12,7 @@ passes such keys (:class:`~robustml.data.samplers.EpochBatchSampler`).
 
 from __future__ import annotations
 
+import importlib
 import os
 import warnings
 from collections.abc import Callable, Sequence
@@ -22,7 +23,7 @@ import numpy as np
 import torch
 
 from robustml._torchvision import import_torchvision
-from robustml.data.contract import Batch, GroupedDataset, in_memory_error
+from robustml.data.contract import Batch, DataSplits, GroupedDataset, in_memory_error
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -38,6 +39,12 @@ def load_rgb(path: str | Path) -> Any:
         return image.convert("RGB")
 
 
+def transforms_v2() -> Any:
+    """Return ``torchvision.transforms.v2`` (imported through the CPU-build shim)."""
+    import_torchvision()
+    return importlib.import_module("torchvision.transforms.v2")
+
+
 def imagenet_transform(steps: Sequence[Any]) -> Any:
     """Return ``v2.Compose([ToImage, *steps, ToDtype(float32, scale), Normalize(ImageNet)])``.
 
@@ -45,7 +52,7 @@ def imagenet_transform(steps: Sequence[Any]) -> Any:
         steps: torchvision ``transforms.v2`` geometric steps (resize, crops, flips) applied to the
             uint8 image tensor.
     """
-    v2 = import_torchvision().transforms.v2
+    v2 = transforms_v2()
     return v2.Compose([v2.ToImage(), *steps, v2.ToDtype(torch.float32, scale=True),
                        v2.Normalize(IMAGENET_MEAN, IMAGENET_STD)])
 
@@ -199,3 +206,36 @@ def empty_group_note(splits: Sequence[tuple[str, GroupedDataset]]) -> str:
     text = "Empty groups: " + "; ".join(notes) + "."
     warnings.warn(text, stacklevel=2)
     return " " + text
+
+
+SPLIT_IDS = {"train": 0, "val": 1, "test": 2}
+
+
+def make_image_splits(root: Path, paths: np.ndarray, y: np.ndarray, attr: np.ndarray,
+                      split: np.ndarray, *, input_shape: Sequence[int], train_transform: Any,
+                      eval_transform: Any, description: str, **metadata: Any) -> DataSplits:
+    """Return train/val/test :class:`OnDiskGroupedDataset` s from per-example metadata arrays.
+
+    Args:
+        root: Folder the ``paths`` are relative to.
+        paths: Relative file path per example, shape ``(N,)``.
+        y: Class ids, shape ``(N,)``.
+        attr: Spurious-attribute ids, shape ``(N,)``.
+        split: Split id per example (``SPLIT_IDS``: 0 train, 1 val, 2 test), shape ``(N,)``.
+        input_shape: Shape of one transformed input.
+        train_transform: The training split's transform (random augmentation allowed).
+        eval_transform: The evaluation transform (val and test, and evaluation of train).
+        description: Report sentence on the data; per-split sizes and empty groups are appended.
+        **metadata: ``num_classes``, ``attr_names``, ``attr_key``, ``class_names``, ``name``.
+    """
+    splits = {}
+    for split_name, split_id in SPLIT_IDS.items():
+        rows = np.flatnonzero(split == split_id)
+        transform = train_transform if split_name == "train" else eval_transform
+        splits[split_name] = OnDiskGroupedDataset(
+            root, paths[rows], torch.as_tensor(y[rows], dtype=torch.int64),
+            torch.as_tensor(attr[rows], dtype=torch.int64), input_shape=input_shape,
+            transform=transform, eval_transform=eval_transform, **metadata)
+    sizes = ", ".join(f"{name} {len(ds):,}" for name, ds in splits.items())
+    note = empty_group_note(list(splits.items()))
+    return DataSplits(**splits, description=f"{description} Splits: {sizes}.{note}")
