@@ -152,6 +152,8 @@ def build(cfg: DictConfig, run_dir: Path) -> tuple[Trainer, DataSplits, CleanedD
     if cfg.cleaning is not None:
         cleaned = clean_splits(cfg, splits, run_dir)
         splits = DataSplits(cleaned.train, splits.val, splits.test, description=splits.description)
+    # In-memory splits move to the device; on-disk splits keep their metadata on the CPU and
+    # the trainer moves each DataLoader batch.
     splits = DataSplits(*(split.to(device) for _, split in splits.items()),
                         description=splits.description)
     num_outputs = num_outputs_for(splits.num_classes)
@@ -166,7 +168,10 @@ def build(cfg: DictConfig, run_dir: Path) -> tuple[Trainer, DataSplits, CleanedD
         eval_every=cfg.trainer.eval_every, chunk_size=cfg.trainer.chunk_size,
         precision=cfg.trainer.precision, select=cfg.trainer.select, l2_weight=cfg.trainer.l2_weight,
         reset_optimizer_at_anneal=cfg.trainer.reset_optimizer_at_anneal, seed=cfg.seed,
-        resume=cfg.trainer.resume, progress=cfg.trainer.progress)
+        resume=cfg.trainer.resume, progress=cfg.trainer.progress,
+        num_workers=cfg.trainer.num_workers, pin_memory=cfg.trainer.pin_memory,
+        persistent_workers=cfg.trainer.persistent_workers,
+        eval_batch_size=cfg.trainer.eval_batch_size)
     scheduler = None
     if cfg.scheduler is not None:
         scheduler = build_from(cfg, "scheduler")(optimizer, total_steps=settings.max_steps)
