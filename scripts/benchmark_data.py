@@ -16,8 +16,8 @@ Three figures, each measured in this one run:
 - ``celeba_metadata_peak_rss_mb``: peak resident memory of a fresh Python process that builds the
   full 202,599-row CelebA splits (``celeba_splits``) from the two text files of
   ``../shared/data/celeba`` (or generated ones in the same format) beside an
-  ``img_align_celeba/`` of 202,599 empty files; ``celeba_import_peak_rss_mb`` is the same process
-  stopping after the imports. Loading all images instead would hold 202,599 x 3 x 218 x 178 bytes
+  ``img_align_celeba/`` of 202,599 empty files (peak = the process's ``VmHWM``);
+  ``celeba_import_peak_rss_mb`` is the same process's peak after its imports, before building. Loading all images instead would hold 202,599 x 3 x 218 x 178 bytes
   (23.6 GB as uint8; 122 GB as float32 224x224 inputs).
 
     OMP_NUM_THREADS=1 python scripts/benchmark_data.py --json experiments/benchmarks/data.json
@@ -135,18 +135,19 @@ def celeba_peak_rss(tmp: Path) -> dict[str, float | str]:
     source = write_fake_celeba_text(folder)
     for i in range(CELEBA_ROWS):
         (folder / "img_align_celeba" / f"{i + 1:06d}.jpg").touch()
-    code = ("import resource, sys\nfrom robustml.data.datasets.celeba import celeba_splits\n"
-            "if sys.argv[1] == 'build':\n"
-            "    s = celeba_splits(sys.argv[2])\n"
-            "    assert sum(len(d) for _, d in s.items()) == 202599\n"
-            "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)\n")
-    peaks = {}
-    for mode in ("imports", "build"):
-        out = subprocess.run([sys.executable, "-c", code, mode, str(tmp)], capture_output=True,
-                             text=True, check=True)
-        peaks[mode] = round(float(out.stdout.split()[-1]), 1)
-    return {"peak_rss_mb": peaks["build"], "import_peak_rss_mb": peaks["imports"],
-            "source": source}
+    code = ("import sys\n"
+            "def hwm():\n"
+            "    text = open('/proc/self/status').read()\n"
+            "    return int(text.split('VmHWM:')[1].split()[0]) / 1024\n"
+            "from robustml.data.datasets.celeba import celeba_splits\n"
+            "before = hwm()\n"
+            "splits = celeba_splits(sys.argv[1])\n"
+            "assert sum(len(d) for _, d in splits.items()) == 202599\n"
+            "print(before, hwm())\n")
+    out = subprocess.run([sys.executable, "-c", code, str(tmp)], capture_output=True, text=True,
+                         check=True)
+    before, after = (round(float(v), 1) for v in out.stdout.split()[-2:])
+    return {"peak_rss_mb": after, "import_peak_rss_mb": before, "source": source}
 
 
 def main() -> None:
