@@ -116,6 +116,13 @@ class EpochBatchSampler(Sampler[list[tuple[int, int]]]):
     exactly those an uninterrupted run would have seen, for any number of DataLoader workers.
     The iterator is endless: the trainer stops after ``max_steps`` batches.
 
+    The resume state is two integers that the trainer derives from the batches it consumed, so
+    it needs no ``state_dict`` from the loader. torchdata's ``StatefulDataLoader`` (the
+    well-kept alternative) snapshots the sampler and the workers instead; it is not used because
+    the per-example seeds already make the remaining batches and their augmentations a function
+    of the position alone, and because its last release (0.11.0, 2025) predates the torch this
+    project pins, while it subclasses the DataLoader's internals.
+
     Args:
         num_examples: ``N``, the size of the training split.
         batch_size: Keys per batch.

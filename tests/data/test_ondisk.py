@@ -191,3 +191,21 @@ def test_malformed_image_csv_names_the_file_and_column(tmp_path, edit, match):
         warnings.simplefilter("ignore")
         with pytest.raises(ValueError, match=match):
             image_csv_splits(csv)
+
+
+def test_the_readme_image_csv_example_loads(tmp_path):
+    import re
+
+    from support import REPO
+    from robustml.data.datasets.example_files import write_image
+
+    text = (REPO / "README.md").read_text()
+    block = re.search(r"### Your own images.*?```\n(path,label.*?)```", text, flags=re.S).group(1)
+    (tmp_path / "images.csv").write_text(block)
+    rng = np.random.default_rng(0)
+    for line in block.splitlines()[1:]:
+        write_image(tmp_path / line.split(",")[0], 0, size=(20, 20), rng=rng)
+    with pytest.warns(UserWarning, match="Empty groups"):
+        splits = image_csv_splits(tmp_path / "images.csv", image_size=8)
+    assert [len(s) for _, s in splits.items()] == [3, 1, 1]
+    assert splits.group_names[0] == "y=cat,background=indoor"
