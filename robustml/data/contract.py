@@ -159,9 +159,9 @@ def in_memory_error(dataset: GroupedDataset, what: str) -> InMemoryRequired:
     return InMemoryRequired(
         f"{what} needs every input in memory as one tensor (a GroupedTensorDataset), but "
         f"dataset {dataset.name!r} is a {type(dataset).__name__} that loads its inputs from "
-        "disk one example at a time. Use the mini-batch path (set trainer.batch_size), or "
-        "extract features once with robustml.features.cached_features (robustml-features) "
-        "and work on the feature arrays.")
+        "disk one example at a time. Train it on the mini-batch path (set trainer.batch_size), "
+        "or extract features once (robustml.features.feature_dataset, or the robustml-features "
+        "command) and use that in-memory dataset of features.")
 
 
 def require_in_memory(dataset: GroupedDataset, what: str) -> None:

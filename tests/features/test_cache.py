@@ -91,3 +91,16 @@ def test_console_script_fills_then_reuses_the_cache(tmp_path, caplog):
     assert caplog.text.count("extracted") == 3
     main(args)
     assert caplog.text.count("reusing") == 3
+
+
+def test_feature_dataset_keeps_the_metadata_of_an_on_disk_split(tmp_path):
+    from robustml.features import feature_dataset
+
+    csv = write_image_csv(tmp_path, per_group=4, split_column=True)
+    train = image_csv_splits(csv, image_size=8).train
+    model = SmallCNN((3, 8, 8), 1, channels=(2, 2, 3))
+    feats = feature_dataset(model, train, tmp_path / "cache", progress=False)
+    assert feats.in_memory and feats.x.shape == (len(train), 3)
+    assert feats.group_names == train.group_names
+    assert torch.equal(feats.group, train.group) and torch.equal(feats.y, train.y)
+    np.testing.assert_array_equal(feats.x.numpy(), cached_features(model, train, tmp_path / "cache"))
