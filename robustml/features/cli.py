@@ -22,8 +22,8 @@ from robustml.losses import num_outputs_for
 from robustml.train.instantiate import build_from
 
 
-def main(argv: Sequence[str] | None = None) -> dict[str, tuple[int, int]]:
-    """Console entry point; returns ``{split: (N, D)}`` of the cached arrays."""
+def extract(argv: Sequence[str] | None = None) -> dict[str, tuple[int, int]]:
+    """Parse ``argv`` (the command line), fill or reuse the cache; return ``{split: (N, D)}``."""
     parser = argparse.ArgumentParser(prog="robustml-features", description=__doc__.split("\n")[0])
     parser.add_argument("overrides", nargs="*", help="config overrides, as for robustml-train")
     parser.add_argument("--cache-dir", default="features", help="cache folder (default: features/)")
@@ -46,3 +46,8 @@ def main(argv: Sequence[str] | None = None) -> dict[str, tuple[int, int]]:
     for name, shape in shapes.items():
         print(f"{name}: {shape[0]:,} x {shape[1]} features")
     return shapes
+
+
+def main() -> None:
+    """Console entry point ``robustml-features`` (exit status 0 on success)."""
+    extract()

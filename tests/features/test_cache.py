@@ -10,7 +10,7 @@ from robustml.data import GroupedTensorDataset
 from robustml.data.datasets import image_csv_splits
 from robustml.data.datasets.example_files import write_image_csv
 from robustml.features import cached_features, feature_key
-from robustml.features.cli import main
+from robustml.features.cli import extract
 from robustml.models import MLP, SmallCNN
 
 
@@ -87,9 +87,9 @@ def test_console_script_fills_then_reuses_the_cache(tmp_path, caplog):
     args = ["--cache-dir", str(tmp_path / "cache"), "data=image_csv", f"data.csv={csv}",
             "data.image_size=8", "model=cnn", "model.channels=[2,2,3]"]
     caplog.set_level(logging.INFO, logger="robustml.features")
-    assert main(args) == {"train": (8, 3), "val": (4, 3), "test": (4, 3)}
+    assert extract(args) == {"train": (8, 3), "val": (4, 3), "test": (4, 3)}
     assert caplog.text.count("extracted") == 3
-    main(args)
+    extract(args)
     assert caplog.text.count("reusing") == 3
 
 
