@@ -17,8 +17,9 @@ Three figures, each measured in this one run:
   full 202,599-row CelebA splits (``celeba_splits``) from the two text files of
   ``../shared/data/celeba`` (or generated ones in the same format) beside an
   ``img_align_celeba/`` of 202,599 empty files (peak = the process's ``VmHWM``);
-  ``celeba_import_peak_rss_mb`` is the same process's peak after its imports, before building. Loading all images instead would hold 202,599 x 3 x 218 x 178 bytes
-  (23.6 GB as uint8; 122 GB as float32 224x224 inputs).
+  ``celeba_import_peak_rss_mb`` is the same process's peak after its imports, before building.
+  Loading all images instead would hold 202,599 x 3 x 218 x 178 bytes (22,492 MiB as uint8;
+  about 116,000 MiB as float32 224x224 inputs).
 
     OMP_NUM_THREADS=1 python scripts/benchmark_data.py --json experiments/benchmarks/data.json
 """

@@ -111,7 +111,7 @@ class OnDiskGroupedDataset(GroupedDataset):
             with torch.random.fork_rng(devices=[]):
                 torch.manual_seed(seed)
                 x = self.get_input(i)
-        sample = {key: value[i] for key, value in self.metadata().items()}
+        sample = {name: value[i] for name, value in self.metadata().items()}
         sample["x"] = x
         return sample
 
