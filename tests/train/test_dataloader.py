@@ -79,10 +79,11 @@ def test_workers_give_the_same_batches_as_the_main_process(splits, tmp_path):
 
 def test_batches_and_weights_are_on_the_training_device(splits, tmp_path):
     trainer, seen = _trainer(splits, tmp_path, max_steps=1, eval_every=1)
-    trainer.sample_weights = torch.ones(len(splits.train), device=trainer.device)
+    trainer.sample_weights = torch.arange(len(splits.train), dtype=torch.float32,
+                                          device=trainer.device)
     batch = next(trainer._batches())
     assert {value.device for value in batch.values()} == {trainer.device}
-    assert batch["weight"].shape == batch["y"].shape
+    torch.testing.assert_close(batch["weight"], batch["index"].float())  # each example's own weight
 
 
 def test_streamed_evaluation_equals_evaluation_in_memory(splits):
@@ -104,3 +105,18 @@ def test_full_batch_on_disk_names_the_dataset_and_the_fix(splits, tmp_path):
 def test_bad_loader_settings_are_named(field, value):
     with pytest.raises(ValueError, match=f"trainer.{field}"):
         TrainSettings(max_steps=1, **{field: value})
+
+
+@pytest.mark.parametrize("sampler", ["group_balanced", "reweight"])
+def test_own_image_csv_trains_from_config_with_group_sampling(sampler, tmp_path):
+    from support import compose_train
+    from robustml.train.run import run
+
+    csv = write_image_csv(tmp_path / "images", per_group=4, split_column=True)
+    cfg = compose_train(["data=image_csv", f"data.csv={csv}", "data.image_size=8", "model=cnn",
+                         "model.channels=[2,2,2]", f"sampler={sampler}", "trainer.batch_size=4",
+                         "trainer.max_steps=3", "trainer.eval_every=3", "trainer.progress=false",
+                         "trainer.device=cpu"])
+    final = run(cfg, run_dir=tmp_path / "run")
+    assert final["steps"] == 3 and final["test/count_group_3"] == 1
+    assert f"{sampler} sampling used group labels" in (tmp_path / "run" / "report.md").read_text()
