@@ -209,3 +209,27 @@ def test_the_readme_image_csv_example_loads(tmp_path):
         splits = image_csv_splits(tmp_path / "images.csv", image_size=8)
     assert [len(s) for _, s in splits.items()] == [3, 1, 1]
     assert splits.group_names[0] == "y=cat,background=indoor"
+
+
+def test_waterbirds_download_unpacks_the_archive_and_checks_its_size(tmp_path, monkeypatch):
+    import shutil
+    import tarfile
+
+    from robustml._torchvision import import_torchvision
+    from robustml.data.datasets import waterbirds
+
+    folder = write_waterbirds(tmp_path / "source", per_group=1)
+    archive = tmp_path / "published.tar.gz"
+    with tarfile.open(archive, "w:gz") as handle:
+        handle.add(folder, arcname=folder.name)
+    fetched = []
+
+    def fake_download(url, root, filename=None, md5=None):
+        fetched.append((url, md5))
+        shutil.copy(archive, f"{root}/{filename}")
+
+    monkeypatch.setattr(import_torchvision().datasets.utils, "download_url", fake_download)
+    with pytest.raises(ValueError, match="lists 12 images after download, expected 11788"):
+        waterbirds_splits(tmp_path / "root", download=True, md5="abc")
+    assert fetched == [(waterbirds.URL, "abc")]
+    assert (tmp_path / "root" / waterbirds.FOLDER / "metadata.csv").is_file()

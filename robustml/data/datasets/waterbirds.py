@@ -64,6 +64,7 @@ def download_waterbirds(root: str | Path, *, md5: str | None = None) -> Path:
     unpacking, ``metadata.csv`` must list 11,788 images, all present.
     """
     root = Path(root)
+    root.mkdir(parents=True, exist_ok=True)
     utils = import_torchvision().datasets.utils
     archive = root / f"{FOLDER}.tar.gz"
     utils.download_url(URL, str(root), filename=archive.name, md5=md5)
