@@ -1,10 +1,11 @@
 """The README is true line by line: its commands run as written and its shown output is what they print.
 
-Every line of every ```bash block is run from the repository root exactly as written, with
+Every bash block is run line by line, in order, from the repository root exactly as written, with
 ``ROBUSTML_OUTPUT`` pointing at a temporary folder so that runs do not land in the checkout. A
 line whose comment starts with ``-> `` is a documented mistake: it must fail and print the text after
-the arrow. ``make test`` is skipped (it is the command that runs this file); lines that read
-``../shared/data`` skip with a reason when MNIST is absent; the full Colored MNIST run is ``slow``.
+the arrow. ``make test`` is not run (it is the command that runs this file), ``make demo`` runs in
+the test of the shown output, lines that read ``../shared/data`` need MNIST there, and the full
+Colored MNIST run is ``slow``.
 """
 
 from __future__ import annotations
@@ -25,31 +26,24 @@ DEMO, shown_output = DEMO_SCRIPT["DEMO"], DEMO_SCRIPT["shown_output"]
 README = (REPO / "README.md").read_text()
 
 
-def _bash_lines() -> list[tuple[str, str | None]]:
-    """Return ``(command, expected_error)`` for every command line of the README's bash blocks."""
-    lines = []
+def _bash_blocks() -> list[list[tuple[str, str | None]]]:
+    """Return each bash block's ``(command, expected_error)`` lines, continued lines joined."""
+    blocks = []
     for block in re.findall(r"```bash\n(.*?)```", README, flags=re.S):
-        for line in block.splitlines():
+        lines = []
+        for line in block.replace("\\\n", " ").splitlines():
             command, _, comment = line.partition("  #")
             if not command.strip():
                 continue
             comment = comment.strip().lstrip("#").strip()
             expected = comment[3:].strip() if comment.startswith("-> ") else None
             lines.append((command.strip(), expected))
-    return lines
+        blocks.append(lines)
+    return blocks
 
 
-def _marks(command: str) -> list:
-    if command == "make test":
-        return [pytest.mark.skip(reason="`make test` is the command that runs this suite (CI runs it)")]
-    marks = []
-    if "experiment=colored_mnist" in command and "debug=smoke" not in command:
-        marks.append(pytest.mark.slow)
-    return marks
-
-
-COMMANDS = [pytest.param(command, expected, id=command, marks=_marks(command))
-            for command, expected in _bash_lines()]
+def _is_slow(command: str) -> bool:
+    return "experiment=colored_mnist" in command and "debug=smoke" not in command
 
 
 def _run(command: str, tmp_path: Path) -> subprocess.CompletedProcess:
@@ -59,14 +53,7 @@ def _run(command: str, tmp_path: Path) -> subprocess.CompletedProcess:
                           timeout=1800)
 
 
-def test_readme_has_the_two_commands():
-    assert ("make demo", None) in _bash_lines() and ("make test", None) in _bash_lines()
-
-
-@pytest.mark.parametrize("command,expected", COMMANDS)
-def test_readme_command_runs_as_written(command, expected, tmp_path):
-    if "../shared/data" in command and not mnist_available():
-        pytest.skip("MNIST is not under ../shared/data; this README line needs it")
+def _check(command: str, expected: str | None, tmp_path: Path) -> None:
     out = _run(command, tmp_path)
     if expected is None:
         assert out.returncode == 0, f"{command!r} failed:\n{out.stderr[-3000:]}"
@@ -74,6 +61,42 @@ def test_readme_command_runs_as_written(command, expected, tmp_path):
         assert out.returncode != 0, f"{command!r} should fail"
         assert expected in out.stderr, out.stderr[-3000:]
         assert "Traceback" not in out.stderr  # the message once, no traceback
+
+
+def test_readme_has_the_two_commands():
+    assert [("make demo", None), ("make test", None)] in _bash_blocks()
+
+
+@pytest.mark.parametrize("block", [pytest.param(b, id=b[0][0]) for b in _bash_blocks()])
+def test_readme_block_runs_as_written(block, tmp_path):
+    """Run a block's lines in order (a later line may use an earlier one's files)."""
+    ran = 0
+    for command, expected in block:
+        if command == "make test":
+            continue  # the command that runs this suite; CI runs it
+        if command == "make demo":
+            continue  # test_readme_demo_output_is_what_make_demo_prints runs it
+        if _is_slow(command):
+            continue  # test_readme_slow_lines_run_as_written
+        if "../shared/data" in command and not mnist_available():
+            continue  # needs MNIST; test_readme_mnist_lines_skip_with_a_reason says so
+        _check(command, expected, tmp_path)
+        ran += 1
+    if not ran:
+        pytest.skip("every line of this block is run elsewhere or needs absent data")
+
+
+def test_readme_mnist_lines_skip_with_a_reason():
+    if not mnist_available():
+        pytest.skip("MNIST is not under ../shared/data; the README lines that read it did not run")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("command", [c for b in _bash_blocks() for c, _ in b if _is_slow(c)])
+def test_readme_slow_lines_run_as_written(command, tmp_path):
+    if "../shared/data" in command and not mnist_available():
+        pytest.skip("MNIST is not under ../shared/data; this README line needs it")
+    _check(command, None, tmp_path)
 
 
 def _parse_summary(text: str) -> dict:

@@ -2,11 +2,22 @@
 
 A sample is a dict with ``x``, ``y`` (int class), ``group`` (int in ``[0, num_groups)``), ``attr``
 (spurious attribute), ``index`` (position in the dataset) and, where the dataset has environments,
-``env``. Group counts come from metadata, never by loading every example.
+``env``.
+
+Two kinds of dataset share this contract (:class:`GroupedDataset`). Both keep the metadata arrays
+(``y``, ``attr``, ``group``, ``env``, ``index``) in memory as int64 tensors, so group counts,
+samplers, metrics, label cleaning's guard and reports never load an input:
+
+- :class:`GroupedTensorDataset` (in memory): ``x`` is one tensor; the full-batch protocol and
+  batch-level edits of all inputs (counterfactual augmentation datasets, the stress test) use it.
+- :class:`~robustml.data.ondisk.OnDiskGroupedDataset`: ``x`` is loaded lazily by ``__getitem__``
+  through a per-split transform, in the style of WILDS (a metadata array beside ``get_input``).
+  Reading ``dataset.x`` raises :class:`InMemoryRequired`, which names the dataset and what to do.
 """
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -17,9 +28,15 @@ from torch.utils.data import Dataset
 Batch = dict[str, torch.Tensor]
 
 
+class InMemoryRequired(TypeError):
+    """Raised when a piece that needs every input in one tensor gets an on-disk dataset."""
+
+
 def _check_ids(name: str, values: torch.Tensor, upper: int) -> None:
     if values.dtype != torch.int64:
         raise TypeError(f"{name} must be an int64 tensor, got dtype {values.dtype}")
+    if values.is_meta:  # shapes only: there are no values to check
+        return
     if values.numel() and (int(values.min()) < 0 or int(values.max()) >= upper):
         raise ValueError(
             f"{name} must lie in [0, {upper}), got values in "
@@ -27,11 +44,12 @@ def _check_ids(name: str, values: torch.Tensor, upper: int) -> None:
         )
 
 
-class GroupedTensorDataset(Dataset):
-    """An in-memory dataset that follows the grouped-data contract.
+class GroupedDataset(Dataset):
+    """The metadata half of the contract, shared by in-memory and on-disk datasets.
+
+    ``group`` and ``index`` are derived here, on the device of ``y``; subclasses supply the inputs.
 
     Args:
-        x: Inputs, shape ``(N, *input_shape)``.
         y: Integer class labels, shape ``(N,)``, values in ``[0, num_classes)``.
         attr: Spurious attribute, shape ``(N,)``, values in ``[0, len(attr_names))``.
         num_classes: Number of classes.
@@ -45,32 +63,24 @@ class GroupedTensorDataset(Dataset):
         name: Short name for reports.
     """
 
-    def __init__(
-        self,
-        x: torch.Tensor,
-        y: torch.Tensor,
-        attr: torch.Tensor,
-        *,
-        num_classes: int,
-        attr_names: Sequence[str],
-        attr_key: str = "attr",
-        env: torch.Tensor | None = None,
-        env_names: Sequence[str] | None = None,
-        class_names: Sequence[str] | None = None,
-        counterfactual: Any = None,
-        name: str = "",
-    ) -> None:
-        n = x.shape[0]
+    #: Whether every input is in memory as one tensor ``x`` (the full-batch protocol needs it).
+    in_memory = False
+
+    def __init__(self, y: torch.Tensor, attr: torch.Tensor, *, num_classes: int,
+                 attr_names: Sequence[str], attr_key: str = "attr", env: torch.Tensor | None = None,
+                 env_names: Sequence[str] | None = None, class_names: Sequence[str] | None = None,
+                 counterfactual: Any = None, name: str = "") -> None:
+        n = y.shape[0] if y.dim() else -1
         for arg, value in (("y", y), ("attr", attr), ("env", env)):
             if value is not None and value.shape != (n,):
-                raise ValueError(f"{arg} must have shape ({n},) to match x, got {tuple(value.shape)}")
+                raise ValueError(f"{arg} must have shape ({n},) to match y, got {tuple(value.shape)}")
         _check_ids("y", y, num_classes)
         _check_ids("attr", attr, len(attr_names))
         if env is not None:
             if env_names is None:
                 raise ValueError("env_names is required when env is given")
             _check_ids("env", env, len(env_names))
-        self.x, self.y, self.attr, self.env = x, y, attr, env
+        self.y, self.attr, self.env = y, attr, env
         self.num_classes = int(num_classes)
         self.attr_names = tuple(attr_names)
         self.attr_key = attr_key
@@ -80,7 +90,7 @@ class GroupedTensorDataset(Dataset):
         self.counterfactual = counterfactual
         self.name = name
         self.group = y * self.num_attrs + attr
-        self.index = torch.arange(n)
+        self.index = torch.arange(n, device=y.device)
 
     # Metadata -------------------------------------------------------------------------------
     @property
@@ -96,12 +106,13 @@ class GroupedTensorDataset(Dataset):
         return 0 if self.env_names is None else len(self.env_names)
 
     @property
-    def input_shape(self) -> tuple[int, ...]:
-        return tuple(self.x.shape[1:])
-
-    @property
     def group_names(self) -> list[str]:
         return [f"y={c},{self.attr_key}={a}" for c in self.class_names for a in self.attr_names]
+
+    @property
+    def device(self) -> torch.device:
+        """The device of the metadata tensors (and, in memory, of ``x``)."""
+        return self.y.device
 
     def group_counts(self) -> torch.Tensor:
         """Return the number of examples in each group, shape ``(num_groups,)``, int64."""
@@ -123,15 +134,82 @@ class GroupedTensorDataset(Dataset):
             return self.env, self.num_envs
         raise ValueError(f"partition must be 'group' or 'env', got {name!r}")
 
-    # Access ---------------------------------------------------------------------------------
-    def __len__(self) -> int:
-        return self.x.shape[0]
+    def metadata(self) -> dict[str, torch.Tensor]:
+        """Return the metadata arrays ``y, group, attr, index`` (and ``env``), shape ``(N,)`` each."""
+        fields = {"y": self.y, "group": self.group, "attr": self.attr, "index": self.index}
+        if self.env is not None:
+            fields["env"] = self.env
+        return fields
 
+    def __len__(self) -> int:
+        return self.y.shape[0]
+
+    def _moved(self, device: torch.device, tensors: Sequence[str]) -> GroupedDataset:
+        """Return a shallow copy with the named tensor attributes on ``device`` (values unchanged)."""
+        moved = copy.copy(self)
+        for key in ("y", "attr", "env", "group", "index", *tensors):
+            value = getattr(self, key)
+            if value is not None:
+                setattr(moved, key, value.to(device))
+        return moved
+
+
+def in_memory_error(dataset: GroupedDataset, what: str) -> InMemoryRequired:
+    """Return the :class:`InMemoryRequired` error for ``what`` on the on-disk ``dataset``."""
+    return InMemoryRequired(
+        f"{what} needs every input in memory as one tensor (a GroupedTensorDataset), but "
+        f"dataset {dataset.name!r} is a {type(dataset).__name__} that loads its inputs from "
+        "disk one example at a time. Train it on the mini-batch path (set trainer.batch_size), "
+        "or extract features once (robustml.features.feature_dataset, or the robustml-features "
+        "command) and use that in-memory dataset of features.")
+
+
+def require_in_memory(dataset: GroupedDataset, what: str) -> None:
+    """Raise :class:`InMemoryRequired` unless ``dataset`` holds every input as one tensor.
+
+    Args:
+        dataset: Any grouped dataset.
+        what: The piece that needs all inputs in memory, for the message (``"the full-batch
+            protocol (trainer.batch_size=null)"``).
+    """
+    if not dataset.in_memory:
+        raise in_memory_error(dataset, what)
+
+class GroupedTensorDataset(GroupedDataset):
+    """An in-memory dataset that follows the grouped-data contract.
+
+    Args:
+        x: Inputs, shape ``(N, *input_shape)``.
+        y: Integer class labels, shape ``(N,)``, values in ``[0, num_classes)``.
+        attr: Spurious attribute, shape ``(N,)``, values in ``[0, len(attr_names))``.
+        **metadata: The keyword arguments of :class:`GroupedDataset` (``num_classes``,
+            ``attr_names``, ``attr_key``, ``env``, ``env_names``, ``class_names``,
+            ``counterfactual``, ``name``).
+    """
+
+    in_memory = True
+
+    def __init__(self, x: torch.Tensor, y: torch.Tensor, attr: torch.Tensor, *, num_classes: int,
+                 attr_names: Sequence[str], attr_key: str = "attr", env: torch.Tensor | None = None,
+                 env_names: Sequence[str] | None = None, class_names: Sequence[str] | None = None,
+                 counterfactual: Any = None, name: str = "") -> None:
+        if y.dim() != 1 or y.shape[0] != x.shape[0]:
+            raise ValueError(f"y must have shape ({x.shape[0]},) to match x, got {tuple(y.shape)}")
+        super().__init__(y, attr, num_classes=num_classes, attr_names=attr_names, attr_key=attr_key,
+                         env=env, env_names=env_names, class_names=class_names,
+                         counterfactual=counterfactual, name=name)
+        self.x = x
+
+    @property
+    def input_shape(self) -> tuple[int, ...]:
+        return tuple(self.x.shape[1:])
+
+    # Access ---------------------------------------------------------------------------------
     def __getitem__(self, i: int) -> Batch:
         return {key: value[i] for key, value in self._fields().items()}
 
     def get_batch(self, idx: torch.Tensor) -> Batch:
-        """Return the batch of examples at ``idx`` (shape ``(B,)``) as a dict of stacked tensors."""
+        """Return the batch of examples at ``idx`` (shape ``(B,)``, on the dataset's device)."""
         return {key: value[idx] for key, value in self._fields().items()}
 
     def full_batch(self) -> Batch:
@@ -139,11 +217,7 @@ class GroupedTensorDataset(Dataset):
         return dict(self._fields())
 
     def _fields(self) -> dict[str, torch.Tensor]:
-        fields = {"x": self.x, "y": self.y, "group": self.group, "attr": self.attr,
-                  "index": self.index}
-        if self.env is not None:
-            fields["env"] = self.env
-        return fields
+        return {"x": self.x, **self.metadata()}
 
     # Derived datasets -------------------------------------------------------------------------
     def subset(self, idx: torch.Tensor) -> GroupedTensorDataset:
@@ -152,20 +226,16 @@ class GroupedTensorDataset(Dataset):
                             env=None if self.env is None else self.env[idx])
 
     def to(self, device: torch.device | str) -> GroupedTensorDataset:
-        """Return the dataset with its tensors on ``device`` (``self`` when already there).
+        """Return the dataset with every tensor (``x`` and metadata, ``index`` included) on ``device``.
 
-        Attributes set on the dataset after construction (such as the ``noise`` record of
-        :func:`~robustml.data.datasets.noisy.with_label_noise`) are carried over.
+        Returns ``self`` when already there. Attributes set on the dataset after construction
+        (such as the ``noise`` record of :func:`~robustml.data.datasets.noisy.with_label_noise`)
+        are carried over.
         """
         device = torch.device(device)
         if self.x.device == device:
             return self
-        moved = self.replace(x=self.x.to(device), y=self.y.to(device), attr=self.attr.to(device),
-                             env=None if self.env is None else self.env.to(device))
-        for key, value in vars(self).items():
-            if key not in vars(moved):
-                setattr(moved, key, value)
-        return moved
+        return self._moved(device, ("x",))
 
     def replace(self, **fields: Any) -> GroupedTensorDataset:
         """Return a copy with some constructor arguments replaced (e.g. ``y=`` new labels)."""
@@ -179,11 +249,14 @@ class GroupedTensorDataset(Dataset):
 
 @dataclass
 class DataSplits:
-    """The explicit ``train``, ``val`` and ``test`` splits of one dataset, with the same metadata."""
+    """The explicit ``train``, ``val`` and ``test`` splits of one dataset, with the same metadata.
 
-    train: GroupedTensorDataset
-    val: GroupedTensorDataset
-    test: GroupedTensorDataset
+    The splits are :class:`GroupedDataset` s of one kind (all in memory or all on disk).
+    """
+
+    train: GroupedDataset
+    val: GroupedDataset
+    test: GroupedDataset
     description: str = ""
 
     def __post_init__(self) -> None:
@@ -192,7 +265,7 @@ class DataSplits:
             if other.group_names != self.train.group_names or other.input_shape != self.train.input_shape:
                 raise ValueError(f"split {split!r} must share train's groups and input shape")
 
-    def items(self) -> list[tuple[str, GroupedTensorDataset]]:
+    def items(self) -> list[tuple[str, GroupedDataset]]:
         return [("train", self.train), ("val", self.val), ("test", self.test)]
 
     @property

@@ -4,11 +4,13 @@ Sagawa et al.'s reweighting baseline draws training examples with replacement wi
 proportional to ``N / n_g`` (``n_g`` the size of the example's group), so every group is equally
 likely in expectation; the same weights, normalized, can instead multiply the per-example losses.
 The ids may be any partition: groups, classes ("class-balanced"), or environments.
+
+:class:`EpochBatchSampler` is the trainer's resumable order for its DataLoader path.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import torch
 from torch.utils.data import Sampler
@@ -82,3 +84,78 @@ class GroupBalancedSampler(Sampler[int]):
 
     def __len__(self) -> int:
         return self.num_samples
+
+
+def epoch_order(epoch: int, *, seed: int, num_examples: int,
+                draw: Callable[[torch.Generator], torch.Tensor] | None = None) -> torch.Tensor:
+    """Return one epoch's example order, a function of ``(seed, epoch)`` only.
+
+    Args:
+        epoch: Epoch number (0-based).
+        seed: Run seed.
+        num_examples: ``N``; without ``draw`` the order is a permutation of ``range(N)``.
+        draw: Optional ``draw(generator) -> indices`` (a balanced sampler's epoch) used instead
+            of the permutation.
+
+    Returns:
+        Indices, shape ``(M,)`` int64 on the CPU.
+    """
+    generator = torch.Generator().manual_seed(seed * 1_000_003 + epoch)
+    if draw is not None:
+        return torch.as_tensor(draw(generator), dtype=torch.int64)
+    return torch.randperm(num_examples, generator=generator)
+
+
+class EpochBatchSampler(Sampler[list[tuple[int, int]]]):
+    """Yield batches of ``(index, seed)`` keys epoch after epoch, from a given position on.
+
+    The order of epoch ``e`` is :func:`epoch_order` ``(e)`` and batch ``b`` holds its positions
+    ``[b * batch_size, (b + 1) * batch_size)``. Each key carries a per-example seed (a function
+    of run seed, epoch and position) from which an on-disk dataset draws its random transform,
+    so the batches and their augmentations after a resume at ``(start_epoch, start_batch)`` are
+    exactly those an uninterrupted run would have seen, for any number of DataLoader workers.
+    The iterator is endless: the trainer stops after ``max_steps`` batches.
+
+    The resume state is two integers that the trainer derives from the batches it consumed, so
+    it needs no ``state_dict`` from the loader. torchdata's ``StatefulDataLoader`` (the
+    well-kept alternative) snapshots the sampler and the workers instead; it is not used because
+    the per-example seeds already make the remaining batches and their augmentations a function
+    of the position alone, and because its last release (0.11.0, 2025) predates the torch this
+    project pins, while it subclasses the DataLoader's internals.
+
+    Args:
+        num_examples: ``N``, the size of the training split.
+        batch_size: Keys per batch.
+        seed: Run seed.
+        draw: Optional ``draw(generator) -> indices`` replacing the uniform permutation.
+        start_epoch: Epoch to start in.
+        start_batch: Batch of ``start_epoch`` to start at (the batches before it are skipped).
+    """
+
+    def __init__(self, num_examples: int, batch_size: int, *, seed: int,
+                 draw: Callable[[torch.Generator], torch.Tensor] | None = None,
+                 start_epoch: int = 0, start_batch: int = 0) -> None:
+        if int(batch_size) < 1 or int(num_examples) < 1:
+            raise ValueError(f"batch_size and num_examples must be positive, got {batch_size} and "
+                             f"{num_examples}")
+        self.num_examples, self.batch_size, self.seed = int(num_examples), int(batch_size), int(seed)
+        self.draw = draw
+        self.start_epoch, self.start_batch = int(start_epoch), int(start_batch)
+
+    @property
+    def batches_per_epoch(self) -> int:
+        return -(-self.num_examples // self.batch_size)
+
+    def __iter__(self) -> Iterator[list[tuple[int, int]]]:
+        epoch, offset = self.start_epoch, self.start_batch
+        while True:
+            order = epoch_order(epoch, seed=self.seed, num_examples=self.num_examples,
+                                draw=self.draw).tolist()
+            base = (self.seed * 1_000_003 + epoch) * 2**24
+            for b in range(offset, self.batches_per_epoch):
+                start = b * self.batch_size
+                chunk = order[start:start + self.batch_size]
+                if not chunk:
+                    break
+                yield [(i, base + start + j) for j, i in enumerate(chunk)]
+            epoch, offset = epoch + 1, 0

@@ -1,7 +1,8 @@
 """Small model zoo. Every model maps ``(N, *input_shape)`` to logits ``(N, num_outputs)`` and exposes
 ``features(x)`` (penultimate representation) and ``head`` (the last linear layer)."""
 
+from robustml.models.backbones import TorchvisionClassifier
 from robustml.models.cnn import SmallCNN
 from robustml.models.mlp import MLP
 
-__all__ = ["MLP", "SmallCNN"]
+__all__ = ["MLP", "SmallCNN", "TorchvisionClassifier"]

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from contextlib import nullcontext
 
 import torch
 from torch import nn
 
-from robustml.data.contract import GroupedTensorDataset
+from robustml.data.contract import Batch, GroupedDataset
+from robustml.data.loading import LoaderSettings, eval_loader, iter_inputs
 from robustml.losses.functional import predict
 from robustml.metrics import group_accuracy
 
@@ -34,23 +36,52 @@ def forward_in_chunks(model: nn.Module, x: torch.Tensor, chunk_size: int | None)
     return torch.cat([model(chunk) for chunk in x.split(chunk_size)])
 
 
+def model_device(model: nn.Module) -> torch.device:
+    """Return the device of the model's first parameter (CPU for a model without parameters)."""
+    return next((p.device for p in model.parameters()), torch.device("cpu"))
+
+
 @torch.no_grad()
-def predict_dataset(model: nn.Module, dataset: GroupedTensorDataset, *, precision: str = "fp32",
-                    batch_size: int = 8192) -> torch.Tensor:
-    """Return predicted class ids for every example of ``dataset``, shape ``(N,)``."""
+def predict_dataset(model: nn.Module, dataset: GroupedDataset, *, precision: str = "fp32",
+                    batch_size: int = 8192, loader: Iterable[Batch] | None = None) -> torch.Tensor:
+    """Return predicted class ids for every example of ``dataset``, shape ``(N,)``, in order.
+
+    An in-memory dataset is predicted from ``dataset.x`` in row blocks of ``batch_size`` on its
+    device. An on-disk dataset is streamed in batches through ``loader`` (default:
+    :func:`~robustml.data.loading.eval_loader` with default settings, evaluation transform) and
+    each batch is moved to the model's device; no more than one batch of inputs is in memory.
+    """
     was_training = model.training
     model.eval()
-    device = dataset.x.device
-    with autocast(device, precision):
-        preds = torch.cat([predict(model(x)) for x in dataset.x.split(batch_size)])
+    if dataset.in_memory:
+        with autocast(dataset.x.device, precision):
+            preds = torch.cat([predict(model(x)) for x in dataset.x.split(batch_size)])
+    else:
+        device = model_device(model)
+        loader = eval_loader(dataset, LoaderSettings()) if loader is None else loader
+        chunks = []
+        with autocast(device, precision):
+            for batch in iter_inputs(loader, device):
+                chunks.append(predict(model(batch["x"])))
+        preds = torch.cat(chunks) if chunks else torch.zeros(0, dtype=torch.int64, device=device)
+        if preds.shape[0] != len(dataset):
+            raise ValueError(f"loader yielded {preds.shape[0]} examples for dataset "
+                             f"{dataset.name!r} of {len(dataset)}: it must stream every example once, "
+                             "in order")
     model.train(was_training)
     return preds
 
 
-def evaluate(model: nn.Module, dataset: GroupedTensorDataset, *, prefix: str,
-             train_counts: torch.Tensor | None = None, precision: str = "fp32") -> dict[str, float]:
-    """Return ``{prefix}/{metric}`` accuracies of ``model`` on ``dataset`` (see robustml.metrics)."""
-    preds = predict_dataset(model, dataset, precision=precision)
-    metrics = group_accuracy(preds, dataset.y, dataset.group, dataset.num_groups,
+def evaluate(model: nn.Module, dataset: GroupedDataset, *, prefix: str,
+             train_counts: torch.Tensor | None = None, precision: str = "fp32",
+             loader: Iterable[Batch] | None = None) -> dict[str, float]:
+    """Return ``{prefix}/{metric}`` accuracies of ``model`` on ``dataset`` (see robustml.metrics).
+
+    Labels and groups come from the dataset's metadata; only the predictions touch inputs
+    (streamed in batches for on-disk data, see :func:`predict_dataset`).
+    """
+    preds = predict_dataset(model, dataset, precision=precision, loader=loader)
+    y, groups = dataset.y.to(preds.device), dataset.group.to(preds.device)
+    metrics = group_accuracy(preds, y, groups, dataset.num_groups,
                              train_counts=None if train_counts is None else train_counts.to(preds.device))
     return {f"{prefix}/{key}": value for key, value in metrics.items()}

@@ -13,7 +13,9 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from robustml.data.contract import Batch, GroupedTensorDataset
+from robustml.data.contract import Batch, GroupedDataset, require_in_memory
+from robustml.data.loading import LoaderSettings, eval_loader, iter_inputs, train_loader
+from robustml.data.samplers import EpochBatchSampler, epoch_order
 from robustml.losses.base import GroupLoss
 from robustml.report import append_jsonl
 from robustml.train.checkpoint import load_checkpoint, save_checkpoint
@@ -41,6 +43,11 @@ class TrainSettings:
         progress: Show a progress bar.
         max_loss: Stop with an error naming the learning rate when the training loss exceeds this
             (a diverging optimizer: losses of a classifier that is learning stay far below it).
+        num_workers: DataLoader workers for on-disk data (see
+            :class:`~robustml.data.loading.LoaderSettings`; in-memory data is indexed directly).
+        pin_memory: Pinned host batches for on-disk data (faster copies to CUDA).
+        persistent_workers: Keep evaluation loaders' workers alive between evaluations.
+        eval_batch_size: Examples per evaluation batch of on-disk data.
     """
 
     max_steps: int
@@ -55,8 +62,19 @@ class TrainSettings:
     resume: bool = False
     progress: bool = True
     max_loss: float = 1e6
+    num_workers: int = 0
+    pin_memory: bool = False
+    persistent_workers: bool = False
+    eval_batch_size: int = 256
+
+    @property
+    def loader(self) -> LoaderSettings:
+        return LoaderSettings(num_workers=self.num_workers, pin_memory=self.pin_memory,
+                              persistent_workers=self.persistent_workers,
+                              eval_batch_size=self.eval_batch_size)
 
     def __post_init__(self) -> None:
+        self.loader  # validates the DataLoader options
         if self.select not in SELECTIONS:
             raise ValueError(f"trainer.select must be one of {sorted(SELECTIONS)}, got {self.select!r}")
         if self.precision not in PRECISIONS:
@@ -78,8 +96,11 @@ class Trainer:
         model: Maps ``batch["x"]`` to logits ``(N, C)``.
         criterion: A :class:`~robustml.losses.GroupLoss`; it receives ``batch[partition]`` as groups.
         optimizer: Built over ``model.parameters()``.
-        train: Training split (tensors already on the training device).
-        val: Validation split used for model selection.
+        train: Training split: in memory (tensors already on the training device; batches are
+            indexed directly, or the full split each step) or on disk (mini-batches through a
+            ``torch.utils.data.DataLoader`` with :class:`~robustml.data.samplers.EpochBatchSampler`,
+            moved to the model's device).
+        val: Validation split used for model selection (on disk: streamed in batches).
         settings: See :class:`TrainSettings`.
         run_dir: Where ``metrics.jsonl`` and ``checkpoints/`` are written.
         partition: Which batch field the loss sees: ``"group"`` or ``"env"``.
@@ -91,7 +112,7 @@ class Trainer:
     """
 
     def __init__(self, model: nn.Module, criterion: GroupLoss, optimizer: torch.optim.Optimizer,
-                 train: GroupedTensorDataset, val: GroupedTensorDataset, settings: TrainSettings, *,
+                 train: GroupedDataset, val: GroupedDataset, settings: TrainSettings, *,
                  run_dir: str | Path, partition: str = "group", scheduler: Any = None,
                  augment: Callable[[Batch], Batch] | None = None,
                  sampler: Callable[[torch.Generator], torch.Tensor] | None = None,
@@ -100,15 +121,22 @@ class Trainer:
             raise ValueError("trainer.chunk_size must be null for models with BatchNorm: chunks change "
                              "the batch statistics")
         train.partition(partition)  # validates that the partition exists
+        if not settings.batch_size:
+            require_in_memory(train, "the full-batch protocol (trainer.batch_size=null)")
         if sample_weights is not None and sample_weights.shape != (len(train),):
             raise ValueError(f"sample_weights must have shape ({len(train)},), got "
                              f"{tuple(sample_weights.shape)}")
         self.model, self.criterion, self.optimizer, self.scheduler = model, criterion, optimizer, scheduler
         self.train, self.val, self.settings = train, val, settings
         self.partition, self.augment, self.sampler = partition, augment, sampler
-        self.sample_weights = sample_weights
         self.run_dir = Path(run_dir)
+        self.device = train.device if train.in_memory else next(model.parameters()).device
+        self.sample_weights = None if sample_weights is None else sample_weights.to(self.device)
         self.train_counts = train.group_counts()
+        self.position = (0, 0)  # (epoch, batch) of the next training batch, saved in checkpoints
+        # On-disk evaluation loaders, built once so that persistent workers survive evaluations.
+        self._eval_loaders = {} if train.in_memory else {
+            name: eval_loader(split, settings.loader) for name, split in (("train", train), ("val", val))}
         self.step, self.best_step, self.best_score = 0, 0, -math.inf
         self.history: list[dict[str, Any]] = []
         self.elapsed = 0.0
@@ -127,7 +155,7 @@ class Trainer:
                  "criterion": self.criterion.state_dict(), "step": self.step,
                  "best_step": self.best_step, "best_score": self.best_score,
                  "history": self.history, "elapsed": self.elapsed,
-                 "torch_rng": torch.get_rng_state()}
+                 "torch_rng": torch.get_rng_state(), "data_position": self.position}
         if self.scheduler is not None:
             state["scheduler"] = self.scheduler.state_dict()
         if getattr(self.augment, "generator", None) is not None:
@@ -145,37 +173,65 @@ class Trainer:
         torch.set_rng_state(state["torch_rng"])
         self.step, self.best_step, self.best_score = state["step"], state["best_step"], state["best_score"]
         self.history, self.elapsed = state["history"], state["elapsed"]
+        self.position = tuple(state.get("data_position", divmod(self.step, self._steps_per_epoch)))
         # metrics.jsonl may hold lines written after the checkpoint: rewrite it from the checkpoint.
         (self.run_dir / "metrics.jsonl").unlink(missing_ok=True)
         for record in self.history:
             append_jsonl(self.run_dir / "metrics.jsonl", record)
 
     # Data --------------------------------------------------------------------------------------
+    @property
+    def _steps_per_epoch(self) -> int:
+        return math.ceil(len(self.train) / (self.settings.batch_size or len(self.train)))
+
     def _batches(self) -> Iterator[Batch]:
-        """Yield training batches from step ``self.step`` on; the order depends on seed and epoch only."""
-        n = len(self.train)
-        batch_size = self.settings.batch_size or n
-        steps_per_epoch = math.ceil(n / batch_size)
-        epoch, offset = divmod(self.step, steps_per_epoch)
+        """Yield training batches from ``self.position`` on; the order depends on seed and epoch only.
+
+        In memory, batches are indexed from the split's tensors (or the full split each step); on
+        disk they come from a DataLoader over :class:`EpochBatchSampler` keys, whose per-example
+        seeds make the random transforms reproducible too. ``self.position`` follows the batches
+        the loop consumed (not the ones workers prefetched), so a checkpoint resumes exactly.
+        """
+        epoch, offset = self.position
+        steps_per_epoch = self._steps_per_epoch
+        for batch in (self._loader_batches(epoch, offset) if not self.train.in_memory
+                      else self._index_batches(epoch, offset)):
+            offset += 1
+            if offset == steps_per_epoch:
+                epoch, offset = epoch + 1, 0
+            self.position = (epoch, offset)
+            yield batch
+
+    def _index_batches(self, epoch: int, offset: int) -> Iterator[Batch]:
+        """In-memory batches: index the split's tensors on their device (full batch when unbatched)."""
+        n, batch_size = len(self.train), self.settings.batch_size or len(self.train)
         while True:
-            generator = torch.Generator().manual_seed(self.settings.seed * 1_000_003 + epoch)
-            if self.sampler is not None:
-                order = torch.as_tensor(self.sampler(generator), dtype=torch.int64)
-            elif batch_size >= n:
+            if self.sampler is None and batch_size >= n:
                 order = None
             else:
-                order = torch.randperm(n, generator=generator)
-            for b in range(offset, steps_per_epoch):
+                order = epoch_order(epoch, seed=self.settings.seed, num_examples=n,
+                                    draw=self.sampler).to(self.device)
+            for b in range(offset, self._steps_per_epoch):
                 if order is None:
                     batch, weight = self.train.full_batch(), self.sample_weights
                 else:
-                    idx = order[b * batch_size:(b + 1) * batch_size].to(self.train.x.device)
+                    idx = order[b * batch_size:(b + 1) * batch_size]
                     batch = self.train.get_batch(idx)
                     weight = None if self.sample_weights is None else self.sample_weights[idx]
                 if weight is not None:
                     batch["weight"] = weight
                 yield batch
             epoch, offset = epoch + 1, 0
+
+    def _loader_batches(self, epoch: int, offset: int) -> Iterator[Batch]:
+        """On-disk batches: one endless DataLoader from ``(epoch, offset)``, moved to the device."""
+        sampler = EpochBatchSampler(len(self.train), self.settings.batch_size, seed=self.settings.seed,
+                                    draw=self.sampler, start_epoch=epoch, start_batch=offset)
+        loader = train_loader(self.train, sampler, self.settings.loader, seed=self.settings.seed)
+        for batch in iter_inputs(loader, self.device):
+            if self.sample_weights is not None:
+                batch["weight"] = self.sample_weights[batch["index"]]
+            yield batch
 
     # Steps -------------------------------------------------------------------------------------
     def _train_step(self, batch: Batch) -> float:
@@ -207,7 +263,8 @@ class Trainer:
         record.update({f"train/{k}": v for k, v in self.criterion.log_values().items()})
         for prefix, split in (("train", self.train), ("val", self.val)):
             record.update(evaluate(self.model, split, prefix=prefix, train_counts=self.train_counts,
-                                   precision=self.settings.precision))
+                                   precision=self.settings.precision,
+                                   loader=self._eval_loaders.get(prefix)))
         return record
 
     def fit(self) -> dict[str, Any]:
@@ -219,7 +276,7 @@ class Trainer:
                     f"trainer.resume=true but there is no checkpoint at {self.last_path}; pass the "
                     f"directory of the run to resume as hydra.run.dir=<run dir>, or drop "
                     f"trainer.resume=true to start a new run")
-            self._restore(load_checkpoint(self.last_path, map_location=self.train.x.device))
+            self._restore(load_checkpoint(self.last_path, map_location=self.device))
         else:
             (self.run_dir / "metrics.jsonl").unlink(missing_ok=True)
         self.model.train()
@@ -266,5 +323,5 @@ class Trainer:
 
     def load_best(self) -> None:
         """Load the selected checkpoint's weights (``best.pt``) into the model."""
-        state = load_checkpoint(self.best_path, map_location=self.train.x.device)
+        state = load_checkpoint(self.best_path, map_location=self.device)
         self.model.load_state_dict(state["model"])

@@ -18,6 +18,7 @@ from omegaconf import DictConfig, OmegaConf
 from robustml.augment import CounterfactualAugment, counterfactual_stress_test, render_stress_table
 from robustml.augment.counterfactual import dataset_rule
 from robustml.data.contract import DataSplits, GroupedTensorDataset
+from robustml.data.loading import eval_loader
 from robustml.data.samplers import GroupBalancedSampler, balanced_sample_weights
 from robustml.losses import (CounterfactualConsistencyPenalty, GroupLoss, PenalizedLoss, num_outputs_for,
                              predict)
@@ -111,7 +112,7 @@ def build_augment(cfg: DictConfig, train: GroupedTensorDataset,
     """
     if cfg.augment is None:
         return None, criterion
-    generator = torch.Generator(device=train.x.device).manual_seed(cfg.seed)
+    generator = torch.Generator(device=train.device).manual_seed(cfg.seed)
     augment = CounterfactualAugment(dataset_rule(train), num_attrs=train.num_attrs,
                                     mode=cfg.augment.mode, p=cfg.augment.p, generator=generator)
     weight = float(cfg.augment.consistency_weight)
@@ -119,7 +120,7 @@ def build_augment(cfg: DictConfig, train: GroupedTensorDataset,
         if cfg.augment.mode != "paired":
             raise ValueError(f"augment.consistency_weight={weight} needs augment.mode=paired, got "
                              f"{cfg.augment.mode!r}")
-        consistency = CounterfactualConsistencyPenalty(criterion.num_groups).to(train.x.device)
+        consistency = CounterfactualConsistencyPenalty(criterion.num_groups).to(train.device)
         criterion = PenalizedLoss(criterion.num_groups, criterion, {"consistency": consistency},
                                   weights={"consistency": weight}, rescale=False)
     return augment, criterion
@@ -162,6 +163,8 @@ def build(cfg: DictConfig, run_dir: Path) -> tuple[Trainer, DataSplits, CleanedD
         from robustml.train.clean import clean_splits  # cleanlab and scikit-learn: only when asked
         cleaned = clean_splits(cfg, splits, run_dir)
         splits = DataSplits(cleaned.train, splits.val, splits.test, description=splits.description)
+    # In-memory splits move to the device; on-disk splits keep their metadata on the CPU and
+    # the trainer moves each DataLoader batch.
     splits = DataSplits(*(split.to(device) for _, split in splits.items()),
                         description=splits.description)
     num_outputs = num_outputs_for(splits.num_classes)
@@ -176,7 +179,10 @@ def build(cfg: DictConfig, run_dir: Path) -> tuple[Trainer, DataSplits, CleanedD
         eval_every=cfg.trainer.eval_every, chunk_size=cfg.trainer.chunk_size,
         precision=cfg.trainer.precision, select=cfg.trainer.select, l2_weight=cfg.trainer.l2_weight,
         reset_optimizer_at_anneal=cfg.trainer.reset_optimizer_at_anneal, seed=cfg.seed,
-        resume=cfg.trainer.resume, progress=cfg.trainer.progress, max_loss=cfg.trainer.max_loss)
+        resume=cfg.trainer.resume, progress=cfg.trainer.progress,
+        num_workers=cfg.trainer.num_workers, pin_memory=cfg.trainer.pin_memory,
+        persistent_workers=cfg.trainer.persistent_workers,
+        eval_batch_size=cfg.trainer.eval_batch_size, max_loss=cfg.trainer.max_loss)
     scheduler = None
     if cfg.scheduler is not None:
         scheduler = build_from(cfg, "scheduler")(optimizer, total_steps=settings.max_steps)
@@ -242,8 +248,9 @@ def run(cfg: DictConfig, run_dir: str | Path | None = None, *, summary: str = "f
     final: dict[str, Any] = {"selection": cfg.trainer.select, "selected_step": result["best_step"],
                              "steps": trainer.step, "train_seconds": round(result["elapsed"], 3)}
     for name, split in splits.items():
+        loader = None if split.in_memory else eval_loader(split, trainer.settings.loader)
         final.update(evaluate(trainer.model, split, prefix=name, train_counts=trainer.train_counts,
-                              precision=cfg.trainer.precision))
+                              precision=cfg.trainer.precision, loader=loader))
     stress, stress_tables = stress_test(trainer.model, splits)
     final.update(stress)
     if cleaned is not None:

@@ -1,0 +1,139 @@
+"""CelebA (Liu et al., ICCV 2015) with a target and a spurious attribute chosen by name.
+
+The official files, in ``torchvision.datasets.CelebA``'s folder ``<root>/celeba/``:
+``img_align_celeba/`` (202,599 JPEGs, 178x218), ``list_attr_celeba.txt`` (line 1: the number of
+images; line 2: the 40 attribute names; then ``<file> <40 values of -1 or 1>``) and
+``list_eval_partition.txt`` (``<file> <0 train | 1 val | 2 test>``). The two text files are read
+directly (metadata only; no image is opened to build the splits). Groups are target x spurious
+attribute; the Group DRO paper's default is ``Blond_Hair`` x ``Male`` (Sagawa et al., ICLR 2020).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from robustml._torchvision import import_torchvision
+from robustml.data.contract import DataSplits
+from robustml.data.ondisk import (check_files_exist, imagenet_transform, make_image_splits,
+                                  missing_data_error, transforms_v2)
+
+ATTR_FILE, PARTITION_FILE, IMAGES = "list_attr_celeba.txt", "list_eval_partition.txt", "img_align_celeba"
+ORIG_MIN_SIDE = 178  # the aligned images are 178 wide, 218 high
+
+
+def celeba_transforms(image_size: int = 224, *, augment: bool = False) -> tuple:
+    """Return the Group DRO code's ``(train, eval)`` transforms for CelebA at ``image_size``.
+
+    Eval (and train without ``augment``, the paper's setting): center crop 178x178 (the shorter
+    side), resize to ``image_size``. With ``augment``: random resized crop (scale 0.7-1, ratio
+    1-4/3) and horizontal flip. ImageNet normalization in both.
+    """
+    v2 = transforms_v2()
+    eval_transform = imagenet_transform([v2.CenterCrop(ORIG_MIN_SIDE), v2.Resize(image_size)])
+    if not augment:
+        return eval_transform, eval_transform
+    train = imagenet_transform([v2.RandomResizedCrop(image_size, scale=(0.7, 1.0), ratio=(1.0, 4 / 3)),
+                                v2.RandomHorizontalFlip()])
+    return train, eval_transform
+
+
+def find_celeba(root: str | Path, *, images: bool = True) -> Path:
+    """Return the folder with the official files: ``root/celeba`` (torchvision's layout) or ``root``."""
+    root = Path(root)
+    needed = [ATTR_FILE, PARTITION_FILE] + ([IMAGES] if images else [])
+    for folder in (root / "celeba", root):
+        if all((folder / name).exists() for name in needed):
+            return folder
+    raise missing_data_error(
+        "celeba", root, [f"celeba/{name}" for name in needed],
+        "The official CelebA files (torchvision.datasets.CelebA's folder): img_align_celeba/ with "
+        "the 202,599 aligned JPEGs, list_attr_celeba.txt and list_eval_partition.txt.",
+        download_hint="When online, data.download=true downloads them with torchvision (checked "
+                      "against its MD5 sums).")
+
+
+def read_celeba_attributes(folder: Path) -> tuple[np.ndarray, list[str], np.ndarray]:
+    """Return ``(filenames (N,), attribute names (40), values (N, 40) int8 in {0, 1})``."""
+    path = folder / ATTR_FILE
+    with open(path) as handle:
+        first, second = handle.readline(), handle.readline()
+    try:
+        count = int(first.strip())
+    except ValueError:
+        raise ValueError(f"{path} line 1 must be the number of images, got {first.strip()[:40]!r}") from None
+    names = second.split()
+    table = pd.read_csv(path, sep=r"\s+", skiprows=2, header=None, engine="c",
+                        dtype={0: str, **{i: np.int8 for i in range(1, len(names) + 1)}})
+    if table.shape[1] != len(names) + 1:
+        raise ValueError(f"{path} rows must hold a file name and {len(names)} values (one per name "
+                         f"on line 2), got {table.shape[1]} columns")
+    if len(table) != count:
+        raise ValueError(f"{path} line 1 says {count} images but {len(table)} rows follow")
+    values = table.iloc[:, 1:].to_numpy()
+    if not np.isin(values, (-1, 1)).all():
+        raise ValueError(f"{path} attribute values must be -1 or 1")
+    return table[0].to_numpy(dtype=object), names, (values == 1).astype(np.int8)
+
+
+def read_celeba_partition(folder: Path, filenames: np.ndarray) -> np.ndarray:
+    """Return the official split id of each file (0 train, 1 val, 2 test), in ``filenames``' order."""
+    path = folder / PARTITION_FILE
+    table = pd.read_csv(path, sep=r"\s+", header=None, dtype={0: str, 1: np.int64}, engine="c")
+    if table.shape[1] != 2:
+        raise ValueError(f"{path} rows must be '<file> <partition>', got {table.shape[1]} columns")
+    if len(table) != len(filenames) or not (table[0].to_numpy(dtype=object) == filenames).all():
+        raise ValueError(f"{path} must list the files of {ATTR_FILE} in the same order")
+    split = table[1].to_numpy()
+    if not np.isin(split, (0, 1, 2)).all():
+        raise ValueError(f"{path} partition values must be 0, 1 or 2")
+    return split
+
+
+def attribute_column(names: list[str], name: str, role: str) -> int:
+    """Return the column of attribute ``name``; an unknown name lists the 40 valid ones."""
+    if name not in names:
+        raise ValueError(f"data.{role}={name!r} is not a CelebA attribute; valid names: "
+                         f"{', '.join(names)}")
+    return names.index(name)
+
+
+def celeba_splits(root: str | Path, *, target: str = "Blond_Hair", spurious: str = "Male",
+                  download: bool = False, image_size: int = 224, augment: bool = False) -> DataSplits:
+    """Return CelebA's official train/val/test splits with groups ``target`` x ``spurious``.
+
+    Args:
+        root: Data root holding ``celeba/`` (torchvision's layout) or the files themselves.
+        target: Attribute predicted (``y = 1`` where it is present).
+        spurious: Attribute forming the groups (``attr = 1`` where present).
+        download: Download the official files with torchvision first (needs internet).
+        image_size: Side of the square input (224 in the paper).
+        augment: Random crops and flips in training (the paper trains without).
+
+    Raises:
+        FileNotFoundError: The files, or images the attribute file lists, are missing.
+        ValueError: An attribute name is unknown (the 40 valid ones are listed), or a file is
+            malformed (the file is named).
+    """
+    if download:
+        import_torchvision().datasets.CelebA(str(root), split="all", download=True)
+    folder = find_celeba(root)
+    filenames, names, values = read_celeba_attributes(folder)
+    target_col = attribute_column(names, target, "target")
+    spurious_col = attribute_column(names, spurious, "spurious")
+    if target_col == spurious_col:
+        raise ValueError(f"data.target and data.spurious must differ, both are {target!r}")
+    split = read_celeba_partition(folder, filenames)
+    check_files_exist(folder / IMAGES, filenames, folder / ATTR_FILE)
+    train_transform, eval_transform = celeba_transforms(image_size, augment=augment)
+    return make_image_splits(
+        folder / IMAGES, filenames, values[:, target_col], values[:, spurious_col], split,
+        input_shape=(3, image_size, image_size), train_transform=train_transform,
+        eval_transform=eval_transform,
+        description=(f"CelebA from {folder}: target {target} (y=1 present) x spurious {spurious}, "
+                     f"the official partition; {image_size}x{image_size} inputs, ImageNet "
+                     f"normalization{', random crops and flips in training' if augment else ''}."),
+        num_classes=2, class_names=(f"not_{target}", target), attr_names=(f"not_{spurious}", spurious),
+        attr_key=spurious, name="celeba")

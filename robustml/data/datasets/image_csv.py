@@ -1,0 +1,147 @@
+"""Your own images, no code: a CSV ``path,label,<attribute columns>[,split]``.
+
+Each row is one image: ``path`` relative to the CSV's folder, its class ``label`` and one or more
+spurious-attribute columns. Groups are label x attribute values (several attribute columns are
+combined into one attribute whose values are their combinations, e.g. ``outdoor+night``). The
+split comes from the ``split`` column (``train``, ``val`` or ``test``) or, without one, from a
+seeded split stratified by group.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from robustml.data.contract import DataSplits
+from robustml.data.ondisk import (check_columns, check_files_exist, imagenet_transform,
+                                  make_image_splits, transforms_v2)
+
+SPLIT_NAMES = {"train": 0, "val": 1, "valid": 1, "validation": 1, "test": 2}
+
+
+def resize_crop_transforms(image_size: int, *, augment: bool) -> tuple:
+    """Return ``(train, eval)`` transforms in the Group DRO paper's style, scaled to ``image_size``.
+
+    Evaluation (and training without ``augment``): resize the shorter side to
+    ``image_size * 256 / 224``, center crop ``image_size``. With ``augment``: random resized crop
+    (scale 0.7-1, ratio 3/4-4/3) and horizontal flip. ImageNet normalization in both.
+    """
+    v2 = transforms_v2()
+    eval_transform = imagenet_transform([v2.Resize(int(image_size * 256 / 224)),
+                                         v2.CenterCrop(image_size)])
+    if not augment:
+        return eval_transform, eval_transform
+    train = imagenet_transform([v2.RandomResizedCrop(image_size, scale=(0.7, 1.0), ratio=(0.75, 4 / 3)),
+                                v2.RandomHorizontalFlip()])
+    return train, eval_transform
+
+
+def _codes(values: pd.Series) -> tuple[np.ndarray, list[str]]:
+    """Return integer codes and sorted names (numeric order when every value is a number)."""
+    names = sorted(set(values), key=lambda v: (0, float(v), v) if _is_number(v) else (1, 0.0, v))
+    lookup = {name: code for code, name in enumerate(names)}
+    return values.map(lookup).to_numpy(dtype=np.int64), [str(n) for n in names]
+
+
+def _is_number(value: str) -> bool:
+    try:
+        float(value)
+        return True
+    except ValueError:
+        return False
+
+
+def stratified_split(groups: np.ndarray, *, val_fraction: float, test_fraction: float,
+                     seed: int) -> np.ndarray:
+    """Return split ids (0 train, 1 val, 2 test) with each group divided in the given fractions.
+
+    In every group of ``n`` examples, ``round(n * test_fraction)`` go to test and
+    ``round(n * val_fraction)`` to val, drawn with ``numpy.random.default_rng(seed)``.
+    """
+    if not (0 <= val_fraction < 1 and 0 <= test_fraction < 1 and val_fraction + test_fraction < 1):
+        raise ValueError(f"val_fraction and test_fraction must lie in [0, 1) and sum below 1, got "
+                         f"{val_fraction} and {test_fraction}")
+    rng = np.random.default_rng(seed)
+    split = np.zeros(len(groups), dtype=np.int64)
+    for g in np.unique(groups):
+        members = rng.permutation(np.flatnonzero(groups == g))
+        n_test, n_val = round(len(members) * test_fraction), round(len(members) * val_fraction)
+        split[members[:n_test]] = 2
+        split[members[n_test:n_test + n_val]] = 1
+    return split
+
+
+def image_csv_splits(csv: str | Path, *, label: str = "label", path: str = "path",
+                     attributes: Sequence[str] | None = None, split: str = "split",
+                     val_fraction: float = 0.15, test_fraction: float = 0.15, seed: int = 0,
+                     image_size: int = 224, augment: bool = False, name: str = "") -> DataSplits:
+    """Return train/val/test splits of the images listed in ``csv``.
+
+    Args:
+        csv: The CSV file; its ``path`` column holds image paths relative to the CSV's folder.
+        label: Column of class labels (any values; sorted, numerically when numbers).
+        path: Column of image paths.
+        attributes: Spurious-attribute columns (default: every column other than ``path``,
+            ``label`` and ``split``).
+        split: Column of split names (``train``, ``val``/``valid``/``validation``, ``test``); when
+            the CSV has no such column the split is drawn (:func:`stratified_split`).
+        val_fraction: Fraction of each group held out for validation (drawn split only).
+        test_fraction: Fraction of each group held out for test (drawn split only).
+        seed: Seed of the drawn split.
+        image_size: Side of the square input.
+        augment: Random resized crops and flips on the training split.
+        name: Name for reports (default: the CSV's file stem).
+
+    Raises:
+        FileNotFoundError: The CSV, or images it lists, are missing (the first few are named).
+        ValueError: A named column is absent, a value is empty, or a split name is unknown.
+    """
+    csv = Path(csv)
+    if not csv.is_file():
+        raise FileNotFoundError(f"image CSV {csv} not found; data.csv must name a CSV file with "
+                                "columns path,label,<attribute columns>[,split]")
+    frame = pd.read_csv(csv, dtype=str, keep_default_na=False, skipinitialspace=True)
+    frame.columns = [c.strip() for c in frame.columns]
+    attributes = list(attributes) if attributes is not None else [
+        c for c in frame.columns if c not in (path, label, split)]
+    if not attributes:
+        raise ValueError(f"{csv} needs at least one attribute column besides {path!r}, {label!r} "
+                         f"and {split!r}; it has {list(frame.columns)}")
+    check_columns(list(frame.columns), [path, label, *attributes], csv)
+    for column in (path, label, *attributes):
+        empty = np.flatnonzero(frame[column].str.strip() == "")
+        if len(empty):
+            raise ValueError(f"{csv} column {column!r} is empty in {len(empty)} row(s), first data "
+                             f"row(s) {(empty[:5] + 1).tolist()}")
+    y, class_names = _codes(frame[label].str.strip())
+    attr_values = frame[attributes].apply(lambda row: "+".join(v.strip() for v in row), axis=1)
+    attr, attr_names = _codes(attr_values)
+    if split in frame.columns:
+        names = frame[split].str.strip().str.lower()
+        unknown = sorted(set(names) - set(SPLIT_NAMES))
+        if unknown:
+            raise ValueError(f"{csv} column {split!r} holds unknown split name(s) {unknown}; valid: "
+                             f"{sorted(SPLIT_NAMES)}")
+        split_ids = names.map(SPLIT_NAMES).to_numpy(dtype=np.int64)
+        how = f"splits from its {split!r} column"
+    else:
+        split_ids = stratified_split(y * len(attr_names) + attr, val_fraction=val_fraction,
+                                     test_fraction=test_fraction, seed=seed)
+        how = (f"a split drawn per group (seed {seed}, val {val_fraction:g}, test "
+               f"{test_fraction:g})")
+    paths = frame[path].str.strip().to_numpy(dtype=object)
+    check_files_exist(csv.parent, paths, csv)
+    train_transform, eval_transform = resize_crop_transforms(image_size, augment=augment)
+    attr_key = "+".join(attributes)
+    return make_image_splits(
+        csv.parent, paths, y, attr, split_ids, input_shape=(3, image_size, image_size),
+        train_transform=train_transform, eval_transform=eval_transform,
+        description=(f"Images listed in {csv.name} ({len(frame):,} rows, label {label!r}, "
+                     f"attribute {attr_key!r}), {how}; {image_size}x{image_size} inputs, ImageNet "
+                     f"normalization{', random crops and flips in training' if augment else ''}."),
+        num_classes=len(class_names), attr_names=attr_names, attr_key=attr_key,
+        class_names=class_names, name=name or csv.stem)
+

@@ -1,0 +1,135 @@
+"""Extract a model's features once per split into memory-mapped arrays, and reuse them.
+
+A cache entry is ``<cache_dir>/<name>_<key>.npy``, a float32 array ``(N, D)`` of
+``model.features(x)`` for every example in order, where ``key`` hashes the model's weights (its
+``state_dict``), the dataset (file paths and root, or the input tensor's bytes) and the
+evaluation transform. Entries are written to a temporary file and renamed when complete, so an
+interrupted extraction leaves nothing behind; later calls open the entry with
+``numpy.load(mmap_mode="r")`` and log that they reused it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+from tqdm.auto import tqdm
+
+from robustml.data.contract import DataSplits, GroupedDataset, GroupedTensorDataset
+from robustml.data.loading import LoaderSettings, eval_loader, iter_inputs
+from robustml.report.tables import atomic_path
+
+log = logging.getLogger(__name__)
+CACHE_VERSION = b"robustml.features/1"  # bump when the same inputs would give other features
+
+
+def _update_tensor(digest: "hashlib._Hash", name: str, tensor: torch.Tensor) -> None:
+    array = np.ascontiguousarray(tensor.detach().cpu().numpy())
+    digest.update(f"{name}:{array.dtype.str}:{array.shape}:".encode())
+    digest.update(array.tobytes())
+
+
+def feature_key(model: nn.Module, dataset: GroupedDataset) -> str:
+    """Return the sha256 hex digest of the model's weights, the dataset and its eval transform."""
+    digest = hashlib.sha256(CACHE_VERSION)
+    digest.update(type(model).__qualname__.encode())
+    for name, tensor in sorted(model.state_dict().items()):
+        _update_tensor(digest, name, tensor)
+    if dataset.in_memory:
+        _update_tensor(digest, "x", dataset.x)
+    else:
+        digest.update(str(Path(dataset.root).resolve()).encode())
+        digest.update("\n".join(map(str, dataset.paths)).encode())
+        digest.update(repr(dataset.eval_transform).encode())
+    digest.update(repr(dataset.input_shape).encode())
+    return digest.hexdigest()
+
+
+def _batches(dataset: GroupedDataset, settings: LoaderSettings, device: torch.device):
+    if dataset.in_memory:
+        for x in dataset.x.split(settings.eval_batch_size):
+            yield x.to(device)
+    else:
+        for batch in iter_inputs(eval_loader(dataset, settings), device):
+            yield batch["x"]
+
+
+@torch.no_grad()
+def cached_features(model: nn.Module, dataset: GroupedDataset, cache_dir: str | Path, *,
+                    batch_size: int = 256, num_workers: int = 0, progress: bool = True) -> np.ndarray:
+    """Return ``model.features(x)`` for every example of ``dataset``, cached on disk.
+
+    Args:
+        model: A robustml model (it has ``features(x) -> (B, D)``); evaluated in ``eval`` mode
+            on its own device, in float32.
+        dataset: An in-memory or on-disk split (on disk: its evaluation transform, streamed in
+            batches through a DataLoader).
+        cache_dir: Folder of the cache entries.
+        batch_size: Examples per forward pass.
+        num_workers: DataLoader workers for on-disk data.
+        progress: Show a progress bar while extracting.
+
+    Returns:
+        A read-only memory-mapped float32 array of shape ``(N, D)``, rows in dataset order.
+    """
+    if not hasattr(model, "features"):
+        raise TypeError(f"model must have a features(x) method, got {type(model).__name__}")
+    cache_dir = Path(cache_dir)
+    path = cache_dir / f"{dataset.name or 'data'}_{feature_key(model, dataset)[:20]}.npy"
+    if path.is_file():
+        log.info("feature cache: reusing %s (%d examples)", path, len(dataset))
+        return np.load(path, mmap_mode="r")
+    settings = LoaderSettings(num_workers=num_workers, eval_batch_size=batch_size)
+    device = next((p.device for p in model.parameters()), torch.device("cpu"))
+    was_training = model.training
+    model.eval()
+    try:
+        with atomic_path(path) as tmp:
+            out, row = None, 0
+            bar = tqdm(total=len(dataset), desc=f"features {dataset.name}", disable=not progress,
+                       dynamic_ncols=True)
+            for x in _batches(dataset, settings, device):
+                feats = model.features(x).float().flatten(1).cpu().numpy()
+                if out is None:
+                    out = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.float32,
+                                                    shape=(len(dataset), feats.shape[1]))
+                out[row:row + len(feats)] = feats
+                row += len(feats)
+                bar.update(len(feats))
+            bar.close()
+            if out is None or row != len(dataset):
+                raise ValueError(f"extracted {row} feature rows for dataset {dataset.name!r} of "
+                                 f"{len(dataset)} examples")
+            out.flush()
+            del out
+    finally:
+        model.train(was_training)
+    log.info("feature cache: extracted %d x %d features into %s", len(dataset), feats.shape[1], path)
+    return np.load(path, mmap_mode="r")
+
+
+def cached_split_features(model: nn.Module, splits: DataSplits, cache_dir: str | Path,
+                          **options) -> dict[str, np.ndarray]:
+    """Return ``{"train", "val", "test"}`` feature arrays of :func:`cached_features` (same options)."""
+    return {name: cached_features(model, split, cache_dir, **options) for name, split in splits.items()}
+
+
+def feature_dataset(model: nn.Module, dataset: GroupedDataset, cache_dir: str | Path,
+                    **options) -> GroupedTensorDataset:
+    """Return an in-memory dataset whose ``x`` is the cached features ``(N, D)`` of ``dataset``.
+
+    Labels, attributes, environments and names are ``dataset``'s, so the result works with
+    everything that needs inputs in one tensor (full-batch training of a linear or MLP head,
+    label cleaning's folds) at the cost of ``N * D`` floats. ``options`` go to
+    :func:`cached_features`.
+    """
+    feats = torch.from_numpy(np.array(cached_features(model, dataset, cache_dir, **options)))
+    return GroupedTensorDataset(
+        feats, dataset.y.cpu(), dataset.attr.cpu(), num_classes=dataset.num_classes,
+        attr_names=dataset.attr_names, attr_key=dataset.attr_key,
+        env=None if dataset.env is None else dataset.env.cpu(), env_names=dataset.env_names,
+        class_names=dataset.class_names, name=f"{dataset.name} features")
