@@ -11,34 +11,7 @@ import torch
 
 from robustml.data.datasets.adult import MD5, adult_splits
 from support import SHARED_DATA
-
-# One row per (sex, income) combination pattern; fields in the order of adult.names.
-ROW = "{age}, {work}, {fnlwgt}, Bachelors, 13, Never-married, {occ}, Not-in-family, {race}, {sex}, 0, 0, 40, {country}, {income}"
-
-
-def _rows(n: int, *, sex: str, income: str, start: int, test: bool = False, missing: int = 0) -> list[str]:
-    rows = []
-    for i in range(n):
-        work = "?" if i < missing else ("Private" if i % 2 else "State-gov")
-        rows.append(ROW.format(age=start + i, work=work, fnlwgt=10_000 + 7 * i, occ="Sales",
-                               race="White" if i % 3 else "Black", sex=sex, country="United-States",
-                               income=income + ("." if test else "")))
-    return rows
-
-
-def write_adult(root: Path, *, test_age_offset: int = 0) -> Path:
-    """Write adult.data (40 rows, 3 with '?') and adult.test (first line, labels with '.')."""
-    folder = root / "adult"
-    folder.mkdir(parents=True, exist_ok=True)
-    data = (_rows(12, sex="Female", income="<=50K", start=20, missing=2)
-            + _rows(8, sex="Female", income=">50K", start=30)
-            + _rows(10, sex="Male", income="<=50K", start=40, missing=1)
-            + _rows(10, sex="Male", income=">50K", start=50))
-    test = [_rows(4, sex=s, income=c, start=25 + test_age_offset, test=True, missing=int(s == "Male"))
-            for s in ("Female", "Male") for c in ("<=50K", ">50K")]
-    (folder / "adult.data").write_text("\n".join(data) + "\n\n")
-    (folder / "adult.test").write_text("|1x3 Cross validator\n" + "\n".join(sum(test, [])) + "\n")
-    return root
+from tabular_fixtures import write_adult
 
 
 @pytest.fixture

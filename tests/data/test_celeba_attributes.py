@@ -10,37 +10,7 @@ import torch
 
 from robustml.data.datasets.celeba_attributes import celeba_attributes_splits
 from support import SHARED_DATA
-
-NAMES = ("5_o_Clock_Shadow Arched_Eyebrows Attractive Bags_Under_Eyes Bald Bangs Big_Lips Big_Nose "
-         "Black_Hair Blond_Hair Blurry Brown_Hair Bushy_Eyebrows Chubby Double_Chin Eyeglasses "
-         "Goatee Gray_Hair Heavy_Makeup High_Cheekbones Male Mouth_Slightly_Open Mustache "
-         "Narrow_Eyes No_Beard Oval_Face Pale_Skin Pointy_Nose Receding_Hairline Rosy_Cheeks "
-         "Sideburns Smiling Straight_Hair Wavy_Hair Wearing_Earrings Wearing_Hat Wearing_Lipstick "
-         "Wearing_Necklace Wearing_Necktie Young").split()
-BLOND, MALE = NAMES.index("Blond_Hair"), NAMES.index("Male")
-
-
-def write_celeba(root: Path, values: np.ndarray, partition: np.ndarray, *, eol: str = "\r\n") -> Path:
-    """Write the two files in the official layout: values (N, 40) of -1/1, partition (N,) of 0/1/2."""
-    folder = root / "celeba"
-    folder.mkdir(parents=True, exist_ok=True)
-    images = [f"{i + 1:06d}.jpg" for i in range(len(values))]
-    rows = [f"{image} " + " ".join(f"{v:2d}" for v in row) for image, row in zip(images, values)]
-    (folder / "list_attr_celeba.txt").write_bytes(
-        eol.join([str(len(values)), " ".join(NAMES) + " ", *rows, ""]).encode())
-    (folder / "list_eval_partition.txt").write_bytes(
-        eol.join([*(f"{image} {p}" for image, p in zip(images, partition)), ""]).encode())
-    return root
-
-
-def tiny_values(n: int = 48, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
-    """Random -1/1 attributes where every partition has all four Blond_Hair x Male groups."""
-    rng = np.random.default_rng(seed)
-    values = rng.choice([-1, 1], size=(n, len(NAMES)))
-    values[:, BLOND] = np.tile([-1, -1, 1, 1], n // 4)
-    values[:, MALE] = np.tile([-1, 1, -1, 1], n // 4)
-    partition = np.repeat([0, 1, 2], n // 3)
-    return values, partition
+from tabular_fixtures import BLOND, MALE, NAMES, tiny_values, write_celeba
 
 
 @pytest.fixture

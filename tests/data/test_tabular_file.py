@@ -168,3 +168,28 @@ def test_readme_example_file_and_command_run(tmp_path, monkeypatch):
     assert final["steps"] == 100 and 0.0 <= final["test/acc_worst_group"] <= 1.0
     report = (tmp_path / "run" / "report.md").read_text()
     assert f"Table {name}" in report and "the loss used group labels" in report
+
+
+def test_numeric_labels_and_attributes_are_ordered_as_numbers(tmp_path):
+    path = tmp_path / "numbers.csv"
+    rows = [f"{i},{a},{y},{s}" for i, (a, y, s) in enumerate(
+        [(a, y, s) for s in ("train", "train", "val", "test") for a in (2, 10) for y in (0, 1)])]
+    path.write_text("x,age_band,y,split\n" + "\n".join(rows) + "\n")
+    splits = tabular_file_splits(path, label="y", attributes="age_band", split_column="split")
+    assert splits.group_names == ["y=0,age_band=2", "y=0,age_band=10", "y=1,age_band=2",
+                                  "y=1,age_band=10"]
+    assert splits.train.group_counts().tolist() == [2, 2, 2, 2]
+
+
+@pytest.mark.parametrize("kwargs,match", [
+    (dict(val_fraction=0.0), "val_fraction must be a float in"),
+    (dict(test_fraction="0.2"), "test_fraction must be a float in"),
+    (dict(val_fraction=0.5, test_fraction=0.5), "must be < 1 to leave training rows"),
+    (dict(missing="impute"), "missing must be one of"),
+    (dict(attributes=[]), "at least one column"),
+])
+def test_bad_options_are_named(table, kwargs, match):
+    args = dict(label="approved", attributes="gender", missing="drop")
+    args.update(kwargs)
+    with pytest.raises(ValueError, match=match):
+        tabular_file_splits(table, **args)

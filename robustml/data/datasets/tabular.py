@@ -173,7 +173,8 @@ def table_splits(frames: Mapping[str, pd.DataFrame], *, label: str, attributes: 
     if unknown:
         raise ValueError(f"label column {label!r} holds values {sorted(unknown)} outside the classes "
                          f"{[str(c) for c in classes]}")
-    attr_names = [str(v) for v in sorted_values(attribute_values(every, attributes))]
+    attr_names = [str(v) for v in sorted_values(
+        every[attributes[0]] if len(attributes) == 1 else attribute_values(every, attributes))]
     preprocessor = fit_preprocessor(frames["train"], numeric=numeric, categorical=categorical)
     class_ids = {str(c): i for i, c in enumerate(classes)}
     attr_ids = {a: i for i, a in enumerate(attr_names)}

@@ -168,10 +168,13 @@ def tabular_file_splits(
         raise ValueError(f"missing must be one of {MISSING_RULES}, got {missing!r}")
     if isinstance(label, bool) or not isinstance(label, str):
         raise TypeError(f"label must be a column name (str), got {type(label).__name__} {label!r}")
-    if not isinstance(test_fraction, (int, float)) or split_column is None and \
-            not 0 < val_fraction + test_fraction < 1:
-        raise ValueError(f"val_fraction + test_fraction must be in (0, 1), got {val_fraction!r} + "
-                         f"{test_fraction!r}")
+    for name, fraction in (("val_fraction", val_fraction), ("test_fraction", test_fraction)):
+        if isinstance(fraction, bool) or not isinstance(fraction, (int, float)) \
+                or not 0 < fraction < 1:
+            raise ValueError(f"{name} must be a float in (0, 1), got {fraction!r}")
+    if split_column is None and val_fraction + test_fraction >= 1:
+        raise ValueError(f"val_fraction + test_fraction must be < 1 to leave training rows, got "
+                         f"{val_fraction!r} + {test_fraction!r}")
     attributes = as_names("attributes", attributes)
     if not attributes:
         raise ValueError("attributes must name at least one column")
