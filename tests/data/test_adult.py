@@ -131,3 +131,23 @@ def test_real_adult_counts():
     counts = (kept.train.group_counts() + kept.val.group_counts()).tolist()
     assert counts == [9_592, 15_128, 1_179, 6_662]  # female/male x <=50K/>50K, the data README's
     assert kept.test.group_counts().sum() == 16_281
+
+
+def test_download_fetches_the_uci_files_with_their_checksums(tmp_path, monkeypatch):
+    from robustml._torchvision import import_torchvision
+
+    calls = []
+    fixture = write_adult(tmp_path / "fixture") / "adult"
+
+    def fake_download_url(url, root, filename, md5):
+        calls.append((url, filename, md5))
+        Path(root).mkdir(parents=True, exist_ok=True)
+        source = fixture / filename
+        (Path(root) / filename).write_text(source.read_text() if source.is_file() else "names\n")
+
+    monkeypatch.setattr(import_torchvision().datasets.utils, "download_url", fake_download_url)
+    splits = adult_splits(tmp_path / "root", download=True, val_fraction=0.25)
+    assert sorted(calls) == sorted(
+        (f"https://archive.ics.uci.edu/ml/machine-learning-databases/adult/{name}", name, md5)
+        for name, md5 in MD5.items())
+    assert len(splits.test) == 14

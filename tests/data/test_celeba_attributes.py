@@ -96,3 +96,23 @@ def test_real_files_give_the_published_partition_and_group_counts():
     splits = celeba_attributes_splits(SHARED_DATA)
     assert [len(s) for _, s in splits.items()] == [162_770, 19_867, 19_962]
     assert splits.train.group_counts().tolist() == [71_629, 66_874, 22_880, 1_387]
+
+
+def test_download_uses_torchvision_file_ids_and_checksums(tmp_path, monkeypatch):
+    from robustml._torchvision import import_torchvision
+
+    datasets = import_torchvision().datasets
+    fixture = write_celeba(tmp_path / "fixture", *tiny_values()) / "celeba"
+    calls = []
+
+    def fake_download(file_id, root, filename, md5):
+        calls.append((file_id, filename, md5))
+        Path(root).mkdir(parents=True, exist_ok=True)
+        (Path(root) / filename).write_bytes((fixture / filename).read_bytes())
+
+    monkeypatch.setattr(datasets.utils, "download_file_from_google_drive", fake_download)
+    splits = celeba_attributes_splits(tmp_path / "root", download=True)
+    expected = {(i, f, m) for i, m, f in datasets.CelebA.file_list
+                if f in ("list_attr_celeba.txt", "list_eval_partition.txt")}
+    assert set(calls) == expected and len(calls) == 2
+    assert len(splits.train) == 16
