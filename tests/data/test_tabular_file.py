@@ -193,3 +193,15 @@ def test_bad_options_are_named(table, kwargs, match):
     args.update(kwargs)
     with pytest.raises(ValueError, match=match):
         tabular_file_splits(table, **args)
+
+
+@pytest.mark.parametrize("kwargs,match", [
+    (dict(attributes=3), "attributes must be a column name or a list of names, got int 3"),
+    (dict(features=["income", 2]), "features must hold column names"),
+    (dict(label=["approved"]), "label must be a column name"),
+])
+def test_column_arguments_of_the_wrong_type_are_named(table, kwargs, match):
+    args = dict(label="approved", attributes="gender", missing="drop")
+    args.update(kwargs)
+    with pytest.raises(TypeError, match=match):
+        tabular_file_splits(table, **args)

@@ -31,10 +31,11 @@ def as_names(argument: str, value: str | Sequence[str] | None) -> tuple[str, ...
         return ()
     if isinstance(value, str):
         return (value,)
-    if not isinstance(value, Sequence) and not hasattr(value, "__iter__"):
+    try:
+        names = tuple(value)
+    except TypeError:
         raise TypeError(f"{argument} must be a column name or a list of names, got "
-                        f"{type(value).__name__} {value!r}")
-    names = tuple(value)
+                        f"{type(value).__name__} {value!r}") from None
     for name in names:
         if not isinstance(name, str):
             raise TypeError(f"{argument} must hold column names (str), got {type(name).__name__} "
