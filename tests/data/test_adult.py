@@ -54,10 +54,18 @@ def test_validation_is_a_seeded_hold_out_stratified_by_group(adult_root):
 
 def test_preprocessing_is_fitted_on_training_rows_only(tmp_path):
     base = adult_splits(write_adult(tmp_path / "a"), val_fraction=0.25)
-    shifted = adult_splits(write_adult(tmp_path / "b", test_age_offset=1000), val_fraction=0.25)
+    test_file = write_adult(tmp_path / "b", test_age_offset=1000) / "adult" / "adult.test"
+    test_file.write_text(test_file.read_text().replace("United-States", "Atlantis"))
+    shifted = adult_splits(tmp_path / "b", val_fraction=0.25)
     for name in ("mean_", "scale_"):
         np.testing.assert_array_equal(getattr(base.preprocessor.named_transformers_["numeric"], name),
                                       getattr(shifted.preprocessor.named_transformers_["numeric"], name))
+    for a, b in zip(base.preprocessor.named_transformers_["categorical"].categories_,
+                    shifted.preprocessor.named_transformers_["categorical"].categories_):
+        np.testing.assert_array_equal(a, b)
+    assert base.feature_names == shifted.feature_names and "native-country_Atlantis" not in base.feature_names
+    country = base.feature_names.index("native-country_United-States")
+    assert (shifted.test.x[:, country] == 0).all()  # a value unseen in training encodes as zeros
     assert torch.equal(base.train.x, shifted.train.x) and torch.equal(base.val.x, shifted.val.x)
     assert not torch.equal(base.test.x, shifted.test.x)
     # standardized with the training rows' statistics: train numeric columns have mean 0, std 1

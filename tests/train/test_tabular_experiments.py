@@ -29,5 +29,7 @@ def test_experiment_config_runs_two_steps_on_tiny_generated_data(experiment, tmp
     report = (tmp_path / "run" / "report.md").read_text()
     dataset = "UCI Adult" if experiment.startswith("adult") else "CelebA attributes"
     assert dataset in report and "test" in report
+    if experiment.startswith("adult"):  # the '?' rule and whether the attribute is an input
+        assert "3 of adult.data, 2 of adult.test" in report and "'sex' is not an input" in report
     uses_groups = not experiment.endswith("_erm")
     assert ("Training: not used" not in report) == uses_groups
