@@ -1,11 +1,13 @@
 """The README is true line by line: its commands run as written and its shown output is what they print.
 
-Every bash block is run line by line, in order, from the repository root exactly as written, with
-``ROBUSTML_OUTPUT`` pointing at a temporary folder so that runs do not land in the checkout. A
-line whose comment starts with ``-> `` is a documented mistake: it must fail and print the text after
-the arrow. ``make test`` is not run (it is the command that runs this file), ``make demo`` runs in
-the test of the shown output, lines that read ``../shared/data`` need MNIST there, and the full
-Colored MNIST run is ``slow``.
+Every bash block is run line by line, in order, exactly as written, from a copy of the checkout in
+a temporary folder (links to the repository's files, and ``../shared`` beside it as in the
+checkout), so that what the commands write (``runs/``, example files) never lands in the
+repository. A fenced block whose info string names a file (```` ```csv file=loans.csv ````) is
+written there first, as the README asks the reader to. A line whose comment starts with ``-> `` is
+a documented mistake: it must fail and print the text after the arrow. ``make test`` is not run
+(it is the command that runs this file), ``make demo`` runs in the test of the shown output, lines
+that read ``../shared/data`` need MNIST there, and the full Colored MNIST run is ``slow``.
 """
 
 from __future__ import annotations
@@ -46,15 +48,29 @@ def _is_slow(command: str) -> bool:
     return "experiment=colored_mnist" in command and "debug=smoke" not in command
 
 
-def _run(command: str, tmp_path: Path) -> subprocess.CompletedProcess:
-    env = {**os.environ, "ROBUSTML_OUTPUT": str(tmp_path / "runs")}
-    env.pop("ROBUSTML_DEBUG", None)
-    return subprocess.run(command, shell=True, cwd=REPO, env=env, capture_output=True, text=True,
+def _checkout_copy(tmp_path: Path) -> Path:
+    """Return a folder that looks like the checkout (links to its files) with the README's files."""
+    root = tmp_path / "work" / REPO.name
+    root.mkdir(parents=True)
+    for entry in REPO.iterdir():
+        if entry.name not in (".git", "runs"):
+            (root / entry.name).symlink_to(entry)
+    shared = REPO.parent / "shared"
+    if shared.is_dir():
+        (root.parent / "shared").symlink_to(shared)
+    for name, text in re.findall(r"```\w+ file=(\S+)\n(.*?)```", README, flags=re.S):
+        (root / name).write_text(text)
+    return root
+
+
+def _run(command: str, cwd: Path) -> subprocess.CompletedProcess:
+    env = {k: v for k, v in os.environ.items() if k not in ("ROBUSTML_DEBUG", "ROBUSTML_OUTPUT")}
+    return subprocess.run(command, shell=True, cwd=cwd, env=env, capture_output=True, text=True,
                           timeout=1800)
 
 
-def _check(command: str, expected: str | None, tmp_path: Path) -> None:
-    out = _run(command, tmp_path)
+def _check(command: str, expected: str | None, cwd: Path) -> None:
+    out = _run(command, cwd)
     if expected is None:
         assert out.returncode == 0, f"{command!r} failed:\n{out.stderr[-3000:]}"
     else:
@@ -70,6 +86,7 @@ def test_readme_has_the_two_commands():
 @pytest.mark.parametrize("block", [pytest.param(b, id=b[0][0]) for b in _bash_blocks()])
 def test_readme_block_runs_as_written(block, tmp_path):
     """Run a block's lines in order (a later line may use an earlier one's files)."""
+    cwd = _checkout_copy(tmp_path)
     ran = 0
     for command, expected in block:
         if command == "make test":
@@ -80,7 +97,7 @@ def test_readme_block_runs_as_written(block, tmp_path):
             continue  # test_readme_slow_lines_run_as_written
         if "../shared/data" in command and not mnist_available():
             continue  # needs MNIST; test_readme_mnist_lines_skip_with_a_reason says so
-        _check(command, expected, tmp_path)
+        _check(command, expected, cwd)
         ran += 1
     if not ran:
         pytest.skip("every line of this block is run elsewhere or needs absent data")
@@ -96,7 +113,7 @@ def test_readme_mnist_lines_skip_with_a_reason():
 def test_readme_slow_lines_run_as_written(command, tmp_path):
     if "../shared/data" in command and not mnist_available():
         pytest.skip("MNIST is not under ../shared/data; this README line needs it")
-    _check(command, None, tmp_path)
+    _check(command, None, _checkout_copy(tmp_path))
 
 
 def _parse_summary(text: str) -> dict:
@@ -116,10 +133,12 @@ def test_readme_demo_output_is_what_make_demo_prints(tmp_path):
     359 test examples near the boundary can change side. Regenerate the block with
     ``python scripts/readme_demo_output.py``.
     """
-    _run("make --no-print-directory setup", tmp_path)
-    out = _run(" ".join(DEMO), tmp_path)
+    if subprocess.run(["make", "-q", "setup"], cwd=REPO).returncode != 0:
+        pytest.fail(".venv is older than pyproject.toml or constraints.txt: run `make setup` first "
+                    "(make demo would reinstall the package from the test's copy of the checkout)")
+    out = _run(" ".join(DEMO), _checkout_copy(tmp_path))
     assert out.returncode == 0, out.stderr[-3000:]
-    printed_text = out.stdout.rstrip().replace(str(tmp_path / "runs"), "runs")
+    printed_text = out.stdout.rstrip()
     shown, printed = _parse_summary(shown_output(README)), _parse_summary(printed_text)
     assert shown["groups"] and shown["lines"], "the README shows no summary table"
     assert [(n, c) for n, c, _ in shown["groups"].values()] == \
