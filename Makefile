@@ -2,6 +2,9 @@
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
+# setuptools' notices that --quiet does not silence: the generic editable-install caution, and one per
+# config folder (configs/ ships as package data of robustml.configs, not as packages).
+SETUPTOOLS_NOTICES := ignore:Editable installation,ignore:Package 'robustml.configs.
 
 .PHONY: setup demo test test-slow bench
 
@@ -10,7 +13,7 @@ setup: $(VENV)/.installed
 $(VENV)/.installed: pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	PYTHONWARNINGS="ignore:Editable installation" $(BIN)/python -m pip install --quiet -c constraints.txt -e ".[dev]"
+	PYTHONWARNINGS="$(SETUPTOOLS_NOTICES)" $(BIN)/python -m pip install --quiet -c constraints.txt -e ".[dev]"
 	touch $@
 
 demo: setup

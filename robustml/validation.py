@@ -51,3 +51,10 @@ def check_real(name: str, value: Any, *, minimum: float | None = None) -> float:
     if not math.isfinite(value) or (minimum is not None and value < minimum):
         raise ValueError(f"{name} must be a finite number{bound}, got {value}")
     return value
+
+
+def check_bool(name: str, value: Any) -> bool:
+    """Return ``value``; raise ``TypeError`` naming ``name`` unless it is ``True`` or ``False``."""
+    if not isinstance(value, bool):
+        raise TypeError(f"{name} must be true or false, got {_describe(value)}")
+    return value

@@ -17,6 +17,7 @@ import torch
 from torch.utils.data import DataLoader, Sampler
 
 from robustml.data.contract import Batch, GroupedDataset
+from robustml.validation import check_bool, check_int
 
 
 @dataclass(frozen=True)
@@ -37,11 +38,10 @@ class LoaderSettings:
     eval_batch_size: int = 256
 
     def __post_init__(self) -> None:
-        if int(self.num_workers) < 0:
-            raise ValueError(f"trainer.num_workers must be >= 0, got {self.num_workers}")
-        if int(self.eval_batch_size) < 1:
-            raise ValueError(f"trainer.eval_batch_size must be a positive integer, got "
-                             f"{self.eval_batch_size}")
+        check_int("trainer.num_workers", self.num_workers, minimum=0)
+        check_int("trainer.eval_batch_size", self.eval_batch_size, minimum=1)
+        check_bool("trainer.pin_memory", self.pin_memory)
+        check_bool("trainer.persistent_workers", self.persistent_workers)
         if self.persistent_workers and int(self.num_workers) == 0:
             raise ValueError("trainer.persistent_workers=true needs trainer.num_workers > 0, got 0")
 

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
 
-def missing_data_error(dataset: str, root: str | Path, missing: list[str], *, layout: str,
+def missing_data_error(dataset: str, root: str | Path, missing: Sequence[str], *, layout: str,
                        download_hint: str | None = None) -> FileNotFoundError:
     """Return the ``FileNotFoundError`` for ``dataset`` files absent under ``root``.
 
@@ -14,15 +15,13 @@ def missing_data_error(dataset: str, root: str | Path, missing: list[str], *, la
 
     Args:
         dataset: Name for the message, e.g. ``"MNIST"``.
-        root: The data root that was searched (``data.root``).
+        root: The folder that was searched (``data.root``, or a folder under it).
         missing: The missing files or folders, relative to ``root``.
-        layout: The expected layout under the root, e.g. ``"MNIST/raw/<the four idx files>"``.
-        download_hint: How to download it when online (e.g. ``"data.download=true"``), if possible.
+        layout: One or more sentences on the expected layout and where the files come from.
+        download_hint: A sentence on downloading when online (``data.download=true``), if possible.
     """
     shown = ", ".join(missing[:4]) + (f" and {len(missing) - 4} more" if len(missing) > 4 else "")
-    text = (f"{dataset} not found under data.root={Path(root)}: missing {shown}. Expected layout "
-            f"under the data root: {layout}. Point robustml at the folder that holds it with "
-            f"data.root=<dir> on the command line or ROBUSTML_DATA=<dir> in the environment")
-    if download_hint:
-        text += f", or set {download_hint} to download it (needs internet)"
-    return FileNotFoundError(text + ".")
+    text = (f"{dataset} not found under {Path(root)}: missing {shown}. {layout.rstrip()} Point "
+            f"robustml at the folder that holds it with data.root=<dir> on the command line or "
+            f"ROBUSTML_DATA=<dir> in the environment.")
+    return FileNotFoundError(text + (f" {download_hint}" if download_hint else ""))

@@ -27,8 +27,6 @@ from robustml.data.contract import Batch, DataSplits, GroupedDataset, in_memory_
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
-DATA_ROOT_HINT = ("set data.root=PATH on the command line, or the ROBUSTML_DATA environment "
-                  "variable (the default data root)")
 
 
 def load_rgb(path: str | Path) -> Any:
@@ -144,22 +142,6 @@ class OnDiskGroupedDataset(GroupedDataset):
 
 
 # Checks shared by the loaders -------------------------------------------------------------------
-def missing_data_error(dataset: str, root: Path, expected: Sequence[str], layout: str,
-                       *, download_hint: str = "") -> FileNotFoundError:
-    """Return the error for a data set whose files are not where they should be.
-
-    Args:
-        dataset: Data set name (``"waterbirds"``).
-        root: The folder that was searched.
-        expected: The files or folders expected under ``root``.
-        layout: One sentence on where the files come from and how they are laid out.
-        download_hint: Extra sentence on downloading (``data.download=true`` when online).
-    """
-    return FileNotFoundError(
-        f"{dataset}: expected {', '.join(expected)} under {root}, not found. {layout} "
-        f"To point robustml at them, {DATA_ROOT_HINT}. {download_hint}".rstrip())
-
-
 def check_columns(columns: Sequence[str], required: Sequence[str], file: Path) -> None:
     """Raise ``ValueError`` naming ``file`` and every required column it lacks."""
     missing = [c for c in required if c not in columns]

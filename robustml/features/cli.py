@@ -49,5 +49,9 @@ def extract(argv: Sequence[str] | None = None) -> dict[str, tuple[int, int]]:
 
 
 def main() -> None:
-    """Console entry point ``robustml-features`` (exit status 0 on success)."""
-    extract()
+    """Console entry point ``robustml-features`` (exit status 0 on success).
+
+    Errors print once, as ``robustml-train``'s do (``ROBUSTML_DEBUG=1`` shows the traceback).
+    """
+    from robustml.train.cli import report_errors
+    report_errors(extract)

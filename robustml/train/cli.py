@@ -13,6 +13,7 @@ What a user sees when something goes wrong is decided here:
 
 from __future__ import annotations
 
+import functools
 import os
 import shlex
 import sys
@@ -31,8 +32,6 @@ from omegaconf.errors import ConfigAttributeError
 from robustml.train.checkpoint import load_checkpoint
 from robustml.train.naming import register_run_name_resolver
 from robustml.train.run import run, seed_everything
-
-DEBUG_VARIABLES = ("ROBUSTML_DEBUG", "HYDRA_FULL_ERROR")
 
 register_run_name_resolver()
 
@@ -75,6 +74,45 @@ def check_run_dir_override(argv: list[str]) -> str | None:
     return None
 
 
+def _program() -> str:
+    """Return the command as the user typed it (``.venv/bin/robustml-train``), for messages."""
+    return sys.argv[0] if sys.argv and sys.argv[0] else "robustml-train"
+
+
+def _show_traceback() -> bool:
+    return os.environ.get("ROBUSTML_DEBUG", "") not in ("", "0")
+
+
+def _error_exit(error: BaseException) -> SystemExit:
+    """Return the exit that prints ``error`` once, as ``Error: <type>: <message>`` (code 1)."""
+    return SystemExit(f"Error: {type(error).__name__}: {error}\n"
+                      "(ROBUSTML_DEBUG=1 shows the full traceback)")
+
+
+def report_errors(entry: Callable[[], Any]) -> Any:
+    """Call a console entry point; an error prints once as ``Error: <type>: <message>`` (code 1)."""
+    try:
+        return entry()
+    except Exception as error:
+        if _show_traceback():
+            raise
+        raise _error_exit(error) from None
+
+
+def _reported(task: Callable[[DictConfig], Any]) -> Callable[[DictConfig], Any]:
+    """Wrap a Hydra task: errors print once (Hydra adds no lines of its own), Ctrl-C says how to resume.
+
+    The exit is raised inside the task, where Hydra lets ``SystemExit`` through untouched.
+    """
+    @functools.wraps(task)
+    def wrapped(cfg: DictConfig) -> Any:
+        try:
+            return report_errors(lambda: task(cfg))
+        except KeyboardInterrupt:
+            raise _interrupted() from None
+    return wrapped
+
+
 def resume_command(program: str) -> str:
     """Return the shell command that resumes the current Hydra run from its last checkpoint."""
     hydra_cfg = HydraConfig.get()
@@ -84,29 +122,28 @@ def resume_command(program: str) -> str:
     return " ".join(shlex.quote(a) for a in args)
 
 
-def _interrupted(program: str) -> SystemExit:
+def _interrupted() -> SystemExit:
     """Print the one-line resume message of a Ctrl-C and return the exit to raise (code 130)."""
     last = Path(HydraConfig.get().runtime.output_dir) / "checkpoints" / "last.pt"
     if last.is_file():
         step = load_checkpoint(last).get("step", "?")
         print(f"\nInterrupted. Resume from the last checkpoint (step {step}) with: "
-              f"{resume_command(program)}", file=sys.stderr)
+              f"{resume_command(_program())}", file=sys.stderr)
     else:
         print("\nInterrupted before the first checkpoint; nothing to resume: run the same "
               "command again to start over.", file=sys.stderr)
     return SystemExit(130)
 
 
-@hydra.main(version_base="1.3", config_path="../configs", config_name="train")
+@hydra.main(version_base="1.3", config_path="pkg://robustml.configs", config_name="train")
+@_reported
 def _train_task(cfg: DictConfig) -> float:
     sweeping = HydraConfig.get().mode == RunMode.MULTIRUN
-    try:
-        return float(run(cfg, summary="line" if sweeping else "full")["val/acc_worst_group"])
-    except KeyboardInterrupt:
-        raise _interrupted("robustml-train") from None
+    return float(run(cfg, summary="line" if sweeping else "full")["val/acc_worst_group"])
 
 
-@hydra.main(version_base="1.3", config_path="../configs", config_name="clean")
+@hydra.main(version_base="1.3", config_path="pkg://robustml.configs", config_name="clean")
+@_reported
 def _clean_task(cfg: DictConfig) -> None:
     from robustml.train.clean import main_clean  # cleanlab and scikit-learn: only when asked
     from robustml.train.instantiate import build_from
@@ -116,19 +153,17 @@ def _clean_task(cfg: DictConfig) -> None:
 
 def _console(task: Callable[[], Any], config_name: str) -> Any:
     """Run a Hydra entry point with robustml's error reporting (see the module docstring)."""
-    show_traceback = any(os.environ.get(name, "") not in ("", "0") for name in DEBUG_VARIABLES)
+    if os.environ.get("HYDRA_FULL_ERROR", "") not in ("", "0"):
+        os.environ["ROBUSTML_DEBUG"] = "1"  # Hydra's switch for full tracebacks means the same here
+    show_traceback = _show_traceback()
     overrides = [a for a in sys.argv[1:] if "=" in a and not a.startswith(("-", "hydra.", "hydra/"))]
     hint = unknown_key_hint(overrides, config_name) or check_run_dir_override(sys.argv[1:])
     if hint is not None:
         sys.exit(f"Error: {hint}")
     os.environ["HYDRA_FULL_ERROR"] = "1"  # Hydra re-raises instead of printing its own traceback
-    try:
+    if show_traceback:
         return task()
-    except Exception as error:
-        if show_traceback:
-            raise
-        sys.exit(f"Error: {type(error).__name__}: {error}\n"
-                 "(ROBUSTML_DEBUG=1 shows the full traceback)")
+    return report_errors(task)  # Hydra's own errors (composition, overrides, the run folder)
 
 
 def main() -> Any:

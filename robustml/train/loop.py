@@ -276,7 +276,9 @@ class Trainer:
                     f"trainer.resume=true but there is no checkpoint at {self.last_path}; pass the "
                     f"directory of the run to resume as hydra.run.dir=<run dir>, or drop "
                     f"trainer.resume=true to start a new run")
-            self._restore(load_checkpoint(self.last_path, map_location=self.device))
+            # On the CPU: RNG states must stay CPU tensors, and load_state_dict moves the weights,
+            # the optimizer state and the loss buffers to their own devices.
+            self._restore(load_checkpoint(self.last_path, map_location="cpu"))
         else:
             (self.run_dir / "metrics.jsonl").unlink(missing_ok=True)
         self.model.train()

@@ -27,6 +27,12 @@ def _overrides(run_dir: Path) -> list[str]:
     return [str(o) for o in OmegaConf.load(path)] if path.is_file() else []
 
 
+def _job_order(run_dir: Path) -> tuple[int, str]:
+    """Order runs by Hydra's job number (``2_x`` before ``10_x``), then by name."""
+    number = run_dir.name.split("_", 1)[0]
+    return (int(number) if number.isdigit() else -1, run_dir.name)
+
+
 def render_sweep_table(sweep_dir: str | Path) -> str:
     """Return a markdown table with one row per run under ``sweep_dir``, after the common overrides.
 
@@ -35,7 +41,8 @@ def render_sweep_table(sweep_dir: str | Path) -> str:
     column shows the overrides that differ between runs; those shared by all are listed above.
     """
     sweep_dir = Path(sweep_dir)
-    runs = sorted(p for p in sweep_dir.iterdir() if p.is_dir() and not p.name.startswith("."))
+    runs = sorted((p for p in sweep_dir.iterdir() if p.is_dir() and not p.name.startswith(".")),
+                  key=_job_order)
     if not runs:
         return f"No runs under {sweep_dir}."
     overrides = {run_dir: _overrides(run_dir) for run_dir in runs}
@@ -61,7 +68,9 @@ class SweepSummary(Callback):
         sweep_dir = Path(config.hydra.sweep.dir)
         if not sweep_dir.is_dir():
             return
-        if not any(sweep_dir.glob("*/metrics.json")):  # not training runs (robustml-clean)
+        cleaning_only = (any(sweep_dir.glob("*/cleaning_summary.json"))
+                         and not any(sweep_dir.glob("*/metrics.json")))
+        if cleaning_only:  # robustml-clean's sweep: no training metrics to tabulate
             return
         table = render_sweep_table(sweep_dir)
         write_text(sweep_dir / "summary.md", f"# Sweep {sweep_dir}\n\n{table}\n")

@@ -313,7 +313,7 @@ def test_mnist_missing_root_names_the_path_and_what_to_type(tmp_path):
     with pytest.raises(FileNotFoundError, match="data.download=true") as info:
         colored_mnist_splits(tmp_path / "nowhere")
     message = str(info.value)
-    assert f"data.root={tmp_path / 'nowhere'}" in message
+    assert f"not found under {tmp_path / 'nowhere'}" in message
     assert "MNIST/raw/train-images-idx3-ubyte" in message
     assert "data.root=<dir>" in message and "ROBUSTML_DATA=<dir>" in message
 

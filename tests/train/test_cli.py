@@ -29,6 +29,8 @@ def test_an_error_inside_a_run_is_printed_once_without_a_traceback(tmp_path):
     assert out.returncode == 1
     assert out.stderr.count("seed must be an integer, got 'abc' (str)") == 1
     assert "Traceback" not in out.stderr and "ROBUSTML_DEBUG=1" in out.stderr
+    assert "Error executing job" not in out.stderr  # Hydra adds no line of its own
+    assert out.stderr.strip().splitlines()[0].startswith("Error: TypeError: seed must be")
 
 
 def test_debug_variable_shows_the_full_traceback(tmp_path):
@@ -63,7 +65,7 @@ def test_ctrl_c_prints_the_exact_resume_command_and_that_command_resumes(tmp_pat
     lines = [line for line in stderr.splitlines() if line.startswith("Interrupted")]
     assert len(lines) == 1, stderr
     command = lines[0].split(" with: ", 1)[1].split()
-    assert command[0] == "robustml-train"
+    assert command[0] == str(SCRIPT)  # as typed, so that it runs when copied
     assert f"hydra.run.dir={run_dir}" in command and command[-1] == "trainer.resume=true"
     # The printed command resumes the run (fewer steps so that it ends now).
     args = [a for a in command[1:] if not a.startswith("trainer.max_steps=")]
@@ -111,3 +113,23 @@ def test_a_sweep_ends_with_one_table_over_its_runs(tmp_path):
     assert "test worst-group (%)" in summary
     (sweep,) = (tmp_path / "runs" / "multirun").iterdir()
     assert "1_colored_digits_erm" in (sweep / "summary.md").read_text()
+
+
+def test_the_sweep_table_orders_runs_by_job_number_and_lists_failed_runs(tmp_path):
+    from robustml.train.sweep import render_sweep_table
+    for name in ("10_a", "2_a"):
+        (tmp_path / name / ".hydra").mkdir(parents=True)
+        (tmp_path / name / ".hydra" / "overrides.yaml").write_text(f"- seed={name[:-2]}\n")
+    (tmp_path / "2_a" / "metrics.json").write_text('{"test/acc_worst_group": 0.5}')
+    rows = [line for line in render_sweep_table(tmp_path).splitlines() if line.startswith("| ")][2:]
+    assert rows[0].startswith("| 2_a ") and "50.0" in rows[0]
+    assert rows[1].startswith("| 10_a ") and "no metrics.json (failed or interrupted)" in rows[1]
+
+
+def test_the_console_script_imports_no_heavy_optional_library():
+    """The demo's start-up: pandas, PIL, cleanlab and matplotlib load only where a run needs them."""
+    code = ("import sys, robustml.train.cli; "
+            "print(sorted(m for m in ('pandas', 'PIL', 'cleanlab', 'matplotlib') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "[]"

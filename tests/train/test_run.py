@@ -10,7 +10,7 @@ import pytest
 from support import REPO, SHARED_DATA, compose_train, mnist_available
 from robustml.train.run import run
 
-EXPERIMENTS = sorted(p.stem for p in (REPO / "robustml" / "configs" / "experiment").glob("*.yaml"))
+EXPERIMENTS = sorted(p.stem for p in (REPO / "configs" / "experiment").glob("*.yaml"))
 SCRIPT = Path(sys.executable).parent / "robustml-train"
 
 

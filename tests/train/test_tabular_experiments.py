@@ -8,7 +8,7 @@ from robustml.train.run import run
 from support import REPO, compose_train
 from tabular_fixtures import tiny_values, write_adult, write_celeba
 
-EXPERIMENTS = sorted(p.stem for p in (REPO / "robustml" / "configs" / "experiment").glob("*.yaml")
+EXPERIMENTS = sorted(p.stem for p in (REPO / "configs" / "experiment").glob("*.yaml")
                      if p.stem.startswith(("adult_", "celeba_attributes_")))
 
 

@@ -25,6 +25,7 @@ import pandas as pd
 from robustml.data.contract import DataSplits
 from robustml.data.datasets.colored import check_flag, check_seed
 from robustml.data.datasets.tabular import stratified_holdout, table_splits
+from robustml.data.missing import missing_data_error
 
 URL = "https://archive.ics.uci.edu/ml/machine-learning-databases/adult/"
 MD5 = {"adult.data": "5d7c39d7b8804f071cdd1f2a7c460872",
@@ -64,12 +65,12 @@ def find_adult(root: str | Path, download: bool = False) -> Path:
         _download(folder)
         missing = []
     if missing:
-        raise FileNotFoundError(
-            f"UCI Adult not found: {folder} lacks {', '.join(missing)}. Expected layout: "
-            f"<root>/adult/adult.data (32,561 rows) and <root>/adult/adult.test (16,281 rows after "
-            f"its first line), the files of {URL} (md5 {MD5['adult.data']} and "
-            f"{MD5['adult.test']}). Point robustml at <root> with data.root=<root> or the "
-            f"ROBUSTML_DATA variable, or set data.download=true to download them (needs internet).")
+        raise missing_data_error(
+            "UCI Adult", folder, missing,
+            layout=f"Expected layout: <root>/adult/adult.data (32,561 rows) and "
+                   f"<root>/adult/adult.test (16,281 rows after its first line), the files of {URL} "
+                   f"(md5 {MD5['adult.data']} and {MD5['adult.test']}).",
+            download_hint="When online, data.download=true downloads them.")
     return folder
 
 

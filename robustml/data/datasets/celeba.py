@@ -17,8 +17,9 @@ import pandas as pd
 
 from robustml._torchvision import import_torchvision
 from robustml.data.contract import DataSplits
+from robustml.data.missing import missing_data_error
 from robustml.data.ondisk import (check_files_exist, imagenet_transform, make_image_splits,
-                                  missing_data_error, transforms_v2)
+                                  transforms_v2)
 
 ATTR_FILE, PARTITION_FILE, IMAGES = "list_attr_celeba.txt", "list_eval_partition.txt", "img_align_celeba"
 ORIG_MIN_SIDE = 178  # the aligned images are 178 wide, 218 high
@@ -49,7 +50,7 @@ def find_celeba(root: str | Path, *, images: bool = True) -> Path:
             return folder
     raise missing_data_error(
         "celeba", root, [f"celeba/{name}" for name in needed],
-        "The official CelebA files (torchvision.datasets.CelebA's folder): img_align_celeba/ with "
+        layout="The official CelebA files (torchvision.datasets.CelebA's folder): img_align_celeba/ with "
         "the 202,599 aligned JPEGs, list_attr_celeba.txt and list_eval_partition.txt.",
         download_hint="When online, data.download=true downloads them with torchvision (checked "
                       "against its MD5 sums).")

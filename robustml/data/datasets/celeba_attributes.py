@@ -22,6 +22,7 @@ import torch
 from robustml.data.contract import DataSplits, GroupedTensorDataset
 from robustml.data.datasets.colored import check_flag
 from robustml.data.datasets.tabular import as_names, empty_group_warnings, format_counts
+from robustml.data.missing import missing_data_error
 
 ATTR_FILE = "list_attr_celeba.txt"
 PARTITION_FILE = "list_eval_partition.txt"
@@ -52,13 +53,14 @@ def find_celeba(root: str | Path, download: bool = False) -> Path:
         _download(folder)
         missing = []
     if missing:
-        raise FileNotFoundError(
-            f"CelebA attributes not found: {folder} lacks {', '.join(missing)}. Expected layout "
-            f"(torchvision's CelebA folder, no images needed): <root>/celeba/{ATTR_FILE} (a count "
-            f"line, a header of the 40 attribute names, then '<image> v1 ... v40' with values "
-            f"-1/1) and <root>/celeba/{PARTITION_FILE} ('<image> 0|1|2'). Point robustml at <root> "
-            f"with data.root=<root> or the ROBUSTML_DATA variable, or set data.download=true to "
-            f"download them from the official Google Drive (needs internet).")
+        raise missing_data_error(
+            "CelebA attributes", folder, missing,
+            layout=f"Expected layout (torchvision's CelebA folder, no images needed): "
+                   f"<root>/celeba/{ATTR_FILE} (a count line, a header of the 40 attribute names, "
+                   f"then '<image> v1 ... v40' with values -1/1) and <root>/celeba/{PARTITION_FILE} "
+                   f"('<image> 0|1|2').",
+            download_hint="When online, data.download=true downloads them from the official "
+                          "Google Drive.")
     return folder
 
 

@@ -52,9 +52,9 @@ def _load_mnist(root: str | Path, download: bool) -> tuple[torch.Tensor, ...]:
     missing = [name for name in MNIST_FILES if not (raw / name).is_file()]
     if missing and not download:
         raise missing_data_error("MNIST", root, [f"MNIST/raw/{name}" for name in missing],
-                                 layout="MNIST/raw/ with the four uncompressed idx files "
-                                        "(torchvision's MNIST layout)",
-                                 download_hint="data.download=true")
+                                 layout="Expected layout: MNIST/raw/ with the four uncompressed "
+                                        "idx files (torchvision's MNIST layout).",
+                                 download_hint="When online, data.download=true downloads it.")
     datasets = import_torchvision().datasets
     train = datasets.MNIST(str(root), train=True, download=download)
     test = datasets.MNIST(str(root), train=False, download=download)

@@ -19,7 +19,8 @@ import pandas as pd
 from robustml._torchvision import import_torchvision
 from robustml.data.contract import DataSplits
 from robustml.data.ondisk import (check_columns, check_files_exist, imagenet_transform,
-                                  make_image_splits, missing_data_error, transforms_v2)
+                                  make_image_splits, transforms_v2)
+from robustml.data.missing import missing_data_error
 
 FOLDER = "waterbird_complete95_forest2water2"
 URL = f"https://nlp.stanford.edu/data/dro/{FOLDER}.tar.gz"
@@ -52,7 +53,7 @@ def find_waterbirds(root: str | Path) -> Path:
             return folder
     raise missing_data_error(
         "waterbirds", root, [f"{FOLDER}/metadata.csv", f"{FOLDER}/<bird folders>/*.jpg"],
-        f"The published archive {URL} unpacks to {FOLDER}/ (metadata.csv beside 200 bird "
+        layout=f"The published archive {URL} unpacks to {FOLDER}/ (metadata.csv beside 200 bird "
         "folders); put that folder (or its contents) under the data root.",
         download_hint="When online, data.download=true downloads and unpacks it.")
 
