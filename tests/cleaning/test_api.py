@@ -33,7 +33,8 @@ def test_default_on_tabular_inputs_is_gradient_boosting_cross_validated():
     expected = np.empty((labels.size, 4))
     folds = StratifiedKFold(n_splits=5, shuffle=True, random_state=0)
     for train, held in folds.split(blobs.x, labels):
-        model = HistGradientBoostingClassifier(random_state=0).fit(blobs.x[train], labels[train])
+        model = HistGradientBoostingClassifier(l2_regularization=1.0, random_state=0)
+        model.fit(blobs.x[train], labels[train])
         expected[held] = model.predict_proba(blobs.x[held])
     np.testing.assert_allclose(report.pred_probs, expected, atol=1e-6)
     np.testing.assert_array_equal(report.is_issue, cleanlab_find_label_issues(labels, expected))
@@ -126,9 +127,9 @@ def test_one_set_of_defaults_for_config_and_python():
     assert cfg.model._target_ == "robustml.models.MLP"
     assert tuple(cfg.model.hidden_dims) == HIDDEN_DIMS and cfg.model.dropout == 0.0
     assert cfg.estimator._target_ == "sklearn.ensemble.HistGradientBoostingClassifier"
-    assert set(cfg.estimator) == {"_target_", "random_state"}
-    assert default_estimator(7).get_params() == \
-        HistGradientBoostingClassifier(random_state=7).get_params()
+    assert set(cfg.estimator) == {"_target_", "l2_regularization", "random_state"}
+    assert default_estimator(7).get_params() == HistGradientBoostingClassifier(
+        l2_regularization=cfg.estimator.l2_regularization, random_state=7).get_params()
     api = inspect.signature(detect_label_issues).parameters
     issues = inspect.signature(find_label_issues).parameters
     assert cfg.method == api["model"].default == "auto"

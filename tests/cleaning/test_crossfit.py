@@ -20,11 +20,11 @@ def rows_of(x: torch.Tensor) -> np.ndarray:
     return np.rint(x[:, 0].double().numpy() * ID_SCALE).astype(np.int64)
 
 
-def blobs(n=600, dim=10, num_classes=3, rate=0.2, seed=0):
+def blobs(n=600, dim=10, num_classes=3, rate=0.2, seed=0, spread=3.0):
     """``n`` rows of ``num_classes`` Gaussian blobs with symmetric noise; column 0 is the row id."""
     generator = torch.Generator().manual_seed(seed)
     true = torch.arange(n) % num_classes
-    centers = 2.0 * torch.randn(num_classes, dim, generator=generator)
+    centers = spread * torch.randn(num_classes, dim, generator=generator)
     x = centers[true] + torch.randn(n, dim, generator=generator)
     x[:, 0] = torch.arange(n) / ID_SCALE
     noisy = add_label_noise(true.numpy(), num_classes=num_classes, rate=rate, seed=seed + 1)
@@ -91,15 +91,15 @@ def test_no_fitted_component_saw_the_example_it_scores(monkeypatch):
 def test_memorizing_feature_network_still_finds_the_errors():
     """The issue's case: 3 classes, 600 rows, 20% noise, networks trained to memorization."""
     x, labels, corrupted = blobs()
-    fit = FitSettings(epochs=0, min_steps=1500, batch_size=None, lr=0.01)
-    method = CrossFitNetwork(build_model=lambda shape, out: MLP(shape, out, hidden_dims=(256, 64)),
+    fit = FitSettings(epochs=0, min_steps=800, batch_size=None, lr=0.01)
+    method = CrossFitNetwork(build_model=lambda shape, out: MLP(shape, out, hidden_dims=(64,)),
                              fit=fit)
     probs = cross_fit_probs(x, labels, num_classes=3, method=method)
     recall = (find_label_issues(labels, probs).is_issue & corrupted).sum() / corrupted.sum()
     assert recall >= 0.9, recall
 
     # The same network trained on every label memorizes them (the defect this path removes):
-    model = fresh_model(lambda: MLP((10,), 3, hidden_dims=(256, 64)), seed=0,
+    model = fresh_model(lambda: MLP((10,), 3, hidden_dims=(64,)), seed=0,
                         device=torch.device("cpu"))
     train_classifier(model, x, torch.as_tensor(labels), settings=fit)
     with torch.no_grad():
