@@ -133,8 +133,8 @@ def detect_label_issues(
     """Flag likely label errors in ``(x, labels)`` with out-of-sample confident learning.
 
     Args:
-        x: Inputs or features, shape ``(N, D)`` or ``(N, *input_shape)`` (numpy or tensor; a
-            tensor on a GPU trains there). Finite.
+        x: Inputs or features, shape ``(N, D)`` or ``(N, *input_shape)``, finite: a numpy array
+            (used as float32) or a floating tensor (a tensor on a GPU trains there).
         labels: Shape ``(N,)`` integer labels; every class needs ``num_folds`` examples.
         model: ``"auto"`` (``HistGradientBoostingClassifier`` for 2-D ``x``, the cross-fitted
             MLP fast path otherwise), a scikit-learn classifier, a
