@@ -108,8 +108,7 @@ def linear_head_fit_predict(
 ) -> FitPredict:
     """Make a ``fit_predict(train_idx, eval_idx)`` that fits a linear head on frozen features.
 
-    Use it with :func:`~robustml.cleaning.oof.out_of_fold_probs` or
-    :func:`~robustml.cleaning.oof.cached_out_of_fold_probs`.
+    Use it with :func:`~robustml.cleaning.oof.out_of_fold_probs`.
 
     Args:
         features: Shape ``(N, D)``; a numpy array (computed in float32 on CPU) or a floating
