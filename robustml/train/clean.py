@@ -25,7 +25,7 @@ from robustml.cleaning import (ACTIONS, FILTER_BY, QUALITY_METHODS, CrossFitNetw
                                KFoldNetwork, LinearHeads, apply_action, apply_group_cap,
                                cached_probs, find_label_issues, hash_key, out_of_sample_probs,
                                per_group_report, write_label_issues_csv)
-from robustml.cleaning.api import GUARDED, check_class_counts
+from robustml.cleaning.api import GUARDED, as_inputs, check_class_counts
 from robustml.data.contract import DataSplits, GroupedTensorDataset
 from robustml.data.datasets.noisy import label_noise_of
 from robustml.report import markdown_table, write_metrics_json
@@ -116,6 +116,7 @@ def out_of_sample_train_probs(cfg: DictConfig, train: GroupedTensorDataset,
     method = resolved_method(options, train)
     model = cleaning_model(cfg, method)
     labels = train.y.cpu().numpy()
+    x = as_inputs(train.x, labels.shape[0], name="training inputs")
     check_class_counts(labels, options.num_folds)
     config = {key: OmegaConf.to_container(options, resolve=True)[key]
               for key in ("num_folds", "num_parts", "epochs", "min_steps", "batch_size", "lr",
@@ -129,7 +130,7 @@ def out_of_sample_train_probs(cfg: DictConfig, train: GroupedTensorDataset,
 
     def compute() -> np.ndarray:
         calls.append(1)
-        return out_of_sample_probs(train.x, labels, model=model, num_classes=train.num_classes,
+        return out_of_sample_probs(x, labels, model=model, num_classes=train.num_classes,
                                    num_folds=options.num_folds, seed=options.seed,
                                    progress=options.progress)
 

@@ -291,3 +291,12 @@ def test_clean_config_has_every_group_of_train_config():
     assert "train" in OmegaConf.load(configs / "clean.yaml").defaults  # clean extends train
     for experiment in sorted((configs / "experiment").glob("*.yaml")):
         assert compose_clean([f"experiment={experiment.stem}"]).cleaning.method in METHODS
+
+
+def test_non_finite_training_inputs_are_counted(tmp_path):
+    data = tabular_splits()
+    x = data.train.x.clone()
+    x[[3, 7], 1] = float("nan")
+    bad = DataSplits(data.train.replace(x=x), data.val, data.test)
+    with pytest.raises(ValueError, match=r"training inputs must be finite: 2 of 400 rows .*row 3"):
+        clean_splits(compose_clean([]), bad, tmp_path)
