@@ -3,10 +3,11 @@
 For each dataset (MNIST, 10 classes; Colored MNIST, the IRM paper's binary construction), each
 synthetic noise rate (symmetric, train labels only) and each seed:
 
-1. clean the noisy training split with the fast path (``clean_splits``, ``method=linear_heads``,
-   the settings of ``scripts/benchmark_cleaning.py``), action ``prune``, no guard; on Colored
-   MNIST also with the group guard ``max_fraction = noise rate`` (no group loses a larger share
-   than the injected rate), reusing the cached probabilities;
+1. clean the noisy training split with ``clean_splits`` and the shipped cleaning defaults
+   (``configs/cleaning/confident_learning.yaml``: on images the cross-fitted MLP fast path),
+   action ``prune``, no guard; on Colored MNIST also with the group guard ``max_fraction = noise
+   rate`` (no group loses a larger share than the injected rate), reusing the cached
+   probabilities;
 2. train ERM (same MLP, Adam with cosine decay, minibatches, a fixed number of epochs, last
    step) on the noisy, the cleaned (and guarded-cleaned) and the clean labels, and evaluate on
    the test split.
@@ -40,13 +41,10 @@ from robustml.data.datasets import with_label_noise
 from robustml.losses import ERMLoss, num_outputs_for
 from robustml.train import Trainer, TrainSettings, evaluate
 from robustml.train.clean import clean_splits
-from robustml.train.fit_predict import fresh_model
+from robustml.cleaning.networks import fresh_model
 from robustml.train.schedules import warmup_cosine
 
-CLEANING = ["model.hidden_dims=[512,64]", "optimizer.lr=0.002", "cleaning.method=linear_heads",
-            "cleaning.num_folds=5", "cleaning.epochs=1", "cleaning.batch_size=128",
-            "cleaning.filter_by=prune_by_class", "cleaning.head.C=1.0",
-            "cleaning.head.max_iter=30", "cleaning.action=prune", "trainer.progress=false"]
+CLEANING = ["model.hidden_dims=[512,64]", "cleaning.action=prune", "trainer.progress=false"]
 
 
 def compose_config(dataset: str, seed: int, data_root: str):

@@ -1,8 +1,13 @@
-"""Label cleaning with confident learning: noise, out-of-fold probabilities, issues, actions.
+"""Label cleaning with confident learning: noise, out-of-sample probabilities, issues, actions.
 
-Pipeline: out-of-sample ``pred_probs`` (:func:`out_of_fold_probs` with the trainer's
-``fit_predict``, or :func:`linear_head_oof_probs` on frozen features) -> :func:`find_label_issues`
--> optional :func:`apply_group_cap` to protect minority groups -> :func:`apply_action`.
+On your own arrays: :func:`detect_label_issues` (inputs or features, labels, optional groups and
+guard, any model) returns cleanlab's mask, label-quality scores and the per-group report.
+
+The pieces: out-of-sample ``pred_probs`` (:func:`out_of_sample_probs`: the cross-fitted network
+fast path :class:`CrossFitNetwork`, :class:`KFoldNetwork`, :class:`LinearHeads` on features, a
+scikit-learn classifier, or your ``fit_predict`` through :func:`out_of_fold_probs`) ->
+:func:`find_label_issues` -> optional :func:`apply_group_cap` to protect minority groups ->
+:func:`apply_action`.
 """
 
 from robustml.cleaning.actions import (
@@ -13,7 +18,10 @@ from robustml.cleaning.actions import (
     issues_table,
     write_label_issues_csv,
 )
+from robustml.cleaning.api import GroupGuard, IssueReport, detect_label_issues
+from robustml.cleaning.crossfit import CrossFitNetwork, cross_fit_probs
 from robustml.cleaning.features import (
+    LinearHeads,
     fit_softmax_regression,
     linear_head_fit_predict,
     linear_head_oof_probs,
@@ -28,10 +36,12 @@ from robustml.cleaning.issues import (
     validate_labels,
     validate_pred_probs,
 )
+from robustml.cleaning.methods import KFoldNetwork, default_estimator, out_of_sample_probs
+from robustml.cleaning.networks import FitSettings, default_network
 from robustml.cleaning.noise import NoisyLabels, add_label_noise, noise_matrix
 from robustml.cleaning.oof import (
     FitPredict,
-    cached_out_of_fold_probs,
+    cached_probs,
     hash_key,
     out_of_fold_probs,
     stratified_folds,
@@ -43,13 +53,23 @@ __all__ = [
     "FILTER_BY",
     "QUALITY_METHODS",
     "CleaningResult",
+    "CrossFitNetwork",
     "FitPredict",
+    "FitSettings",
+    "GroupGuard",
+    "IssueReport",
+    "KFoldNetwork",
     "LabelIssues",
+    "LinearHeads",
     "NoisyLabels",
     "add_label_noise",
     "apply_action",
     "apply_group_cap",
-    "cached_out_of_fold_probs",
+    "cached_probs",
+    "cross_fit_probs",
+    "default_estimator",
+    "default_network",
+    "detect_label_issues",
     "find_label_issues",
     "fit_softmax_regression",
     "hash_key",
@@ -58,6 +78,7 @@ __all__ = [
     "linear_head_oof_probs",
     "noise_matrix",
     "out_of_fold_probs",
+    "out_of_sample_probs",
     "per_group_report",
     "stratified_folds",
     "validate_labels",

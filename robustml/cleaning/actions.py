@@ -18,6 +18,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from robustml.cleaning.issues import validate_labels
+from robustml.report.tables import atomic_path
 
 ACTIONS = ("prune", "relabel", "reweight")
 CSV_COLUMNS = ("index", "given_label", "suggested_label", "quality", "group", "action")
@@ -162,7 +163,7 @@ def write_label_issues_csv(
     """Write the flagged rows of :func:`issues_table` to a CSV with header :data:`CSV_COLUMNS`.
 
     Args:
-        path: Output file; its folder must exist.
+        path: Output file, written atomically (its folder is created if needed).
         given, suggested, quality, action, groups, index: As in :func:`issues_table`.
 
     Returns:
@@ -172,7 +173,7 @@ def write_label_issues_csv(
         given=given, suggested=suggested, quality=quality, action=action, groups=groups,
         index=index,
     )
-    with open(path, "w", newline="") as handle:
+    with atomic_path(path) as tmp, open(tmp, "w", newline="") as handle:
         writer = csv.DictWriter(handle, fieldnames=CSV_COLUMNS)
         writer.writeheader()
         writer.writerows(rows)

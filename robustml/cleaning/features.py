@@ -1,14 +1,10 @@
-"""The fast path for deep nets: out-of-fold linear heads on frozen features.
+"""Out-of-fold linear heads on features: multinomial logistic regression fitted per fold.
 
-cleanlab's ``CleanLearning`` retrains the whole model ``K + 1`` times. The cheap alternative
-fits ``K`` multinomial logistic-regression heads on features the caller extracted once, each head
-on ``K - 1`` folds, and predicts the held-out fold.
-
-Caveat, stated honestly: if the feature extractor was trained on all (noisy) labels, it *did* see
-every example, so these probabilities are not out-of-sample the way true K-fold retraining is;
-only the heads are out-of-fold. A network that memorized a wrong label can carry that into its
-features and hide the error. Features from a model trained on other data (pretrained backbone),
-or from an early epoch before memorization, suffer less.
+Each of ``K`` heads is fitted on ``K - 1`` folds of ``(features, labels)`` and predicts the held-out
+fold. The probabilities are out-of-sample only when the features are too: features from a
+backbone trained on other data (a pretrained model), or the cross-fitted features of
+:func:`robustml.cleaning.cross_fit_probs`. Features from a network trained on these very labels
+are not: a network that memorized a wrong label carries it into its features and hides the error.
 
 Heads are fit with full-batch L-BFGS (strong-Wolfe line search) in torch. Measured for one fold
 (48,000 training rows of synthetic 10-class data, float32) on a shared 2-CPU machine under load,
@@ -19,6 +15,8 @@ Torch also runs on the features' device, so features on a GPU are fit there.
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -31,13 +29,37 @@ _TOLERANCE_GRAD = 1e-6
 _TOLERANCE_CHANGE = 1e-9
 
 
+@dataclass(frozen=True)
+class LinearHeads:
+    """K-fold L2 softmax-regression heads on features (the inputs themselves, or cross-fitted ones).
+
+    Pass it as ``model=`` to :func:`robustml.cleaning.detect_label_issues` when the inputs are
+    features from a backbone trained on other data. The defaults are those of
+    ``configs/cleaning/confident_learning.yaml`` (``cleaning.head``).
+
+    Args:
+        C: Inverse L2 strength, as in scikit-learn's ``LogisticRegression``.
+        max_iter: L-BFGS iterations per head.
+    """
+
+    C: float = 1.0
+    max_iter: int = 30
+
+    def __post_init__(self) -> None:
+        if isinstance(self.C, bool) or not isinstance(self.C, (int, float)) or not self.C > 0:
+            raise ValueError(f"C (inverse L2 strength) must be > 0, got {self.C}")
+        if isinstance(self.max_iter, bool) or not isinstance(self.max_iter, int) \
+                or self.max_iter < 1:
+            raise ValueError(f"max_iter must be an int >= 1, got {self.max_iter!r}")
+
+
 def fit_softmax_regression(
     features: torch.Tensor,
     labels: torch.Tensor,
     *,
     num_classes: int,
-    C: float = 1.0,
-    max_iter: int = 100,
+    C: float = LinearHeads.C,
+    max_iter: int = LinearHeads.max_iter,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Fit an L2-regularized multinomial logistic regression with full-batch L-BFGS.
 
@@ -80,14 +102,13 @@ def linear_head_fit_predict(
     labels,
     *,
     num_classes: int | None = None,
-    C: float = 1.0,
-    max_iter: int = 100,
+    C: float = LinearHeads.C,
+    max_iter: int = LinearHeads.max_iter,
     standardize: bool = True,
 ) -> FitPredict:
     """Make a ``fit_predict(train_idx, eval_idx)`` that fits a linear head on frozen features.
 
-    Use it with :func:`~robustml.cleaning.oof.out_of_fold_probs` or
-    :func:`~robustml.cleaning.oof.cached_out_of_fold_probs`.
+    Use it with :func:`~robustml.cleaning.oof.out_of_fold_probs`.
 
     Args:
         features: Shape ``(N, D)``; a numpy array (computed in float32 on CPU) or a floating
@@ -112,10 +133,7 @@ def linear_head_fit_predict(
         )
     num_classes = int(y_np.max()) + 1 if num_classes is None else int(num_classes)
     validate_labels(y_np, num_classes=num_classes)
-    if not C > 0:
-        raise ValueError(f"C (inverse L2 strength) must be > 0, got {C}")
-    if isinstance(max_iter, bool) or not isinstance(max_iter, int) or max_iter < 1:
-        raise ValueError(f"max_iter must be an int >= 1, got {max_iter!r}")
+    LinearHeads(C=C, max_iter=max_iter)  # checks both
     y = torch.as_tensor(y_np, device=x.device)
 
     def fit_predict(train_idx: np.ndarray, eval_idx: np.ndarray) -> np.ndarray:
@@ -142,15 +160,15 @@ def linear_head_oof_probs(
     num_folds: int = 5,
     num_classes: int | None = None,
     seed: int = 0,
-    C: float = 1.0,
-    max_iter: int = 100,
+    C: float = LinearHeads.C,
+    max_iter: int = LinearHeads.max_iter,
     standardize: bool = True,
     progress: bool = True,
 ) -> np.ndarray:
     """Compute out-of-fold probabilities from K linear heads on frozen features.
 
     Each of the ``num_folds`` stratified folds is predicted by a multinomial logistic regression
-    fit on the other folds (see the module docstring for what this does and does not hold out).
+    fit on the other folds (out-of-sample when the features are, see the module docstring).
 
     Args:
         features: Shape ``(N, D)`` features (numpy array or tensor).
@@ -187,6 +205,8 @@ def _as_feature_tensor(features) -> torch.Tensor:
         x = torch.as_tensor(array, dtype=torch.float32)
     if x.ndim != 2 or x.shape[0] == 0:
         raise ValueError(f"features must have shape (N, D) with N > 0, got shape {tuple(x.shape)}")
-    if not torch.isfinite(x).all():
-        raise ValueError("features must be finite; found NaN or inf")
+    bad = ~torch.isfinite(x).all(dim=1)
+    if bad.any():
+        raise ValueError(f"features must be finite: {int(bad.sum())} of {x.shape[0]} rows hold NaN "
+                         f"or inf (first: row {int(bad.nonzero()[0, 0])})")
     return x

@@ -159,42 +159,28 @@ def hash_key(*parts) -> str:
     return digest.hexdigest()
 
 
-def cached_out_of_fold_probs(
-    labels,
-    fit_predict: FitPredict,
-    *,
-    cache_dir: str | os.PathLike,
-    key: str,
-    num_folds: int = 5,
-    num_classes: int | None = None,
-    seed: int = 0,
-    progress: bool = True,
-) -> np.ndarray:
-    """Return :func:`out_of_fold_probs`, reading and writing a ``.npy`` cache.
+def cached_probs(labels, compute: Callable[[], np.ndarray], *, cache_dir: str | os.PathLike,
+                 key: str) -> np.ndarray:
+    """Return ``compute()``'s probabilities, reading and writing a ``.npy`` cache.
 
-    The file name hashes ``key`` together with the labels, ``num_folds``, ``num_classes`` and
-    ``seed``, so a cached result is never returned for different labels or folds. ``key`` must
-    cover everything else that changes the predictions: build it with :func:`hash_key` from the
-    model/trainer config and a fingerprint of the inputs.
+    The file name hashes ``key`` together with the labels, so a cached result is never returned
+    for different labels. ``key`` must cover everything else that changes the probabilities
+    (method, its settings, folds, seeds, a fingerprint of the inputs; build it with
+    :func:`hash_key`). The file is written atomically.
 
     Args:
         labels: Shape ``(N,)`` integer labels.
-        fit_predict: See :func:`out_of_fold_probs`.
+        compute: Returns the ``(N, C)`` probabilities when the cache has none.
         cache_dir: Folder for the cache files (created if missing).
         key: Caller's hash of the config and data.
-        num_folds: Number of folds.
-        num_classes: Number of classes; ``None`` means ``labels.max() + 1``.
-        seed: Seed of the fold shuffle.
-        progress: Show a tqdm bar over folds.
 
     Returns:
-        Array of shape ``(N, num_classes)``, float64.
+        Array of shape ``(N, C)``, float64.
     """
     if not isinstance(key, str) or not key:
         raise TypeError(f"key must be a non-empty str, got {key!r}")
-    labels = validate_labels(labels, num_classes=num_classes)
-    options = {"num_folds": num_folds, "num_classes": num_classes, "seed": seed}
-    path = Path(cache_dir) / f"oof_{hash_key(key, labels, options)}.npy"
+    labels = validate_labels(labels)
+    path = Path(cache_dir) / f"oof_{hash_key(key, labels)}.npy"
     if path.exists():
         probs = np.load(path)
         try:
@@ -204,10 +190,7 @@ def cached_out_of_fold_probs(
                 f"cached probabilities in {path} are invalid ({err}); delete the file"
             ) from err
         return probs
-    probs = out_of_fold_probs(
-        labels, fit_predict, num_folds=num_folds, num_classes=num_classes, seed=seed,
-        progress=progress,
-    )
+    probs = compute()
     path.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.NamedTemporaryFile(dir=path.parent, suffix=".tmp", delete=False) as handle:
         np.save(handle, probs)

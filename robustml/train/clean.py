@@ -1,13 +1,13 @@
 """The cleaning stage: confident learning on the training split before the run trains.
 
 ``clean_splits(cfg, splits, run_dir)`` computes out-of-sample probabilities for every training
-example (``cfg.cleaning.method``: ``kfold`` trains a fresh model per fold; ``linear_heads`` trains
-one model and fits K-fold linear heads on its features, see :mod:`robustml.train.fit_predict`),
-flags likely label errors with cleanlab's confident learning (Northcutt, Jiang, Chuang, JAIR 2021),
-caps the flagged fraction per group (minority groups look like label errors to a model that
-learned a shortcut) and prunes, relabels or reweights the flagged rows. It writes
-``label_issues.csv`` and ``cleaning_summary.json`` into the run directory and caches the
-probabilities there (``cache/oof_<hash>.npy``, or under ``cfg.cleaning.cache_dir``).
+example with ``cfg.cleaning.method`` (see ``configs/cleaning/confident_learning.yaml``; each method
+is a :mod:`robustml.cleaning` model, the same objects :func:`robustml.cleaning.detect_label_issues`
+takes, with the same defaults), flags likely label errors with cleanlab's confident learning
+(Northcutt, Jiang, Chuang, JAIR 2021), caps the flagged fraction per group (minority groups look
+like label errors to a model that learned a shortcut) and prunes, relabels or reweights the flagged
+rows. It writes ``label_issues.csv`` and ``cleaning_summary.json`` into the run directory and
+caches the probabilities there (``cache/oof_<hash>.npy``, or under ``cfg.cleaning.cache_dir``).
 """
 
 from __future__ import annotations
@@ -21,19 +21,27 @@ import numpy as np
 import torch
 from omegaconf import DictConfig, OmegaConf
 
-from robustml.cleaning import (ACTIONS, FILTER_BY, QUALITY_METHODS, apply_action,
-                               apply_group_cap, cached_out_of_fold_probs, find_label_issues,
-                               hash_key, per_group_report, write_label_issues_csv)
-from robustml.data.contract import DataSplits, GroupedTensorDataset
+from robustml.cleaning import (ACTIONS, FILTER_BY, QUALITY_METHODS, CrossFitNetwork, FitSettings,
+                               KFoldNetwork, LinearHeads, apply_action, apply_group_cap,
+                               cached_probs, find_label_issues, hash_key, out_of_sample_probs,
+                               per_group_report, write_label_issues_csv)
+from robustml.cleaning.api import GUARDED, as_inputs, check_class_counts
+from robustml.data.contract import DataSplits, GroupedDataset, GroupedTensorDataset
 from robustml.data.datasets.noisy import label_noise_of
-from robustml.losses import num_outputs_for
 from robustml.report import markdown_table, write_metrics_json
-from robustml.train.fit_predict import FitSettings, FrozenFeatureHeads, kfold_fit_predict
+from robustml.losses import num_outputs_for
 from robustml.train.instantiate import build_from
 
-METHODS = ("kfold", "linear_heads")
-CACHE_VERSION = "robustml.clean/1"  # bump when the probabilities for the same config change
-GUARDED = "guarded"  # label_issues.csv action of a row the group guard kept
+METHODS = ("auto", "cross_fit", "kfold", "estimator", "heads")
+CACHE_VERSION = "robustml.clean/2"  # bump when the probabilities for the same config change
+METHOD_TEXT = {
+    "cross_fit": "networks cross-fitted over {num_parts} disjoint parts (each row's features come "
+                 "from a network that never saw it) and {num_folds}-fold linear heads within each "
+                 "part",
+    "kfold": "{num_folds}-fold cross-validation (a fresh network per fold)",
+    "estimator": "{num_folds}-fold cross-validation of `{estimator}`",
+    "heads": "{num_folds}-fold linear heads on the inputs as features",
+}
 
 
 @dataclass
@@ -61,9 +69,10 @@ def check_cleaning_config(options: DictConfig, num_groups: int) -> None:
     for key, allowed in choices.items():
         if options[key] not in allowed:
             raise ValueError(f"cleaning.{key} must be one of {allowed}, got {options[key]!r}")
-    if isinstance(options.num_folds, bool) or not isinstance(options.num_folds, int) \
-            or options.num_folds < 2:
-        raise ValueError(f"cleaning.num_folds must be an int >= 2, got {options.num_folds!r}")
+    for key, low in (("num_folds", 2), ("num_parts", 2)):
+        value = options[key]
+        if isinstance(value, bool) or not isinstance(value, int) or value < low:
+            raise ValueError(f"cleaning.{key} must be an int >= {low}, got {value!r}")
     if not 0.0 <= options.guard.max_fraction <= 1.0:
         raise ValueError(f"cleaning.guard.max_fraction must lie in [0, 1], got "
                          f"{options.guard.max_fraction!r}")
@@ -73,42 +82,79 @@ def check_cleaning_config(options: DictConfig, num_groups: int) -> None:
                          f"got {list(options.guard.protect_groups)}")
 
 
-def out_of_sample_probs(cfg: DictConfig, train: GroupedTensorDataset,
-                        cache_dir: Path) -> tuple[np.ndarray, bool]:
+def resolved_method(options: DictConfig, train: GroupedTensorDataset) -> str:
+    """Return ``cleaning.method`` with ``auto`` resolved: ``estimator`` for 2-D inputs, else ``cross_fit``."""
+    if options.method != "auto":
+        return options.method
+    return "estimator" if len(train.input_shape) == 1 else "cross_fit"
+
+
+def cleaning_model(cfg: DictConfig, method: str):
+    """Build the :mod:`robustml.cleaning` model object that ``cfg.cleaning`` describes."""
+    options = cfg.cleaning
+    if method == "estimator":
+        return build_from(cfg, "cleaning.estimator")
+    head = LinearHeads(C=options.head.C, max_iter=options.head.max_iter)
+    if method == "heads":
+        return head
+    key = "model" if options.model is None else "cleaning.model"
+
+    def build_model(input_shape, num_outputs):
+        return build_from(cfg, key, input_shape=input_shape, num_outputs=num_outputs)
+
+    fit = FitSettings(epochs=options.epochs, min_steps=options.min_steps,
+                      batch_size=options.batch_size, lr=options.lr, seed=options.seed)
+    if method == "kfold":
+        return KFoldNetwork(build_model=build_model, fit=fit)
+    return CrossFitNetwork(build_model=build_model, fit=fit, num_parts=options.num_parts,
+                           head=head)
+
+
+def cleaning_inputs(cfg: DictConfig, train: GroupedDataset, cache_dir: Path) -> GroupedTensorDataset:
+    """Return ``train`` itself when in memory; for on-disk data, its features as an in-memory dataset.
+
+    On-disk inputs cannot be held in one tensor, so cleaning fits on the penultimate features of
+    the run's model (``model=``, with its initial or ``model.weights`` pretrained parameters),
+    extracted once through the feature cache (``<cache_dir>/features``). That model has never
+    been fitted to these labels, so the probabilities stay out-of-sample.
+    """
+    if train.in_memory:
+        return train
+    from robustml.features import feature_dataset  # torchvision and the cache: only for on-disk data
+    torch.manual_seed(int(cfg.cleaning.seed))
+    model = build_from(cfg, "model", input_shape=train.input_shape,
+                       num_outputs=num_outputs_for(train.num_classes))
+    return feature_dataset(model, train, cache_dir / "features", progress=cfg.cleaning.progress)
+
+
+def out_of_sample_train_probs(cfg: DictConfig, train: GroupedDataset,
+                              cache_dir: Path) -> tuple[np.ndarray, bool]:
     """Return ``(probs (N, C) float64, cache_hit)`` for ``train`` with ``cfg.cleaning``'s method."""
     options = cfg.cleaning
-    model_cfg = options.model if options.model is not None else cfg.model
-    model_key = "model" if options.model is None else "cleaning.model"
-    optimizer_kwargs = {} if options.lr is None else {"lr": options.lr}
-    make_optimizer = build_from(cfg, "optimizer", **optimizer_kwargs)
-    builders = dict(
-        build_model=lambda: build_from(cfg, model_key, input_shape=train.input_shape,
-                                       num_outputs=num_outputs_for(train.num_classes)),
-        build_optimizer=lambda params: make_optimizer(params=params),
-        settings=FitSettings(steps=options.steps, epochs=options.epochs,
-                             batch_size=options.batch_size, seed=options.seed))
-    config = {"method": options.method, "model": OmegaConf.to_container(model_cfg, resolve=True),
-              "optimizer": OmegaConf.to_container(cfg.optimizer, resolve=True),
-              "lr": options.lr, "steps": options.steps, "epochs": options.epochs,
-              "batch_size": options.batch_size, "seed": options.seed,
-              "num_classes": train.num_classes}
-    if options.method == "kfold":
-        fit_predict = kfold_fit_predict(train.x, train.y, **builders)
-    else:
-        config["head"] = OmegaConf.to_container(options.head, resolve=True)
-        fit_predict = FrozenFeatureHeads(train.x, train.y, num_classes=train.num_classes,
-                                         C=options.head.C, max_iter=options.head.max_iter,
-                                         **builders)
+    train = cleaning_inputs(cfg, train, cache_dir)
+    method = resolved_method(options, train)
+    model = cleaning_model(cfg, method)
+    labels = train.y.cpu().numpy()
+    x = as_inputs(train.x, labels.shape[0], name="training inputs")
+    check_class_counts(labels, options.num_folds)
+    config = {key: OmegaConf.to_container(options, resolve=True)[key]
+              for key in ("num_folds", "num_parts", "epochs", "min_steps", "batch_size", "lr",
+                          "seed", "head")}
+    config["method"] = method
+    config["model"] = OmegaConf.to_container(options.model if options.model is not None
+                                             else cfg.model, resolve=True)
+    if method == "estimator":
+        config["estimator"] = repr(sorted(model.get_params().items()))
     calls = []
 
-    def counted(train_idx: np.ndarray, eval_idx: np.ndarray) -> np.ndarray:
-        calls.append(len(eval_idx))
-        return fit_predict(train_idx, eval_idx)
+    def compute() -> np.ndarray:
+        calls.append(1)
+        return out_of_sample_probs(x, labels, model=model, num_classes=train.num_classes,
+                                   num_folds=options.num_folds, seed=options.seed,
+                                   progress=options.progress)
 
-    probs = cached_out_of_fold_probs(
-        train.y.cpu().numpy(), counted, cache_dir=cache_dir,
-        key=hash_key(CACHE_VERSION, config, train.x), num_folds=options.num_folds,
-        num_classes=train.num_classes, seed=options.seed, progress=options.progress)
+    probs = cached_probs(labels, compute, cache_dir=cache_dir,
+                         key=hash_key(CACHE_VERSION, config, train.num_classes, train.x))
     return probs, not calls
 
 
@@ -151,8 +197,9 @@ def clean_splits(cfg: DictConfig, splits: DataSplits, run_dir: str | Path) -> Cl
     and after the guard, precision/recall when the split records synthetic noise).
 
     Args:
-        cfg: The run config; uses ``cleaning``, ``model``, ``optimizer`` (and nothing of
-            ``trainer`` or ``loss``: cleaning models are trained by ERM).
+        cfg: The run config; uses ``cleaning`` (and ``model`` when ``cleaning.model`` is null;
+            nothing of ``optimizer``, ``trainer`` or ``loss``: cleaning networks are trained by
+            ERM with Adam at ``cleaning.lr``).
         splits: The run's splits; only ``train`` is cleaned, on the device it is on.
         run_dir: The run directory.
 
@@ -166,7 +213,7 @@ def clean_splits(cfg: DictConfig, splits: DataSplits, run_dir: str | Path) -> Cl
     run_dir.mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()
     cache_dir = Path(options.cache_dir) if options.cache_dir else run_dir / "cache"
-    probs, cache_hit = out_of_sample_probs(cfg, train, cache_dir)
+    probs, cache_hit = out_of_sample_train_probs(cfg, train, cache_dir)
 
     labels, groups = train.y.cpu().numpy(), train.group.cpu().numpy()
     issues = find_label_issues(labels, probs, filter_by=options.filter_by,
@@ -183,7 +230,7 @@ def clean_splits(cfg: DictConfig, splits: DataSplits, run_dir: str | Path) -> Cl
     new_train = _cleaned_train(train, options.action, result.keep_idx, result.labels)
     weights = None
     if options.action == "reweight":
-        weights = torch.as_tensor(result.weights, dtype=torch.float32, device=train.x.device)
+        weights = torch.as_tensor(result.weights, dtype=torch.float32, device=train.device)
 
     rows = per_group_report(flagged, groups, num_groups=train.num_groups, before=issues.is_issue)
     for row, name in zip(rows, splits.group_names):
@@ -204,8 +251,11 @@ def clean_splits(cfg: DictConfig, splits: DataSplits, run_dir: str | Path) -> Cl
         totals.update({f"{k}_before_guard": v
                        for k, v in _precision_recall(issues.is_issue, corrupted).items()})
     settings = {key: OmegaConf.to_container(options, resolve=True)[key]
-                for key in ("method", "num_folds", "filter_by", "quality_method", "action",
-                            "guard", "steps", "epochs", "batch_size", "seed")}
+                for key in ("num_folds", "num_parts", "filter_by", "quality_method", "action",
+                            "guard", "epochs", "min_steps", "batch_size", "lr", "seed")}
+    settings["method"] = resolved_method(options, train)
+    if settings["method"] == "estimator":
+        settings["estimator"] = options.estimator._target_.rsplit(".", 1)[-1]
     write_metrics_json(run_dir / "cleaning_summary.json",
                        {**totals, "settings": settings, "groups": rows})
 
@@ -220,9 +270,7 @@ def clean_splits(cfg: DictConfig, splits: DataSplits, run_dir: str | Path) -> Cl
 def render_cleaning_md(totals: dict[str, Any], settings: dict[str, Any],
                        rows: list[dict[str, Any]]) -> str:
     """Return the ``## Label cleaning`` section: what was done, totals and the per-group table."""
-    method = {"kfold": f"{settings['num_folds']}-fold cross-validation (a fresh model per fold)",
-              "linear_heads": f"one model's frozen features and {settings['num_folds']}-fold "
-                              "linear heads"}[settings["method"]]
+    method = METHOD_TEXT[settings["method"]].format(**settings)
     guard = settings["guard"]
     lines = ["## Label cleaning", "",
              f"Confident learning (Northcutt et al., JAIR 2021; cleanlab `filter_by="

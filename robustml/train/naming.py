@@ -3,7 +3,9 @@
 ``configs/train.yaml`` sets ``name: ${run_name:}``; the resolver builds the name from the config
 groups chosen for the run (Hydra's ``runtime.choices``): the data and the loss always, then every
 other group whose choice differs from the default, and the precision when it is not fp32. An
-experiment file sets its own ``name`` and so replaces the derived one.
+experiment file names itself with ``name: ${run_name:<its name>}``: its name, plus the choice of
+every config group the command line overrides (``experiment=adult_erm loss=group_dro`` runs as
+``adult_erm_group_dro``), so that two different runs never share a name.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig, ListConfig, OmegaConf
 
 # Config groups that change what a run does, in naming order, with the default choice (left out).
 NOTABLE_GROUPS = {"model": "mlp", "sampler": "uniform", "augment": "none", "cleaning": "none",
@@ -59,16 +61,40 @@ def _choices_from_targets(cfg: DictConfig) -> dict[str, str | None]:
             "loss": snake(OmegaConf.select(cfg, "loss.criterion._target_"))}
 
 
-def _resolve_run_name(*, _root_: DictConfig) -> str:
-    choices = OmegaConf.select(_root_, "hydra.runtime.choices")
-    if choices is None:
+def _hydra_node(root: DictConfig, key: str) -> Any:
+    """Return ``hydra.<key>`` from the config being resolved, or from the running Hydra job."""
+    node = OmegaConf.select(root, f"hydra.{key}")
+    if node is None:
         from hydra.core.hydra_config import HydraConfig
         if HydraConfig.initialized():
-            choices = HydraConfig.get().runtime.choices
+            node = OmegaConf.select(HydraConfig.get(), key)
+    return OmegaConf.to_container(node) if isinstance(node, (DictConfig, ListConfig)) else node
+
+
+def command_line_suffix(overrides: list[str]) -> list[str]:
+    """Return the parts an experiment's name gains from command-line overrides of what it chose.
+
+    ``experiment=adult_erm loss=group_dro`` is not ``adult_erm``: every config-group override
+    (data, loss and the notable groups) adds its choice, and a precision override adds itself.
+    """
+    parts = []
+    for override in overrides:
+        key, _, value = override.lstrip("+~").partition("=")
+        if key in ("data", "loss", *NOTABLE_GROUPS) and value:
+            parts.append(value)
+        elif key == "trainer.precision" and value and value != "fp32":
+            parts.append(value)
+    return parts
+
+
+def _resolve_run_name(base: str | None = None, *, _root_: DictConfig) -> str:
+    if base:  # an experiment's own name, plus what the command line changed
+        parts = [base, *command_line_suffix(_hydra_node(_root_, "overrides.task") or [])]
+        return re.sub(r"[^A-Za-z0-9_.-]+", "_", "_".join(parts))
+    choices = _hydra_node(_root_, "runtime.choices")
     if choices is None:
         return derive_run_name(_choices_from_targets(_root_), _root_)
-    return derive_run_name(OmegaConf.to_container(choices) if isinstance(choices, DictConfig)
-                           else dict(choices), _root_)
+    return derive_run_name(choices, _root_)
 
 
 def register_run_name_resolver() -> None:

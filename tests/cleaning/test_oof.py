@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from robustml.cleaning import (
-    cached_out_of_fold_probs,
+    cached_probs,
     hash_key,
     out_of_fold_probs,
     stratified_folds,
@@ -108,37 +108,40 @@ def test_hash_key_separates_parts_and_types():
         hash_key(np.array(["a", None], dtype=object))
 
 
+def cached(labels, fit_predict, tmp_path, key="k", seed=0):
+    """Out-of-fold probabilities through the cache, with the folds' options in the key."""
+    return cached_probs(
+        labels,
+        lambda: out_of_fold_probs(labels, fit_predict, num_folds=3, seed=seed, progress=False),
+        cache_dir=tmp_path, key=hash_key(key, {"num_folds": 3, "seed": seed}))
+
+
 def test_cache_hits_only_for_the_same_labels_and_key(tmp_path):
     labels = np.arange(30) % 3
     fit_predict = RecordingFitPredict(3)
-    first = cached_out_of_fold_probs(labels, fit_predict, cache_dir=tmp_path, key="k", num_folds=3,
-                                     progress=False)
+    first = cached(labels, fit_predict, tmp_path)
     assert len(fit_predict.calls) == 3 and len(list(tmp_path.glob("*.npy"))) == 1
-    again = cached_out_of_fold_probs(labels, fit_predict, cache_dir=tmp_path, key="k", num_folds=3,
-                                     progress=False)
+    again = cached(labels, fit_predict, tmp_path)
     assert len(fit_predict.calls) == 3  # served from disk
     np.testing.assert_array_equal(first, again)
 
     flipped = labels.copy()
     flipped[0] = 1
-    cached_out_of_fold_probs(flipped, fit_predict, cache_dir=tmp_path, key="k", num_folds=3,
-                             progress=False)
+    cached(flipped, fit_predict, tmp_path)
     assert len(fit_predict.calls) == 6  # different labels never hit the cache
-    cached_out_of_fold_probs(labels, fit_predict, cache_dir=tmp_path, key="other", num_folds=3,
-                             progress=False)
-    cached_out_of_fold_probs(labels, fit_predict, cache_dir=tmp_path, key="k", num_folds=3, seed=1,
-                             progress=False)
+    cached(labels, fit_predict, tmp_path, key="other")
+    cached(labels, fit_predict, tmp_path, seed=1)
     assert len(fit_predict.calls) == 12
     assert len(list(tmp_path.glob("*.npy"))) == 4
     assert not list(tmp_path.glob("*.tmp"))
+    with pytest.raises(TypeError, match="key must be a non-empty str"):
+        cached_probs(labels, lambda: first, cache_dir=tmp_path, key="")
 
 
 def test_corrupt_cache_file_raises(tmp_path):
     labels = np.arange(30) % 3
-    cached_out_of_fold_probs(labels, RecordingFitPredict(3), cache_dir=tmp_path, key="k",
-                             num_folds=3, progress=False)
+    cached(labels, RecordingFitPredict(3), tmp_path)
     (path,) = tmp_path.glob("*.npy")
     np.save(path, np.ones((30, 3)))
     with pytest.raises(ValueError, match="cached probabilities.*invalid.*delete the file"):
-        cached_out_of_fold_probs(labels, RecordingFitPredict(3), cache_dir=tmp_path, key="k",
-                                 num_folds=3, progress=False)
+        cached(labels, RecordingFitPredict(3), tmp_path)

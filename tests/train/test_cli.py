@@ -133,3 +133,10 @@ def test_the_console_script_imports_no_heavy_optional_library():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "[]"
+
+
+def test_an_experiment_name_gains_the_command_line_choices_that_change_it():
+    from robustml.train.naming import command_line_suffix
+    assert command_line_suffix(["seed=1", "data.root=x", "trainer.max_steps=3"]) == []
+    assert command_line_suffix(["loss=group_dro", "+model=cnn", "trainer.precision=bf16"]) == \
+        ["group_dro", "cnn", "bf16"]

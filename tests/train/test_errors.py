@@ -50,3 +50,15 @@ def test_a_corrupt_checkpoint_names_its_path(tmp_path):
     path.write_bytes(path.read_bytes()[:200])  # truncated, as by a full disk
     with pytest.raises(RuntimeError, match=f"checkpoint {path} cannot be read"):
         load_checkpoint(path)
+
+
+def test_cleaning_on_disk_data_fits_on_cached_features_of_an_untrained_model(tmp_path):
+    """On-disk inputs are not one tensor: cleaning uses the run model's features, never trained on y."""
+    from robustml.data.datasets.example_files import write_image_csv
+    csv = write_image_csv(tmp_path / "images")
+    cfg = compose_train(["data=image_csv", f"data.csv={csv}", "data.image_size=32", "model=resnet18",
+                         "trainer.batch_size=8", "trainer.max_steps=2", "trainer.progress=false",
+                         "cleaning=confident_learning", "cleaning.progress=false"])
+    final = run(cfg, run_dir=tmp_path / "run", summary="none")
+    assert "cleaning/flagged" in final and final["steps"] == 2
+    assert any((tmp_path / "run" / "cache" / "features").iterdir())
