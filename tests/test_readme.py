@@ -89,20 +89,20 @@ def test_readme_has_the_two_commands():
 def test_readme_block_runs_as_written(block, tmp_path):
     """Run a block's lines in order (a later line may use an earlier one's files)."""
     cwd = _checkout_copy(tmp_path)
-    ran = 0
+    skipped = []
     for command, expected in block:
         if command == "make test":
-            continue  # the command that runs this suite; CI runs it
-        if command == "make demo":
-            continue  # test_readme_demo_output_is_what_make_demo_prints runs it
-        if _is_slow(command):
-            continue  # test_readme_slow_lines_run_as_written
-        if "../shared/data" in command and not mnist_available():
-            continue  # needs MNIST; test_readme_mnist_lines_skip_with_a_reason says so
-        _check(command, expected, cwd)
-        ran += 1
-    if not ran:
-        pytest.skip("every line of this block is run elsewhere or needs absent data")
+            skipped.append("`make test` is the command that runs this suite (CI runs it)")
+        elif command == "make demo":
+            skipped.append("`make demo` runs in test_readme_demo_output_is_what_make_demo_prints")
+        elif _is_slow(command):
+            skipped.append(f"{command!r} is slow: test_readme_slow_lines_run_as_written runs it")
+        elif "../shared/data" in command and not mnist_available():
+            skipped.append(f"{command!r} needs MNIST under ../shared/data, which is absent")
+        else:
+            _check(command, expected, cwd)
+    if len(skipped) == len(block):
+        pytest.skip("; ".join(skipped))
 
 
 def test_readme_mnist_lines_skip_with_a_reason():

@@ -155,14 +155,11 @@ def _console(task: Callable[[], Any], config_name: str) -> Any:
     """Run a Hydra entry point with robustml's error reporting (see the module docstring)."""
     if os.environ.get("HYDRA_FULL_ERROR", "") not in ("", "0"):
         os.environ["ROBUSTML_DEBUG"] = "1"  # Hydra's switch for full tracebacks means the same here
-    show_traceback = _show_traceback()
     overrides = [a for a in sys.argv[1:] if "=" in a and not a.startswith(("-", "hydra.", "hydra/"))]
     hint = unknown_key_hint(overrides, config_name) or check_run_dir_override(sys.argv[1:])
     if hint is not None:
         sys.exit(f"Error: {hint}")
     os.environ["HYDRA_FULL_ERROR"] = "1"  # Hydra re-raises instead of printing its own traceback
-    if show_traceback:
-        return task()
     return report_errors(task)  # Hydra's own errors (composition, overrides, the run folder)
 
 
