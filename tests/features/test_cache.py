@@ -10,7 +10,7 @@ from robustml.data import GroupedTensorDataset
 from robustml.data.datasets import image_csv_splits
 from robustml.data.datasets.example_files import write_image_csv
 from robustml.features import cached_features, feature_key
-from robustml.features.cli import extract
+from robustml.cli.features import extract
 from robustml.models import MLP, SmallCNN
 
 

@@ -1,8 +1,7 @@
 """``robustml-features``: extract and cache a model's features for every split of a dataset.
 
-Composes the same configs as ``robustml-train`` (Hydra's compose API; this entry point and
-``robustml/train/run.py`` are where Hydra is used), builds the data and model, and fills or
-reuses the cache::
+Composes the same configs as ``robustml-train`` (Hydra's compose API), builds the data and model,
+and fills or reuses the cache::
 
     robustml-features data=waterbirds data.root=~/data model=resnet50 model.weights=IMAGENET1K_V1
     robustml-features --cache-dir features/ data=image_csv data.csv=my/images.csv model=resnet18
@@ -17,6 +16,7 @@ from collections.abc import Sequence
 import torch
 from hydra import compose, initialize_config_module
 
+from robustml.cli.errors import report_errors
 from robustml.features.cache import cached_split_features
 from robustml.losses import num_outputs_for
 from robustml.train.instantiate import build_from
@@ -53,5 +53,4 @@ def main() -> None:
 
     Errors print once, as ``robustml-train``'s do (``ROBUSTML_DEBUG=1`` shows the traceback).
     """
-    from robustml.train.cli import report_errors
     report_errors(extract)

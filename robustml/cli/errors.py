@@ -1,14 +1,10 @@
-"""The console scripts ``robustml-train`` and ``robustml-clean``: Hydra entry points around ``run``.
-
-What a user sees when something goes wrong is decided here:
+"""What every console script does when something goes wrong (one home for all entry points).
 
 - an unknown config key lists the valid keys beside it (Hydra alone does not);
 - an error raised inside a run is printed once, as ``Error: <type>: <message>``, without Hydra's
   traceback; ``ROBUSTML_DEBUG=1`` (or Hydra's own ``HYDRA_FULL_ERROR=1``) shows the full one;
 - Ctrl-C ends with one line that gives the exact command resuming the run from its last
   checkpoint;
-- a sweep (``-m``) prints one line per run and, at the end, one table over its runs
-  (:class:`robustml.train.sweep.SweepSummary`).
 """
 
 from __future__ import annotations
@@ -21,17 +17,14 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import hydra
 from hydra import compose, initialize_config_module
 from hydra.core.hydra_config import HydraConfig
 from hydra.errors import ConfigCompositionException
-from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import ConfigAttributeError
 
 from robustml.train.checkpoint import load_checkpoint
 from robustml.train.naming import register_run_name_resolver
-from robustml.train.run import run, seed_everything
 
 register_run_name_resolver()
 
@@ -99,7 +92,7 @@ def report_errors(entry: Callable[[], Any]) -> Any:
         raise _error_exit(error) from None
 
 
-def _reported(task: Callable[[DictConfig], Any]) -> Callable[[DictConfig], Any]:
+def reported(task: Callable[[DictConfig], Any]) -> Callable[[DictConfig], Any]:
     """Wrap a Hydra task: errors print once (Hydra adds no lines of its own), Ctrl-C says how to resume.
 
     The exit is raised inside the task, where Hydra lets ``SystemExit`` through untouched.
@@ -135,23 +128,7 @@ def _interrupted() -> SystemExit:
     return SystemExit(130)
 
 
-@hydra.main(version_base="1.3", config_path="pkg://robustml.configs", config_name="train")
-@_reported
-def _train_task(cfg: DictConfig) -> float:
-    sweeping = HydraConfig.get().mode == RunMode.MULTIRUN
-    return float(run(cfg, summary="line" if sweeping else "full")["val/acc_worst_group"])
-
-
-@hydra.main(version_base="1.3", config_path="pkg://robustml.configs", config_name="clean")
-@_reported
-def _clean_task(cfg: DictConfig) -> None:
-    from robustml.train.clean import main_clean  # cleanlab and scikit-learn: only when asked
-    from robustml.train.instantiate import build_from
-    seed_everything(cfg.seed)
-    main_clean(cfg, build_from(cfg, "data"), Path(HydraConfig.get().runtime.output_dir))
-
-
-def _console(task: Callable[[], Any], config_name: str) -> Any:
+def console(task: Callable[[], Any], config_name: str) -> Any:
     """Run a Hydra entry point with robustml's error reporting (see the module docstring)."""
     if os.environ.get("HYDRA_FULL_ERROR", "") not in ("", "0"):
         os.environ["ROBUSTML_DEBUG"] = "1"  # Hydra's switch for full tracebacks means the same here
@@ -161,13 +138,3 @@ def _console(task: Callable[[], Any], config_name: str) -> Any:
         sys.exit(f"Error: {hint}")
     os.environ["HYDRA_FULL_ERROR"] = "1"  # Hydra re-raises instead of printing its own traceback
     return report_errors(task)  # Hydra's own errors (composition, overrides, the run folder)
-
-
-def main() -> Any:
-    """Console entry point ``robustml-train``; returns val worst-group accuracy for sweepers."""
-    return _console(_train_task, "train")
-
-
-def clean_main() -> Any:
-    """Console entry point ``robustml-clean``: find label issues only, write the cleaning report."""
-    return _console(_clean_task, "clean")

@@ -1,0 +1,30 @@
+"""``robustml-train``: the Hydra entry point around :func:`robustml.train.run.run`.
+
+A sweep (``-m``) prints one line per run and, at the end, one table over its runs
+(:class:`robustml.train.sweep.SweepSummary`). Errors, Ctrl-C and unknown keys are handled by
+:mod:`robustml.cli.errors`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import hydra
+from hydra.core.hydra_config import HydraConfig
+from hydra.types import RunMode
+from omegaconf import DictConfig
+
+from robustml.cli.errors import console, reported
+from robustml.train.run import run
+
+
+@hydra.main(version_base="1.3", config_path="pkg://robustml.configs", config_name="train")
+@reported
+def _train_task(cfg: DictConfig) -> float:
+    sweeping = HydraConfig.get().mode == RunMode.MULTIRUN
+    return float(run(cfg, summary="line" if sweeping else "full")["val/acc_worst_group"])
+
+
+def main() -> Any:
+    """Console entry point ``robustml-train``; returns val worst-group accuracy for sweepers."""
+    return console(_train_task, "train")
