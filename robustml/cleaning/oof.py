@@ -11,7 +11,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
@@ -19,6 +18,7 @@ import numpy as np
 from sklearn.model_selection import StratifiedKFold
 from tqdm.auto import tqdm
 
+from robustml.atomic import atomic_path
 from robustml.cleaning.issues import validate_labels, validate_pred_probs
 
 FitPredict = Callable[[np.ndarray, np.ndarray], np.ndarray]
@@ -191,10 +191,8 @@ def cached_probs(labels, compute: Callable[[], np.ndarray], *, cache_dir: str | 
             ) from err
         return probs
     probs = compute()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.NamedTemporaryFile(dir=path.parent, suffix=".tmp", delete=False) as handle:
+    with atomic_path(path) as tmp, open(tmp, "wb") as handle:
         np.save(handle, probs)
-    os.replace(handle.name, path)
     return probs
 
 

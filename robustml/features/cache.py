@@ -21,7 +21,7 @@ from tqdm.auto import tqdm
 
 from robustml.data.contract import DataSplits, GroupedDataset, GroupedTensorDataset
 from robustml.data.loading import LoaderSettings, eval_loader, iter_inputs
-from robustml.report.tables import atomic_path
+from robustml.atomic import atomic_path
 
 log = logging.getLogger(__name__)
 CACHE_VERSION = b"robustml.features/1"  # bump when the same inputs would give other features

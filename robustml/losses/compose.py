@@ -26,6 +26,7 @@ Only ``num_groups`` is completed; a part that needs ``group_counts`` (a Group DR
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable, Mapping
 from numbers import Integral
 
@@ -38,8 +39,18 @@ from robustml.losses.functional import check_finite, check_inputs, check_nonnega
 class PenalizedLoss(GroupLoss):
     """Return ``scale * (base + sum_k w_k(t) * penalty_k)`` with scheduled penalty weights.
 
-    Step ``t`` counts training-mode calls (a registered buffer, so a resumed run continues the
-    schedule); eval-mode calls use the current weights and change nothing.
+    Step ``t`` counts the calls that update the state (a registered buffer, so a resumed run
+    continues the schedule): by default every training-mode call; ``update=`` says it
+    explicitly. Other calls use the current weights and change nothing.
+
+    Gradient accumulation and logging calls: the schedule must advance once per optimizer step,
+    so a loop that calls the loss several times per step passes ``update=False`` to all calls
+    of the step but one (e.g. ``update=step_is_done`` on the last micro-batch); every call of
+    the step then uses the same weights. Parts whose ``forward`` takes ``update`` (the random
+    halves of :class:`~robustml.losses.IRMPenalty`, a nested penalized loss, Group DRO as a
+    base) get the same value. The penalties themselves are nonlinear in the batch (a variance,
+    a squared mean gradient), so micro-batches of an environment penalize their own risks,
+    as DDP processes do.
 
     Per-example weights: a given ``weight`` goes to the base loss (whose risk becomes weighted,
     see its docs) and to every penalty, which decides what it weights:
@@ -65,10 +76,16 @@ class PenalizedLoss(GroupLoss):
 
     Attributes:
         step: Number of training-mode calls so far, int64 scalar buffer.
-        anneal_reached_now: True after a training-mode call whose step equals a positive
-            anneal step, i.e. the first step with the full weight. A trainer may reset its
-            optimizer then, as DomainBed does for IRM and VREx (its Adam moments were sized to
-            the small warm-up loss); False after every other training-mode call.
+        anneal_reached_now: True after an updating call whose step equals a positive anneal
+            step, i.e. the first step with the full weight. A trainer may reset its optimizer
+            then, as DomainBed does for IRM and VREx (its Adam moments were sized to the small
+            warm-up loss); False after every other updating call. A trainer reads it on every
+            penalized loss in ``criterion.modules()`` (a wrapped IRM loss too).
+
+    Log keys: ``loss_base``, ``penalty_<name>`` and ``weight_<name>``, then the base loss's own
+    keys; a base key that would overwrite one of these gets the prefix ``base_`` (IRM wrapped
+    by a consistency penalty logs the IRM objective as ``loss_base`` and its mean loss as
+    ``base_loss_base``).
     """
 
     def __init__(self, num_groups: int, base: GroupLoss | Callable[..., GroupLoss],
@@ -95,6 +112,8 @@ class PenalizedLoss(GroupLoss):
                                                              names).items()}
         self.warmup_weight = check_nonnegative("warmup_weight", warmup_weight)
         self.rescale = bool(rescale)
+        self._takes_update = {name: _takes_update(part) for name, part in
+                              [("base", self.base), *self.penalties.items()]}
         self.register_buffer("step", torch.zeros((), dtype=torch.int64))
         self.anneal_reached_now = False
         self._last_values: dict[str, torch.Tensor] = {}
@@ -107,8 +126,8 @@ class PenalizedLoss(GroupLoss):
                 for name, weight in self.penalty_weights.items()}
 
     def forward(self, logits: torch.Tensor, target: torch.Tensor, groups: torch.Tensor, *,
-                weight: torch.Tensor | None = None) -> torch.Tensor:
-        """Return the (rescaled) penalized loss; in training mode, advance the schedule.
+                weight: torch.Tensor | None = None, update: bool | None = None) -> torch.Tensor:
+        """Return the (rescaled) penalized loss; when updating, advance the schedule.
 
         Args:
             logits: Shape ``(N, C)``.
@@ -116,19 +135,25 @@ class PenalizedLoss(GroupLoss):
             groups: Shape ``(N,)``, int64 ids in ``[0, num_groups)``.
             weight: Optional per-example weights, shape ``(N,)``, finite, ``>= 0``, not all zero;
                 passed to the base loss and every penalty.
+            update: Advance the step counter (and the parts' state); ``None``: in training mode.
         """
         check_inputs(logits, target, groups, num_groups=self.num_groups)
         check_weight(weight, logits.shape[0])
+        update = self.training if update is None else bool(update)
         weights = self.current_weights()
         extra = {} if weight is None else {"weight": weight}  # None: the three-argument call
-        base_loss = self.base(logits, target, groups, **extra)
-        values = {name: penalty(logits, target, groups, **extra)
-                  for name, penalty in self.penalties.items()}
+
+        def call(name: str, part: nn.Module) -> torch.Tensor:
+            return part(logits, target, groups, **extra,
+                        **({"update": update} if self._takes_update[name] else {}))
+
+        base_loss = call("base", self.base)
+        values = {name: call(name, penalty) for name, penalty in self.penalties.items()}
         total = base_loss + sum(weights[name] * value for name, value in values.items())
         largest = max(weights.values())
         scale = 1.0 / largest if self.rescale and largest > 1.0 else 1.0
         loss = check_finite(total * scale, "penalized loss")
-        if self.training:
+        if update:
             step = int(self.step)
             self.anneal_reached_now = any(step == at > 0 for at in self.anneal_steps.values())
             self.step += 1
@@ -141,13 +166,22 @@ class PenalizedLoss(GroupLoss):
     def log_values(self) -> dict[str, float]:
         """Return the last training step's base loss, each ``penalty_<name>`` and ``weight_<name>``.
 
-        Also includes the base loss's own log values (e.g. Group DRO's ``q_<g>``).
+        Also includes the base loss's own log values (e.g. Group DRO's ``q_<g>``); a base key
+        equal to one of this loss's keys gets the prefix ``base_``.
         """
         values = {key: float(value) for key, value in self._last_values.items()}
         weights = self._last_weights or self.current_weights()
         values.update({f"weight_{name}": weight for name, weight in weights.items()})
-        values.update(self.base.log_values())
+        for key, value in self.base.log_values().items():
+            while key in values:
+                key = f"base_{key}"
+            values[key] = value
         return values
+
+
+def _takes_update(part: nn.Module) -> bool:
+    """Return whether ``part.forward`` accepts the keyword ``update`` (a stateful part)."""
+    return "update" in inspect.signature(part.forward).parameters
 
 
 def _complete(part: nn.Module | Callable[..., nn.Module], name: str, num_groups: int) -> nn.Module:

@@ -35,8 +35,27 @@ class GroupDROLoss(GroupLoss):
     code gives it ``L_g = 0`` too but still adds ``C / sqrt(n_g)`` to its exponent, so with
     ``adjustment > 0`` it up-weights groups it did not see.
 
-    State: ``q`` is a registered buffer (saved in ``state_dict``), updated only in training
-    mode; ``eval()`` freezes it, like BatchNorm statistics.
+    State: ``q`` is a registered buffer (saved in ``state_dict``), updated by the calls that
+    update: by default every training-mode call (``eval()`` freezes it, like BatchNorm
+    statistics); ``update=`` says it explicitly, so a training-mode call for logging passes
+    ``update=False`` and leaves ``q`` as it was.
+
+    Gradient accumulation (micro-batches of one optimizer step): Algorithm 1 updates ``q`` with
+    the group losses of the whole batch before the gradient step, so a loop that splits the
+    batch does the update in one call on the whole batch, and the gradient calls with
+    ``update=False`` and ``batch_counts=criterion.last_group_counts``, which normalize each
+    micro-batch's group sums by the whole batch's counts; the micro-batch losses then add up to
+    the whole batch's loss and their gradients to its gradient::
+
+        with torch.no_grad():                        # the q step sees the whole batch
+            criterion(torch.cat([model(x) for x, _, _ in micro]), y, groups)
+        for x, y_m, g_m in micro:                    # gradients with that q, accumulated
+            criterion(model(x), y_m, g_m, update=False,
+                      batch_counts=criterion.last_group_counts).backward()
+        optimizer.step()
+
+    This is exact when the forward pass is deterministic (no dropout); it costs one extra
+    forward pass without gradients.
 
     Multiple processes: when ``torch.distributed`` is initialized, a training-mode call
     all-reduces (sums) the per-group loss sums and counts (weighted loss sums and weight sums
@@ -60,8 +79,10 @@ class GroupDROLoss(GroupLoss):
 
     Attributes:
         q: Group weights, shape ``(G,)``, starting uniform.
-        last_group_losses: Group (weighted) mean losses of the last training-mode call, shape
+        last_group_losses: Group (weighted) mean losses of the last updating call, shape
             ``(G,)`` (0 for groups absent from the batch; global means when distributed).
+        last_group_counts: Group counts (weight sums with ``weight``) of the last updating
+            call's batch, shape ``(G,)`` (global when distributed).
     """
 
     def __init__(self, num_groups: int, *, step_size: float = 0.01,
@@ -87,23 +108,35 @@ class GroupDROLoss(GroupLoss):
         self.register_buffer("q", torch.full((self.num_groups,), 1.0 / self.num_groups))
         self.register_buffer("adjustments", adjustments, persistent=False)
         self.register_buffer("last_group_losses", torch.zeros(self.num_groups), persistent=False)
+        self.register_buffer("last_group_counts", torch.zeros(self.num_groups), persistent=False)
 
     def forward(self, logits: torch.Tensor, target: torch.Tensor, groups: torch.Tensor, *,
-                weight: torch.Tensor | None = None) -> torch.Tensor:
-        """Return ``sum_g q_g * L_g``; in training mode, update ``q`` first.
+                weight: torch.Tensor | None = None, update: bool | None = None,
+                batch_counts: torch.Tensor | None = None) -> torch.Tensor:
+        """Return ``sum_g q_g * L_g``; when updating, update ``q`` first.
 
         Args:
             logits: Shape ``(N, C)``.
             target: Shape ``(N,)``, int64 class ids.
             groups: Shape ``(N,)``, int64 group ids in ``[0, num_groups)``.
             weight: Optional per-example weights, shape ``(N,)``, finite, ``>= 0``, not all zero.
+            update: Update ``q`` with this batch; ``None``: in training mode.
+            batch_counts: With ``update=False`` only: the group counts (weight sums) of the whole
+                batch this call is a micro-batch of, shape ``(G,)``; the loss is then
+                ``sum_g q_g * S_g / batch_counts_g`` with ``S_g`` this call's group loss sums.
         """
         check_inputs(logits, target, groups, num_groups=self.num_groups)
         check_weight(weight, logits.shape[0])
+        update = self.training if update is None else bool(update)
         losses = check_finite(classification_loss(logits, target), "per-example loss")
         sums, counts = group_sums(losses, groups, self.num_groups, weight=weight)
+        if batch_counts is not None:
+            if update:
+                raise ValueError("batch_counts is for the micro-batches of a step whose q update "
+                                 "is done, so it needs update=False, got update=True")
+            counts = _as_counts(batch_counts, self.num_groups).to(counts)
         world_size = 1
-        if self.training:
+        if update:
             with torch.no_grad():
                 total_sums, counts, world_size = _sum_over_processes(sums.detach(), counts)
                 means = total_sums / _nonzero(counts)
@@ -112,6 +145,7 @@ class GroupDROLoss(GroupLoss):
                     adjustments=self.adjustments if self.adjustment > 0 else None,
                     normalize_loss=self.normalize_loss))
                 self.last_group_losses.copy_(means)
+                self.last_group_counts.copy_(counts)
         weights = self.q.to(losses.dtype)
         return check_finite(world_size * (weights * sums / _nonzero(counts)).sum(),
                             "group DRO loss")

@@ -8,6 +8,7 @@ from robustml.losses.base import GroupLoss, environments_argument
 from robustml.losses.compose import PenalizedLoss
 from robustml.losses.erm import ERMLoss
 from robustml.losses.functional import check_finite, check_inputs, check_weight, mean_irm_penalty
+from robustml.validation import check_int
 
 
 class IRMPenalty(GroupLoss):
@@ -16,7 +17,15 @@ class IRMPenalty(GroupLoss):
     Arjovsky, Bottou, Gulrajani, Lopez-Paz, "Invariant Risk Minimization", 2019, IRMv1:
     ``mean_e ||d/dw R_e(w * f(x))|_{w=1}||^2`` (see
     :func:`~robustml.losses.functional.mean_irm_penalty`). ``groups`` are environment ids; a
-    batch with fewer than 2 environments raises ``ValueError``. Stateless.
+    batch with fewer than 2 environments raises ``ValueError``.
+
+    The unbiased estimator multiplies the gradients of two disjoint random halves of each
+    environment's batch, drawn anew at every step: a full-batch loop sees the same rows in the
+    same order at every step, so fixed (interleaved) halves would bias every step the same way.
+    The halves of step ``t`` come from a generator seeded with ``(seed, t)``, where ``t`` (the
+    buffer ``draws``) advances once per updating call (every training-mode call by default,
+    ``update=`` explicitly), so calls that do not update (evaluation, logging, all but one
+    micro-batch of a step) reuse the step's halves, and a resumed run draws the same halves.
 
     Under DDP each process computes the penalty of its local batch (as DomainBed does per
     device); the averaged gradient is that of the mean local penalty, not of the penalty of the
@@ -28,28 +37,41 @@ class IRMPenalty(GroupLoss):
 
     Args:
         num_groups: Number of environments; ids lie in ``[0, num_groups)``.
-        unbiased: Multiply the gradients of two disjoint halves of each environment's batch
-            (interleaved positions) instead of squaring one.
+        unbiased: Multiply the gradients of two disjoint random halves of each environment's
+            batch instead of squaring one.
         closed_form: Use the closed-form gradient for BCE/CE (no second backward pass);
             otherwise differentiate through a dummy multiplier with ``create_graph=True``.
+        seed: Seed of the random halves (unbiased only).
+
+    Attributes:
+        draws: Number of updating calls so far, int64 scalar buffer (the step of the halves).
     """
 
     def __init__(self, num_groups: int, *, unbiased: bool = False,
-                 closed_form: bool = True) -> None:
+                 closed_form: bool = True, seed: int = 0) -> None:
         super().__init__(num_groups)
         self.unbiased = bool(unbiased)
         self.closed_form = bool(closed_form)
+        self.seed = check_int("seed", seed)
+        self.register_buffer("draws", torch.zeros((), dtype=torch.int64))
 
     def forward(self, logits: torch.Tensor, target: torch.Tensor, groups: torch.Tensor, *,
-                weight: torch.Tensor | None = None) -> torch.Tensor:
+                weight: torch.Tensor | None = None, update: bool | None = None) -> torch.Tensor:
         """Return the scalar penalty for logits ``(N, C)``, target ``(N,)``, groups ``(N,)``.
 
-        ``weight`` (optional, shape ``(N,)``) is validated and ignored.
+        ``weight`` (optional, shape ``(N,)``) is validated and ignored. ``update`` advances the
+        halves to the next step (default: in training mode).
         """
         check_inputs(logits, target, groups, num_groups=self.num_groups)
         check_weight(weight, logits.shape[0])
+        generator = None
+        if self.unbiased:
+            generator = torch.Generator().manual_seed(self.seed * 1_000_003 + int(self.draws))
         penalty = mean_irm_penalty(logits, target, groups, num_groups=self.num_groups,
-                                   unbiased=self.unbiased, closed_form=self.closed_form)
+                                   unbiased=self.unbiased, closed_form=self.closed_form,
+                                   generator=generator)
+        if self.training if update is None else update:
+            self.draws += 1
         return check_finite(penalty, "IRM penalty")
 
 
@@ -77,8 +99,9 @@ class IRMLoss(PenalizedLoss):
         penalty_weight: The weight ``lambda`` after the anneal step (default: the paper's Colored
             MNIST value, 91257.18613115903).
         anneal_steps: Training steps run with ``warmup_weight`` first.
-        unbiased: Use the two-halves penalty estimator.
+        unbiased: Use the two-halves penalty estimator (random halves at every step).
         closed_form: Use the closed-form penalty (no second backward pass).
+        seed: Seed of the random halves (unbiased only).
         warmup_weight: Penalty weight before ``anneal_steps``.
         rescale: Divide the loss by the weight when it exceeds 1.
 
@@ -87,16 +110,20 @@ class IRMLoss(PenalizedLoss):
 
     def __init__(self, num_groups: int, *, penalty_weight: float = 91257.18613115903,
                  anneal_steps: int = 0,
-                 unbiased: bool = False, closed_form: bool = True, warmup_weight: float = 1.0,
-                 rescale: bool = True) -> None:
+                 unbiased: bool = False, closed_form: bool = True, seed: int = 0,
+                 warmup_weight: float = 1.0, rescale: bool = True) -> None:
         super().__init__(num_groups, ERMLoss(num_groups),
                          {"irm": IRMPenalty(num_groups, unbiased=unbiased,
-                                            closed_form=closed_form)},
+                                            closed_form=closed_form, seed=seed)},
                          weights={"irm": penalty_weight}, anneal_steps=anneal_steps,
                          warmup_weight=warmup_weight, rescale=rescale)
 
     def forward(self, logits: torch.Tensor, target: torch.Tensor, groups: torch.Tensor | None = None,
-                *, weight: torch.Tensor | None = None,
-                envs: torch.Tensor | None = None) -> torch.Tensor:
-        """Return the (rescaled) penalized loss; environment ids as ``groups`` or ``envs``."""
-        return super().forward(logits, target, environments_argument(groups, envs), weight=weight)
+                *, weight: torch.Tensor | None = None, envs: torch.Tensor | None = None,
+                update: bool | None = None) -> torch.Tensor:
+        """Return the (rescaled) penalized loss; environment ids as ``groups`` or ``envs``.
+
+        ``update`` advances the schedule (default: in training mode; see :class:`PenalizedLoss`).
+        """
+        return super().forward(logits, target, environments_argument(groups, envs), weight=weight,
+                               update=update)

@@ -75,7 +75,11 @@ class VRExLoss(PenalizedLoss):
                          warmup_weight=warmup_weight, rescale=rescale)
 
     def forward(self, logits: torch.Tensor, target: torch.Tensor, groups: torch.Tensor | None = None,
-                *, weight: torch.Tensor | None = None,
-                envs: torch.Tensor | None = None) -> torch.Tensor:
-        """Return the (rescaled) penalized loss; environment ids as ``groups`` or ``envs``."""
-        return super().forward(logits, target, environments_argument(groups, envs), weight=weight)
+                *, weight: torch.Tensor | None = None, envs: torch.Tensor | None = None,
+                update: bool | None = None) -> torch.Tensor:
+        """Return the (rescaled) penalized loss; environment ids as ``groups`` or ``envs``.
+
+        ``update`` advances the schedule (default: in training mode; see :class:`PenalizedLoss`).
+        """
+        return super().forward(logits, target, environments_argument(groups, envs), weight=weight,
+                               update=update)

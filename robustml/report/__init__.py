@@ -2,9 +2,9 @@
 
 from robustml.report.console import render_console_summary
 from robustml.report.plots import plot_group_accuracy, plot_history
-from robustml.report.tables import (append_jsonl, markdown_table, render_report_md, write_metrics_json,
-                                    write_report_md, write_text)
+from robustml.report.tables import (append_jsonl, markdown_table, render_report_md, write_jsonl,
+                                    write_metrics_json, write_report_md, write_text)
 
 __all__ = ["append_jsonl", "markdown_table", "plot_group_accuracy", "plot_history",
-           "render_console_summary", "render_report_md", "write_metrics_json", "write_report_md",
-           "write_text"]
+           "render_console_summary", "render_report_md", "write_jsonl", "write_metrics_json",
+           "write_report_md", "write_text"]

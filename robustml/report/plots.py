@@ -12,7 +12,7 @@ import os
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from robustml.report.tables import atomic_path
+from robustml.atomic import atomic_path
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure

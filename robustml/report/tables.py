@@ -1,19 +1,20 @@
 """Write a run's text outputs: ``metrics.json``, ``metrics.jsonl`` and ``report.md``.
 
 JSON is strict (no ``NaN``/``Infinity`` tokens): NaN, the accuracy of an empty group, is written as
-``null``. Whole-file writes are atomic: a temporary file in the target folder, then ``os.replace``.
+``null``. Whole-file writes go through :mod:`robustml.atomic` (whole or absent, permissions
+``0o666`` minus the umask); ``atomic_path`` and ``write_text`` are re-exported from there.
 """
 
 from __future__ import annotations
 
-import contextlib
 import json
 import math
 import os
-import tempfile
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
+
+from robustml.atomic import atomic_path, write_text  # noqa: F401 (re-exported: the one writer)
 
 _SUMMARY_HEADERS = ("split", "worst-group acc (%)", "worst group", "average acc (%)",
                     "train-mix avg acc (%)", "group-mean acc (%)")
@@ -21,26 +22,6 @@ _AVERAGES_NOTE = ("*Average acc* is the plain average over the split's examples;
                   "*train-mix avg acc* weights each group's accuracy by its share of the "
                   "training set (the \"average\" of the Waterbirds papers); *group-mean acc* is "
                   "the unweighted mean over groups. Empty groups are left out of all three.")
-
-
-@contextlib.contextmanager
-def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
-    """Yield a temporary path next to ``path``; move it onto ``path`` if the block succeeds.
-
-    The parent folder is created if needed. On an exception the temporary file is removed and
-    ``path`` is left as it was.
-    """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        yield Path(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.remove(tmp)
-        raise
 
 
 def _json_ready(value: Any, where: str) -> Any:
@@ -78,12 +59,7 @@ def write_metrics_json(path: str | os.PathLike, metrics: Mapping[str, Any]) -> N
     Raises:
         ValueError: If a value is infinite. TypeError: If a value has another type.
     """
-    text = _dumps(metrics, "metrics", indent=2) + "\n"
-    with atomic_path(path) as tmp:
-        with open(tmp, "w", encoding="utf-8") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
+    write_text(path, _dumps(metrics, "metrics", indent=2) + "\n")
 
 
 def append_jsonl(path: str | os.PathLike, record: Mapping[str, Any]) -> None:
@@ -94,6 +70,12 @@ def append_jsonl(path: str | os.PathLike, record: Mapping[str, Any]) -> None:
     with open(path, "a", encoding="utf-8") as f:
         f.write(line)
         f.flush()
+
+
+def write_jsonl(path: str | os.PathLike, records: Sequence[Mapping[str, Any]]) -> None:
+    """Write ``records`` to ``path``, one line of strict JSON each, atomically (replacing the file)."""
+    write_text(path, "".join(_dumps(record, f"records[{i}]") + "\n"
+                             for i, record in enumerate(records)))
 
 
 def _cell(value: Any) -> str:
@@ -209,12 +191,6 @@ def render_report_md(*, title: str, final: Mapping[str, Any], group_names: Seque
         parts.append("## Notes\n\n" + "\n".join(f"- {note}" for note in notes))
     parts += [table.strip("\n") for table in extra_tables]
     return "\n\n".join(parts) + "\n"
-
-
-def write_text(path: str | os.PathLike, text: str) -> None:
-    """Write ``text`` to ``path`` as UTF-8, atomically (the file is whole or absent)."""
-    with atomic_path(path) as tmp:
-        Path(tmp).write_text(text, encoding="utf-8")
 
 
 def write_report_md(path: str | os.PathLike, **kwargs: Any) -> None:

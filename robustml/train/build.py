@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
 from robustml.augment import CounterfactualAugment
 from robustml.augment.counterfactual import dataset_rule
@@ -105,6 +105,9 @@ def build(cfg: DictConfig, run_dir: Path) -> tuple[Trainer, DataSplits, CleanedD
     """Instantiate data (cleaned if ``cfg.cleaning``), model, loss, optimizer and scheduler."""
     device = resolve_device(cfg.trainer.device)
     splits: DataSplits = build_from(cfg, "data")
+    # The train-mix average weights groups by the training data's mix, also when cleaning prunes
+    # or relabels examples (the report says so).
+    train_counts = splits.train.group_counts()
     cleaned = None
     if cfg.cleaning is not None:
         from robustml.train.clean import clean_splits  # cleanlab and scikit-learn: only when asked
@@ -126,7 +129,8 @@ def build(cfg: DictConfig, run_dir: Path) -> tuple[Trainer, DataSplits, CleanedD
         eval_every=cfg.trainer.eval_every, chunk_size=cfg.trainer.chunk_size,
         precision=cfg.trainer.precision, select=cfg.trainer.select, l2_weight=cfg.trainer.l2_weight,
         reset_optimizer_at_anneal=cfg.trainer.reset_optimizer_at_anneal, seed=cfg.seed,
-        resume=cfg.trainer.resume, progress=cfg.trainer.progress,
+        resume=cfg.trainer.resume, resume_force=cfg.trainer.resume_force,
+        progress=cfg.trainer.progress,
         num_workers=cfg.trainer.num_workers, pin_memory=cfg.trainer.pin_memory,
         persistent_workers=cfg.trainer.persistent_workers,
         eval_batch_size=cfg.trainer.eval_batch_size, max_loss=cfg.trainer.max_loss)
@@ -140,5 +144,6 @@ def build(cfg: DictConfig, run_dir: Path) -> tuple[Trainer, DataSplits, CleanedD
     augment, criterion = build_augment(cfg, splits.train, criterion)
     trainer = Trainer(model, criterion, optimizer, splits.train, splits.val, settings, run_dir=run_dir,
                       partition=cfg.loss.partition, scheduler=scheduler, augment=augment,
-                      sampler=sampler, sample_weights=sample_weights)
+                      sampler=sampler, sample_weights=sample_weights, train_counts=train_counts,
+                      config=OmegaConf.to_container(cfg, resolve=True))
     return trainer, splits, cleaned

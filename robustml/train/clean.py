@@ -28,7 +28,7 @@ from robustml.cleaning import (ACTIONS, FILTER_BY, QUALITY_METHODS, CrossFitNetw
 from robustml.cleaning.api import GUARDED, as_inputs, check_class_counts
 from robustml.data.contract import DataSplits, GroupedDataset, GroupedTensorDataset
 from robustml.data.datasets.noisy import label_noise_of
-from robustml.report import markdown_table, write_metrics_json
+from robustml.report import markdown_table, write_metrics_json, write_text
 from robustml.losses import num_outputs_for
 from robustml.train.instantiate import build_from
 
@@ -303,9 +303,9 @@ def main_clean(cfg: DictConfig, splits: DataSplits, run_dir: str | Path) -> Clea
     """
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
-    (run_dir / "config.yaml").write_text(OmegaConf.to_yaml(cfg, resolve=True))
+    write_text(run_dir / "config.yaml", OmegaConf.to_yaml(cfg, resolve=True))
     cleaned = clean_splits(cfg, splits, run_dir)
-    (run_dir / "cleaning_report.md").write_text(cleaned.report_md)
+    write_text(run_dir / "cleaning_report.md", cleaned.report_md)
     print(cleaned.report_md)
     print(f"Outputs in {run_dir}: label_issues.csv, cleaning_summary.json, cleaning_report.md")
     return cleaned

@@ -17,8 +17,9 @@ from robustml.data.contract import Batch, GroupedDataset, require_in_memory
 from robustml.data.loading import LoaderSettings, eval_loader, iter_inputs, train_loader
 from robustml.data.samplers import EpochBatchSampler, epoch_order
 from robustml.losses.base import GroupLoss
-from robustml.report import append_jsonl
-from robustml.train.checkpoint import load_checkpoint, save_checkpoint
+from robustml.report import append_jsonl, write_jsonl
+from robustml.train.checkpoint import check_resume_config, load_checkpoint, save_checkpoint
+from robustml.train.rng import capture_rng, restore_rng, unique_generators
 from robustml.validation import check_int, check_real
 from robustml.train.evaluate import PRECISIONS, autocast, evaluate, forward_in_chunks
 
@@ -37,9 +38,14 @@ class TrainSettings:
         precision: ``"fp32"`` or ``"bf16"`` (autocast; losses stay in float32).
         select: Model selection on val: ``"worst_group"`` accuracy, ``"avg"`` accuracy, or ``"last"``.
         l2_weight: Weight of ``sum ||w||^2`` added to the loss (scaled with the loss's ``loss_scale``).
-        reset_optimizer_at_anneal: Clear the optimizer state when a penalty schedule anneals.
+        reset_optimizer_at_anneal: Clear the optimizer state when a penalty schedule anneals
+            (any penalized loss inside the criterion, e.g. IRM wrapped by a consistency penalty).
         seed: Seed of the data order.
         resume: Continue from ``checkpoints/last.pt`` in the run directory (which must exist).
+            The run ends as an uninterrupted one would (same ``metrics.json`` but for timing).
+        resume_force: Resume even when the checkpoint's config differs from this run's (by
+            default refused, naming the keys; see
+            :data:`~robustml.train.checkpoint.RESUME_EXEMPT_KEYS`).
         progress: Show a progress bar.
         max_loss: Stop with an error naming the learning rate when the training loss exceeds this
             (a diverging optimizer: losses of a classifier that is learning stay far below it).
@@ -60,6 +66,7 @@ class TrainSettings:
     reset_optimizer_at_anneal: bool = False
     seed: int = 0
     resume: bool = False
+    resume_force: bool = False
     progress: bool = True
     max_loss: float = 1e6
     num_workers: int = 0
@@ -109,6 +116,11 @@ class Trainer:
         sampler: Optional ``sampler(generator) -> indices`` drawing one epoch of training indices.
         sample_weights: Optional per-example loss weights, shape ``(len(train),)``, passed to the
             loss as ``weight=`` (group reweighting, cleaning's ``reweight`` action).
+        train_counts: Training-set group counts that weight the train-mix average, shape
+            ``(num_groups,)``; default ``train.group_counts()``. A run whose training split was
+            pruned passes the counts before pruning (the data's mix, not the cleaner's).
+        config: The run's resolved config as a plain dict; saved in every checkpoint and
+            compared on resume (``None``: no comparison).
     """
 
     def __init__(self, model: nn.Module, criterion: GroupLoss, optimizer: torch.optim.Optimizer,
@@ -116,7 +128,9 @@ class Trainer:
                  run_dir: str | Path, partition: str = "group", scheduler: Any = None,
                  augment: Callable[[Batch], Batch] | None = None,
                  sampler: Callable[[torch.Generator], torch.Tensor] | None = None,
-                 sample_weights: torch.Tensor | None = None) -> None:
+                 sample_weights: torch.Tensor | None = None,
+                 train_counts: torch.Tensor | None = None,
+                 config: dict[str, Any] | None = None) -> None:
         if any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in model.modules()) and settings.chunk_size:
             raise ValueError("trainer.chunk_size must be null for models with BatchNorm: chunks change "
                              "the batch statistics")
@@ -132,7 +146,9 @@ class Trainer:
         self.run_dir = Path(run_dir)
         self.device = train.device if train.in_memory else next(model.parameters()).device
         self.sample_weights = None if sample_weights is None else sample_weights.to(self.device)
-        self.train_counts = train.group_counts()
+        self.train_counts = train.group_counts() if train_counts is None else train_counts
+        self.config = config
+        self._generators = unique_generators(augment)
         self.position = (0, 0)  # (epoch, batch) of the next training batch, saved in checkpoints
         # On-disk evaluation loaders, built once so that persistent workers survive evaluations.
         self._eval_loaders = {} if train.in_memory else {
@@ -155,29 +171,27 @@ class Trainer:
                  "criterion": self.criterion.state_dict(), "step": self.step,
                  "best_step": self.best_step, "best_score": self.best_score,
                  "history": self.history, "elapsed": self.elapsed,
-                 "torch_rng": torch.get_rng_state(), "data_position": self.position}
+                 "rng": capture_rng(self._generators), "data_position": self.position,
+                 "config": self.config}
         if self.scheduler is not None:
             state["scheduler"] = self.scheduler.state_dict()
-        if getattr(self.augment, "generator", None) is not None:
-            state["augment_rng"] = self.augment.generator.get_state()
         return state
 
     def _restore(self, state: dict[str, Any]) -> None:
+        if not self.settings.resume_force:
+            check_resume_config(state.get("config"), self.config, self.last_path)
         self.model.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
         self.criterion.load_state_dict(state["criterion"])
         if self.scheduler is not None:
             self.scheduler.load_state_dict(state["scheduler"])
-        if "augment_rng" in state:
-            self.augment.generator.set_state(state["augment_rng"])
-        torch.set_rng_state(state["torch_rng"])
+        restore_rng(state["rng"], self._generators)
         self.step, self.best_step, self.best_score = state["step"], state["best_step"], state["best_score"]
         self.history, self.elapsed = state["history"], state["elapsed"]
-        self.position = tuple(state.get("data_position", divmod(self.step, self._steps_per_epoch)))
-        # metrics.jsonl may hold lines written after the checkpoint: rewrite it from the checkpoint.
-        (self.run_dir / "metrics.jsonl").unlink(missing_ok=True)
-        for record in self.history:
-            append_jsonl(self.run_dir / "metrics.jsonl", record)
+        self.position = tuple(state["data_position"])
+        # metrics.jsonl may hold lines written after the checkpoint (a crash between the two):
+        # replace it, atomically, by the checkpoint's history, so no line appears twice.
+        write_jsonl(self.run_dir / "metrics.jsonl", self.history)
 
     # Data --------------------------------------------------------------------------------------
     @property
@@ -248,7 +262,8 @@ class Trainer:
             scale = math.prod(m.loss_scale for m in self.criterion.modules() if isinstance(m, GroupLoss))
             l2 = sum(p.pow(2).sum() for p in self.model.parameters())
             loss = loss + scale * settings.l2_weight * l2
-        if settings.reset_optimizer_at_anneal and getattr(self.criterion, "anneal_reached_now", False):
+        if settings.reset_optimizer_at_anneal and any(
+                getattr(m, "anneal_reached_now", False) for m in self.criterion.modules()):
             self.optimizer.state.clear()
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()

@@ -162,6 +162,8 @@ def _evaluate_selected(cfg: DictConfig, trainer: Trainer, splits: DataSplits,
     final.update(stress)
     if cleaned is not None:
         final.update(cleaned.summary)
+        # The train-mix averages weight groups by the training data's counts (Trainer.train_counts).
+        final["train_mix_counts"] = "training split before cleaning"
         tables.insert(0, cleaned.report_md)
     return final, tables
 

@@ -80,6 +80,9 @@ def test_mean_over_environments_present(unbiased):
                                         unbiased=unbiased) for e in (0, 2, 3)]).mean()
     torch.testing.assert_close(
         mean_irm_penalty(logits, target, groups, num_groups=5, unbiased=unbiased), expected)
+    if unbiased:  # the module draws random halves, from a generator seeded with (seed, step)
+        expected = mean_irm_penalty(logits, target, groups, unbiased=True,
+                                    generator=torch.Generator().manual_seed(0))
     torch.testing.assert_close(IRMPenalty(5, unbiased=unbiased)(logits, target, groups), expected)
     autograd_form = IRMPenalty(5, unbiased=unbiased, closed_form=False)
     torch.testing.assert_close(autograd_form(logits, target, groups), expected)
@@ -130,8 +133,10 @@ def test_irm_loss_follows_the_paper_schedule():
     logits, target = make_env(10, 1, seed=4)
     groups = torch.arange(10) % 2
     base = classification_loss(logits, target).mean()
-    penalty = mean_irm_penalty(logits, target, groups, unbiased=True)
     for step in range(4):
+        # The same full batch at every step: the halves are drawn anew each step.
+        penalty = mean_irm_penalty(logits, target, groups, unbiased=True,
+                                   generator=torch.Generator().manual_seed(step))
         weight = 1.0 if step < 2 else 1000.0
         value = criterion(logits, target, groups)
         torch.testing.assert_close(value, (base + weight * penalty) / max(weight, 1.0))
