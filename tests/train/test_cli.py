@@ -67,9 +67,10 @@ def test_ctrl_c_prints_the_exact_resume_command_and_that_command_resumes(tmp_pat
     command = lines[0].split(" with: ", 1)[1].split()
     assert command[0] == str(SCRIPT)  # as typed, so that it runs when copied
     assert f"hydra.run.dir={run_dir}" in command and command[-1] == "trainer.resume=true"
-    # The printed command resumes the run (fewer steps so that it ends now).
+    # The printed command resumes the run (fewer steps so that it ends now: a changed config,
+    # so the resume is forced).
     args = [a for a in command[1:] if not a.startswith("trainer.max_steps=")]
-    resumed = _train(*args, "trainer.max_steps=10", tmp_path=tmp_path)
+    resumed = _train(*args, "trainer.max_steps=10", "trainer.resume_force=true", tmp_path=tmp_path)
     assert resumed.returncode == 0, resumed.stderr
     assert (run_dir / "metrics.json").is_file()
 
