@@ -51,8 +51,11 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
     try:
         return torch.load(path, map_location=map_location, weights_only=True)
     except Exception as error:  # truncated, foreign or unsafe: unpickling errors of many types
+        lines = str(error).splitlines() or [""]
+        # torch's weights-only refusal is a page of advice; its one informative line names the class.
+        reason = next((line.strip() for line in lines if "WeightsUnpickler error" in line), lines[0])
         raise RuntimeError(f"checkpoint {path} cannot be read safely ({type(error).__name__}: "
-                           f"{error}); it may be truncated, not a robustml checkpoint, or written "
+                           f"{reason}); it may be truncated, not a robustml checkpoint, or written "
                            "by an older robustml that pickled objects") from error
 
 
