@@ -38,6 +38,7 @@ import torch
 import torch.nn.functional as F
 
 from robustml.augment import CounterfactualAugment
+from robustml.augment.counterfactual import dataset_rule
 from robustml.data.datasets.colored import environment_names, make_colored_split
 from robustml.data.datasets.colored_mnist import MNIST_FILES, colored_mnist_splits
 from robustml.losses import ERMLoss, GroupDROLoss, IRMLoss, VRExLoss
@@ -183,7 +184,7 @@ def step_trainers(model, train, device, args, specs: dict[str, tuple[str, str]])
         "irm_autograd": lambda: (IRMLoss(num_envs, penalty_weight=PENALTY_WEIGHT,
                                          closed_form=False), "env", None),
         "augment_counterfactual": lambda: (ERMLoss(num_groups), "group", CounterfactualAugment(
-            train.counterfactual, num_attrs=2, mode="replace", p=0.5,
+            dataset_rule(train), num_attrs=2, mode="replace", p=0.5,
             generator=torch.Generator(device=device))),
     }
     trainers = {}
