@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 import torch
 
-from robustml.validation import check_ids
+from robustml.validation import check_ids, check_int
 
 if TYPE_CHECKING:  # augment depends on data's contract for types only
     from robustml.data.contract import Batch
@@ -61,9 +61,7 @@ class ChannelColorRule:
     """
 
     def __init__(self, num_colors: int, *, check: bool = True) -> None:
-        if int(num_colors) < 2:
-            raise ValueError(f"num_colors must be at least 2, got {num_colors}")
-        self.num_attrs = int(num_colors)
+        self.num_attrs = check_int("num_colors", num_colors, minimum=2)
         self.check = bool(check)
 
     def __call__(self, batch: Batch, new_attr: torch.Tensor) -> torch.Tensor:

@@ -105,7 +105,7 @@ def test_invalid_configuration_and_batches():
         CounterfactualAugment(rule, num_attrs=2, mode="double")
     with pytest.raises(ValueError, match=r"p must lie in \[0, 1\], got 1.5"):
         CounterfactualAugment(rule, num_attrs=2, p=1.5)
-    with pytest.raises(ValueError, match=r"num_attrs \(3\) must equal rule.num_attrs \(2\)"):
+    with pytest.raises(ValueError, match=r"num_attrs must equal rule.num_attrs \(2\), got 3"):
         CounterfactualAugment(rule, num_attrs=3)
     with pytest.raises(TypeError, match="rule must be"):
         CounterfactualAugment(None, num_attrs=2)
