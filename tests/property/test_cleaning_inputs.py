@@ -3,10 +3,14 @@
 The model is a ``fit_predict(train_idx, eval_idx)`` callable returning rows of a fixed
 probability matrix, so each example costs no training and the checks of the call itself are what
 is exercised; well-formed input must give a report whose masks, scores and per-group rows have
-one entry per example (and per group).
+one entry per example (and per group), written to ``csv_path`` as one complete file, while a
+failed call leaves no file behind.
 """
 
 from __future__ import annotations
+
+import tempfile
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -78,11 +82,17 @@ def test_detect_label_issues_takes_any_layout_or_names_the_bad_argument(drawn, t
                     bad="max_fraction" if bad == "max_fraction" else None)
     if guard is None:
         return
-    report = outcome(detect_label_issues, x, labels, model=args["model"], groups=args["groups"],
-                     guard=guard, num_folds=args["num_folds"],
-                     bad=None if bad == "max_fraction" else bad)
-    if report is None:
-        return
+    with tempfile.TemporaryDirectory() as folder:
+        csv_path = Path(folder) / "out" / "label_issues.csv"
+        report = outcome(detect_label_issues, x, labels, model=args["model"],
+                         groups=args["groups"], guard=guard, num_folds=args["num_folds"],
+                         csv_path=csv_path, bad=None if bad == "max_fraction" else bad)
+        written = sorted(p.name for p in Path(folder).rglob("*") if p.is_file())
+        if report is None:
+            assert written == [], f"a failed call left files behind: {written}"
+            return
+        assert written == ["label_issues.csv"]   # the one output, no temporary file left
+        assert len(csv_path.read_text().splitlines()) == 1 + int(report.is_issue_before_guard.sum())
     n = args["labels"].shape[0]
     assert report.is_issue.shape == report.quality.shape == report.suggested.shape == (n,)
     assert not (report.is_issue & ~report.is_issue_before_guard).any()  # the guard only removes
