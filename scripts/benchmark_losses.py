@@ -369,12 +369,12 @@ def end_to_end(model0, train, test, device, args, *, precision: str, steps: int,
 def peak_memory(experiment: str, *, steps: int, data_root: Path) -> dict:
     """Return the peak resident memory of ``robustml-train experiment=<experiment>`` for ``steps``.
 
-    The run is a fresh process (``python -m robustml.cli.train``, the console script's module)
+    The run is a fresh process of the ``robustml-train`` console script beside the interpreter
     with the experiment's defaults except ``trainer.max_steps`` and no progress bar, so its peak
     (``ru_maxrss`` of the finished child) is what a user's run of that many steps reaches.
     """
     with tempfile.TemporaryDirectory() as run_dir:
-        command = [sys.executable, "-m", "robustml.cli.train", f"experiment={experiment}",
+        command = [str(Path(sys.executable).with_name("robustml-train")), f"experiment={experiment}",
                    f"trainer.max_steps={steps}", "trainer.progress=false",
                    f"paths.data_root={data_root.resolve()}", f"hydra.run.dir={run_dir}"]
         start = time.perf_counter()
@@ -382,9 +382,11 @@ def peak_memory(experiment: str, *, steps: int, data_root: Path) -> dict:
         out = subprocess.run([sys.executable, "-c", PEAK_WRAPPER, *command], check=True,
                              capture_output=True, text=True)
         seconds = time.perf_counter() - start
+        if not (Path(run_dir) / "metrics.json").is_file():   # the run must really have trained
+            raise RuntimeError(f"{' '.join(command)} wrote no metrics.json: {out.stderr[-2000:]}")
     peak_kb = int(out.stdout.split()[-1])
     return {"experiment": experiment, "steps": steps, "peak_rss_mb": peak_kb / 1024,
-            "seconds": seconds, "command": " ".join(command[1:4] + command[5:6])}
+            "seconds": seconds, "command": " ".join(["robustml-train", *command[1:4]])}
 
 
 def machine_info(device: torch.device) -> dict:

@@ -73,12 +73,12 @@ def test_skip_bf16_records_nulls(script, tmp_path):
 
 def test_skip_steps_measures_end_to_end_and_peak_memory(script, tmp_path):
     results = script["main"](["--json", str(tmp_path / "m.json"), *TINY, "--skip-steps",
-                              "--skip-bf16", "--peak-memory", "colored_digits_erm",
+                              "--skip-bf16", "--peak-memory", "colored_digits_cf",
                               "--peak-memory-steps", "2"])
     assert "irm" not in results and results["step_seconds"] == {}
     assert positive_finite(results["end_to_end"]["fp32_eval_every_step"])
     (row,) = results["peak_memory"]
-    assert row["experiment"] == "colored_digits_erm" and row["steps"] == 2
+    assert row["experiment"] == "colored_digits_cf" and row["steps"] == 2
     # A process that imported torch and trained holds well over 50 MB and, for 8x8 digits,
     # far less than 4 GB.
     assert 50 < row["peak_rss_mb"] < 4096
