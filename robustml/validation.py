@@ -1,4 +1,4 @@
-"""Checks of scalar arguments shared by every package: one message format, naming the argument.
+"""Checks of arguments shared by every package: one message format, naming the argument.
 
 ``check_int("trainer.max_steps", "abc", minimum=1)`` raises ``TypeError: trainer.max_steps must be
 an integer >= 1, got 'abc' (str)``. Booleans are refused where numbers are expected (``True`` is an
@@ -11,6 +11,9 @@ from __future__ import annotations
 import math
 import numbers
 from typing import Any
+
+import numpy as np
+import torch
 
 
 def _describe(value: Any) -> str:
@@ -58,3 +61,63 @@ def check_bool(name: str, value: Any) -> bool:
     if not isinstance(value, bool):
         raise TypeError(f"{name} must be true or false, got {_describe(value)}")
     return value
+
+
+def check_ids(name: str, ids: Any, upper: int | None = None, *, size: int | None = None,
+              match: str | None = None, nonempty: bool = False, any_int: bool = False,
+              array_like: bool = False) -> Any:
+    """Return ``ids`` after checking that it is a 1-D array of integer ids in ``[0, upper)``.
+
+    The one check of every id array of the package (class labels, groups, environments,
+    attributes): losses, metrics, samplers, augmentation, the data contract and cleaning call it,
+    so a wrong id array gets the same message everywhere. ``check_ids("groups", g, 4, size=8,
+    match="logits")`` raises ``ValueError: groups must lie in [0, 4), got values in [0, 5]``.
+    Meta tensors (shapes only) skip the value check.
+
+    Args:
+        name: Argument name for the messages.
+        ids: The ids, a ``torch.Tensor`` of shape ``(N,)`` (int64 unless ``any_int``).
+        upper: Exclusive upper bound of the ids; ``None`` checks only ``>= 0``.
+        size: Required length ``N``; ``None`` accepts any length.
+        match: Name of the argument that fixes ``size``, for the message ("to match logits").
+        nonempty: Refuse ``N = 0``.
+        any_int: Accept every integer dtype, not only int64 (bool and floating point never).
+        array_like: Also accept numpy arrays, lists and tuples (converted with ``numpy.asarray``).
+
+    Returns:
+        ``ids`` unchanged (an array-like as a numpy array).
+
+    Raises:
+        TypeError: If ``ids`` is not a tensor (or array-like, with ``array_like``) of integers.
+        ValueError: If the shape is wrong, ``N = 0`` with ``nonempty``, or an id is out of range.
+    """
+    shape = "(N,)" if size is None else f"({size},)"
+    kind = "integer" if any_int else "int64"
+    if not isinstance(ids, torch.Tensor):
+        if not array_like or isinstance(ids, (str, bytes)) or not hasattr(ids, "__len__"):
+            hint = "" if array_like else f"; convert it with torch.as_tensor({name})"
+            raise TypeError(f"{name} must be an {kind} tensor of shape {shape}, got "
+                            f"{type(ids).__name__}{hint}")
+        ids = np.asarray(ids)
+    if ids.ndim != 1 or (size is not None and ids.shape[0] != size):
+        suffix = f" to match {match}" if match and size is not None else ""
+        raise ValueError(f"{name} must have shape {shape}{suffix}, got {tuple(ids.shape)}")
+    if nonempty and ids.shape[0] == 0:
+        raise ValueError(f"{name} must hold at least one id, got none (shape (0,))")
+    if isinstance(ids, torch.Tensor):
+        integral = not (ids.is_floating_point() or ids.is_complex() or ids.dtype == torch.bool)
+        ok = ids.dtype == torch.int64 or (any_int and integral)
+    else:
+        integral = np.issubdtype(ids.dtype, np.integer)
+        ok = ids.size == 0 or (integral and (any_int or ids.dtype == np.int64))
+    if not ok:
+        expected = "have an integer dtype" if any_int else "be int64"
+        hint = " (convert it with .long())" if isinstance(ids, torch.Tensor) else ""
+        raise TypeError(f"{name} must {expected}, got dtype {ids.dtype}{hint}")
+    if ids.shape[0] == 0 or (isinstance(ids, torch.Tensor) and ids.is_meta):
+        return ids
+    low, high = int(ids.min()), int(ids.max())
+    if low < 0 or (upper is not None and high >= upper):
+        bound = "inf" if upper is None else upper
+        raise ValueError(f"{name} must lie in [0, {bound}), got values in [{low}, {high}]")
+    return ids

@@ -11,8 +11,12 @@ two training environments of ``size`` examples each, full batch:
 2. ``bf16_speedup``: fp32 ERM step / bf16-autocast ERM step at the largest size;
 3. ``end_to_end``: robustml's ``Trainer`` (IRMLoss, the paper's values, evaluation at the end)
    over a plain loop in the style of the IRM reference code (fp32, one unchunked forward per
-   environment, autograd penalty, test-environment evaluation every step), same initial weights;
-4. ``augment_counterfactual``: ERM step with ``CounterfactualAugment`` / plain ERM step.
+   environment, autograd penalty, test-environment evaluation every step), same initial weights,
+   ``--e2e-repeats`` interleaved rounds (median and spread of the per-round ratios); beside it,
+   ``*_eval_every_step``: the Trainer evaluating train and the test environment at every step too;
+4. ``augment_counterfactual``: ERM step with ``CounterfactualAugment`` / plain ERM step;
+5. ``peak_memory``: peak resident memory of ``robustml-train experiment=<name>`` runs
+   (``--peak-memory colored_mnist_irm ...``), each a fresh process.
 
 The step timed in 1, 2 and 4 is ``Trainer._train_step``, the step the trainer runs. Data is real
 Colored MNIST when MNIST is found under ``--data-root``, otherwise synthetic (random images
@@ -29,6 +33,8 @@ import math
 import os
 import platform
 import statistics
+import subprocess
+import sys
 import tempfile
 import time
 from copy import deepcopy
@@ -38,11 +44,14 @@ import torch
 import torch.nn.functional as F
 
 from robustml.augment import CounterfactualAugment
+from robustml.augment.counterfactual import dataset_rule
 from robustml.data.datasets.colored import environment_names, make_colored_split
 from robustml.data.datasets.colored_mnist import MNIST_FILES, colored_mnist_splits
 from robustml.losses import ERMLoss, GroupDROLoss, IRMLoss, VRExLoss
 from robustml.models import MLP
+from robustml.report import write_text
 from robustml.train import Trainer, TrainSettings, predict_dataset
+from robustml.train.evaluate import cpu_bf16_flags
 from robustml.train.memory import GLIBC_STEADY_MMAP_THRESHOLD, keep_freed_memory, set_malloc_thresholds
 from robustml.train.build import resolve_device
 
@@ -51,7 +60,10 @@ PENALTY_WEIGHT, ANNEAL_STEPS, L2_WEIGHT, LR = 91257.18613115903, 190, 0.00110794
 STEP_TARGETS = {"group_dro": {"1000": 1.10, "25000": 1.03}, "vrex": {"1000": 1.10, "25000": 1.03},
                 "irm": {"1000": 1.10, "25000": 1.03},
                 "augment_counterfactual": {"1000": 1.05, "25000": 1.05}}
-END_TO_END_TARGETS = {"fp32": 0.7, "bf16": 0.4}
+END_TO_END_TARGETS = {"fp32": 0.6, "fp32_eval_every_step": 0.6, "bf16": 0.4,
+                      "bf16_eval_every_step": 0.4}
+PEAK_WRAPPER = ("import resource, subprocess, sys; subprocess.run(sys.argv[1:], check=True, "
+                "stdout=subprocess.DEVNULL); print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)")
 CPU_FLAGS = ("avx2", "avx512f", "avx512_bf16", "amx_bf16", "amx_tile")
 
 
@@ -74,13 +86,19 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--e2e-test-size", type=int, default=10000, help="test-environment size")
     parser.add_argument("--skip-bf16", action="store_true", help="measure nothing in bf16")
     parser.add_argument("--skip-bf16-end-to-end", action="store_true")
+    parser.add_argument("--e2e-repeats", type=int, default=5, help="interleaved end-to-end rounds")
+    parser.add_argument("--skip-steps", action="store_true",
+                        help="measure only end_to_end (and peak memory), not the step ratios")
+    parser.add_argument("--peak-memory", nargs="*", default=[], metavar="EXPERIMENT",
+                        help="experiments whose robustml-train peak memory to measure")
+    parser.add_argument("--peak-memory-steps", type=int, default=20)
     parser.add_argument("--data-root", type=Path, default=Path(os.environ.get("ROBUSTML_DATA", "data")),
                         help="folder holding MNIST/raw; synthetic data when MNIST is not there")
     parser.add_argument("--synthetic", action="store_true", help="use synthetic data even with MNIST")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
     for name in ("repeats", "bf16_repeats", "chunk_size", "e2e_steps", "e2e_bf16_steps",
-                 "e2e_size", "e2e_test_size"):
+                 "e2e_size", "e2e_test_size", "e2e_repeats", "peak_memory_steps"):
         if getattr(args, name) < 1:
             parser.error(f"--{name.replace('_', '-')} must be a positive integer, "
                          f"got {getattr(args, name)}")
@@ -183,7 +201,7 @@ def step_trainers(model, train, device, args, specs: dict[str, tuple[str, str]])
         "irm_autograd": lambda: (IRMLoss(num_envs, penalty_weight=PENALTY_WEIGHT,
                                          closed_form=False), "env", None),
         "augment_counterfactual": lambda: (ERMLoss(num_groups), "group", CounterfactualAugment(
-            train.counterfactual, num_attrs=2, mode="replace", p=0.5,
+            dataset_rule(train), num_attrs=2, mode="replace", p=0.5,
             generator=torch.Generator(device=device))),
     }
     trainers = {}
@@ -271,44 +289,104 @@ def accuracy(model, dataset) -> float:
     return float((predict_dataset(model, dataset) == dataset.y).float().mean())
 
 
-def end_to_end(model0, train, test, device, args, *, precision: str, steps: int) -> dict:
-    """Time ``steps`` IRM steps with robustml's Trainer (``precision``) and the fp32 reference loop."""
-    envs = [(train.x[train.env == e], train.y[train.env == e].float()[:, None]) for e in (0, 1)]
-    envs.append((test.x, test.y.float()[:, None]))
-    reference = deepcopy(model0)
-    # The reference script leaves malloc alone (glibc's steady state: blocks over 32 MB are mapped
-    # afresh each time); robustml-train keeps freed memory. Each is timed as it would run.
-    plain_malloc = set_malloc_thresholds(GLIBC_STEADY_MMAP_THRESHOLD, 2 * GLIBC_STEADY_MMAP_THRESHOLD)
-    reference_loop(deepcopy(model0), envs, 1)  # warm-up, untimed
-    sync(device)
-    start = time.perf_counter()
-    reference_loop(reference, envs, steps)
-    sync(device)
-    reference_s = time.perf_counter() - start
-    kept_malloc = keep_freed_memory()
-    ours = deepcopy(model0)
-    settings = TrainSettings(max_steps=steps, eval_every=steps, chunk_size=args.chunk_size,
+def _timed_trainer_run(model, criterion, train, test, device, args, *, precision: str, steps: int,
+                       eval_every: int) -> float:
+    """Return the seconds of ``Trainer.fit`` for ``steps`` IRM steps, evaluating every ``eval_every``."""
+    settings = TrainSettings(max_steps=steps, eval_every=eval_every, chunk_size=args.chunk_size,
                              precision=precision, select="last", l2_weight=L2_WEIGHT, progress=False)
-    criterion = IRMLoss(train.num_envs, penalty_weight=PENALTY_WEIGHT, anneal_steps=ANNEAL_STEPS)
     with tempfile.TemporaryDirectory() as run_dir:
-        trainer = Trainer(ours, criterion.to(device), torch.optim.Adam(ours.parameters(), lr=LR),
+        trainer = Trainer(model, criterion.to(device), torch.optim.Adam(model.parameters(), lr=LR),
                           train, test, settings, run_dir=run_dir, partition="env")
         sync(device)
         start = time.perf_counter()
         trainer.fit()
         sync(device)
-        trainer_s = time.perf_counter() - start
+        return time.perf_counter() - start
+
+
+def end_to_end(model0, train, test, device, args, *, precision: str, steps: int,
+               repeats: int) -> dict:
+    """Time ``steps`` IRM steps of the Trainer and of the fp32 reference loop, ``repeats`` rounds.
+
+    Every round runs, in an order rotated from round to round, the reference loop, the Trainer
+    evaluating train and the test environment once at the end (``eval_every=steps``, as a user
+    gets by default) and the Trainer evaluating both at every step (``eval_every=1``, like the
+    reference loop, which reads its test accuracy every step), each from the same initial weights.
+    The ratios are per round (Trainer seconds / reference seconds in the same round).
+    """
+    envs = [(train.x[train.env == e], train.y[train.env == e].float()[:, None]) for e in (0, 1)]
+    envs.append((test.x, test.y.float()[:, None]))
+    models: dict = {}
+
+    def run(name: str) -> float:
+        models[name] = model = deepcopy(model0)
+        if name == "reference":
+            # The reference script leaves malloc alone (glibc's steady state: blocks over 32 MB are
+            # mapped afresh each time); robustml-train keeps freed memory. Each runs as it would.
+            set_malloc_thresholds(GLIBC_STEADY_MMAP_THRESHOLD, 2 * GLIBC_STEADY_MMAP_THRESHOLD)
+            sync(device)
+            start = time.perf_counter()
+            reference_loop(model, envs, steps)
+            sync(device)
+            return time.perf_counter() - start
+        kept = keep_freed_memory()
+        malloc["trainer"] = "keep_freed_memory" if kept else "unchanged (no mallopt)"
+        criterion = IRMLoss(train.num_envs, penalty_weight=PENALTY_WEIGHT, anneal_steps=ANNEAL_STEPS)
+        return _timed_trainer_run(model, criterion, train, test, device, args, precision=precision,
+                                  steps=steps, eval_every=1 if name == "trainer_eval_every_step"
+                                  else steps)
+
+    malloc = {"reference": "glibc steady state (32 MB mmap threshold)"
+              if set_malloc_thresholds(GLIBC_STEADY_MMAP_THRESHOLD, 2 * GLIBC_STEADY_MMAP_THRESHOLD)
+              else "unchanged (no mallopt)"}
+    reference_loop(deepcopy(model0), envs, 1)  # warm-up, untimed
+    names = ["reference", "trainer", "trainer_eval_every_step"]
+    seconds: dict[str, list[float]] = {name: [] for name in names}
+    for r in range(repeats):
+        for name in names[r % len(names):] + names[:r % len(names)]:  # rotate the order
+            seconds[name].append(run(name))
+    keep_freed_memory()
+    ours, reference = models["trainer"], models["reference"]
     max_diff = max(float((a - b).abs().max()) for a, b in zip(ours.state_dict().values(),
                                                              reference.state_dict().values()))
-    return {"ratio": trainer_s / reference_s, "steps": steps, "trainer_precision": precision,
-            "reference_precision": "fp32", "trainer_s": trainer_s, "reference_s": reference_s,
+    rounds = {name: [t / ref for t, ref in zip(seconds[name], seconds["reference"])]
+              for name in ("trainer", "trainer_eval_every_step")}
+    return {"ratio": statistics.median(rounds["trainer"]),
+            "ratio_eval_every_step": statistics.median(rounds["trainer_eval_every_step"]),
+            "ratio_rounds": rounds["trainer"],
+            "ratio_eval_every_step_rounds": rounds["trainer_eval_every_step"],
+            "ratio_range": [min(rounds["trainer"]), max(rounds["trainer"])],
+            "ratio_eval_every_step_range": [min(rounds["trainer_eval_every_step"]),
+                                            max(rounds["trainer_eval_every_step"])],
+            "steps": steps, "repeats": repeats, "trainer_precision": precision,
+            "reference_precision": "fp32", "seconds": seconds,
             "trainer_train_acc": accuracy(ours, train),
             "reference_train_acc": accuracy(reference, train),
             "trainer_test_acc": accuracy(ours, test), "reference_test_acc": accuracy(reference, test),
-            "max_abs_weight_diff": max_diff,
-            "malloc": {"reference": "glibc steady state (32 MB mmap threshold)" if plain_malloc
-                       else "unchanged (no mallopt)",
-                       "trainer": "keep_freed_memory" if kept_malloc else "unchanged (no mallopt)"}}
+            "max_abs_weight_diff": max_diff, "malloc": malloc}
+
+
+def peak_memory(experiment: str, *, steps: int, data_root: Path) -> dict:
+    """Return the peak resident memory of ``robustml-train experiment=<experiment>`` for ``steps``.
+
+    The run is a fresh process of the ``robustml-train`` console script beside the interpreter
+    with the experiment's defaults except ``trainer.max_steps`` and no progress bar, so its peak
+    (``ru_maxrss`` of the finished child) is what a user's run of that many steps reaches.
+    """
+    with tempfile.TemporaryDirectory() as run_dir:
+        command = [str(Path(sys.executable).with_name("robustml-train")), f"experiment={experiment}",
+                   f"trainer.max_steps={steps}", "trainer.progress=false",
+                   f"paths.data_root={data_root.resolve()}", f"hydra.run.dir={run_dir}"]
+        start = time.perf_counter()
+        # A wrapper process per run: ru_maxrss of RUSAGE_CHILDREN is the largest child's so far.
+        out = subprocess.run([sys.executable, "-c", PEAK_WRAPPER, *command], check=True,
+                             capture_output=True, text=True)
+        seconds = time.perf_counter() - start
+        if not (Path(run_dir) / "metrics.json").is_file():   # the run must really have trained
+            raise RuntimeError(f"{' '.join(command)} wrote no metrics.json: {out.stderr[-2000:]}")
+    peak_kb = int(out.stdout.split()[-1])
+    return {"experiment": experiment, "steps": steps, "peak_rss_mb": peak_kb / 1024,
+            "seconds": seconds, "command": " ".join(["robustml-train", *command[1:4]])}
 
 
 def machine_info(device: torch.device) -> dict:
@@ -324,6 +402,9 @@ def machine_info(device: torch.device) -> dict:
         info["cpu"] = fields.get("model name", "")
         flags = fields.get("flags", "").split()
         info["cpu_flags"] = {flag: flag in flags for flag in CPU_FLAGS}
+    bf16_flags = cpu_bf16_flags()
+    # What trainer.precision=bf16 warns about: without these flags, bf16 matmuls are emulated.
+    info["native_cpu_bf16"] = None if bf16_flags is None else any(bf16_flags.values())
     if device.type == "cuda":
         info["gpu"] = torch.cuda.get_device_name(device)
     return info
@@ -334,7 +415,7 @@ def checks(results: dict) -> list[dict]:
     rows = []
     for metric in ("group_dro", "vrex", "irm", "irm_autograd", "augment_counterfactual",
                    "bf16_speedup", "end_to_end"):
-        for key, value in results[metric].items():
+        for key, value in results.get(metric, {}).items():
             targets = END_TO_END_TARGETS if metric == "end_to_end" else STEP_TARGETS.get(metric, {})
             target = targets.get(key)
             status = "-" if target is None or value is None else ("PASS" if value <= target else "MISS")
@@ -343,22 +424,10 @@ def checks(results: dict) -> list[dict]:
     return rows
 
 
-def main(argv: list[str] | None = None) -> dict:
-    """Run the benchmark, print the table, write the JSON and return the results."""
-    args = parse_args(argv)
-    keep_freed_memory()   # as robustml-train does (end_to_end sets each side its own way)
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    device = resolve_device(args.device)
-    results: dict = {"machine": machine_info(device)}
-    train_all, test, source = load_data(args, max(*args.sizes, args.e2e_size), args.e2e_test_size)
-    train_all, test = train_all.to(device), test.to(device)
-    torch.manual_seed(args.seed)
-    model0 = MLP((2, 14, 14), 1, hidden_dims=(390, 390)).to(device)
+def step_ratios(model0, train_all, device, args, results: dict, seconds: dict, rounds: dict,
+                estimates: dict) -> None:
+    """Measure the step ratios and the bf16 speed-up into ``results`` (and the detail dicts)."""
     names = ("erm", "group_dro", "vrex", "irm", "irm_autograd", "augment_counterfactual")
-    seconds: dict = {}
-    rounds: dict = {}
-    estimates: dict = {}
     for size in args.sizes:
         train = first_per_env(train_all, size)
         batch = train.full_batch()
@@ -387,14 +456,44 @@ def main(argv: list[str] | None = None) -> dict:
         rounds["bf16_speedup"] = {str(size): round_ratios(times, "bf16")["fp32"]}
         results["bf16_speedup"][str(size)] = statistics.median(rounds["bf16_speedup"][str(size)])
         seconds["erm_bf16"] = {str(size): statistics.median(times["bf16"])}
+
+
+def main(argv: list[str] | None = None) -> dict:
+    """Run the benchmark, print the table, write the JSON and return the results."""
+    args = parse_args(argv)
+    keep_freed_memory()   # as robustml-train does (end_to_end sets each side its own way)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    device = resolve_device(args.device)
+    results: dict = {"machine": machine_info(device)}
+    sizes = [args.e2e_size] if args.skip_steps else [*args.sizes, args.e2e_size]
+    train_all, test, source = load_data(args, max(sizes), args.e2e_test_size)
+    train_all, test = train_all.to(device), test.to(device)
+    torch.manual_seed(args.seed)
+    model0 = MLP((2, 14, 14), 1, hidden_dims=(390, 390)).to(device)
+    seconds: dict = {}
+    rounds: dict = {}
+    estimates: dict = {}
+    if not args.skip_steps:
+        step_ratios(model0, train_all, device, args, results, seconds, rounds, estimates)
     train = first_per_env(train_all, args.e2e_size)
     details = {"fp32": end_to_end(model0, train, test, device, args, precision="fp32",
-                                  steps=args.e2e_steps)}
+                                  steps=args.e2e_steps, repeats=args.e2e_repeats)}
     if not (args.skip_bf16 or args.skip_bf16_end_to_end):
         details["bf16"] = end_to_end(model0, train, test, device, args, precision="bf16",
-                                     steps=args.e2e_bf16_steps)
-    results["end_to_end"] = {p: details[p]["ratio"] if p in details else None for p in ("fp32", "bf16")}
+                                     steps=args.e2e_bf16_steps, repeats=args.e2e_repeats)
+    results["end_to_end"] = {}
+    rounds["end_to_end"] = {}
+    for precision in ("fp32", "bf16"):
+        for suffix in ("", "_eval_every_step"):
+            detail = details.get(precision)
+            results["end_to_end"][precision + suffix] = (None if detail is None
+                                                         else detail["ratio" + suffix])
+            if detail is not None:
+                rounds["end_to_end"][precision + suffix] = detail[f"ratio{suffix}_rounds"]
     results["end_to_end_details"] = details
+    results["peak_memory"] = [peak_memory(name, steps=args.peak_memory_steps,
+                                          data_root=args.data_root) for name in args.peak_memory]
     results["step_seconds"] = seconds
     results["ratio_rounds"] = rounds
     results["isolated_estimate"] = estimates
@@ -403,7 +502,7 @@ def main(argv: list[str] | None = None) -> dict:
     results["settings"] = {**{k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()},
                            "data": source, "model": "MLP((2, 14, 14), 1, hidden_dims=(390, 390))",
                            "optimizer": f"Adam(lr={LR})"}
-    print(f"{'metric':<24}{'size/precision':>15}{'ratio':>9}{'rounds IQR':>14}{'isolated':>10}"
+    print(f"{'metric':<24}{'size/precision':>22}{'ratio':>9}{'rounds IQR':>14}{'isolated':>10}"
           f"{'target':>10}  status")
     for row in results["checks"]:
         value = "skipped" if row["value"] is None else f"{row['value']:.3f}"
@@ -411,10 +510,12 @@ def main(argv: list[str] | None = None) -> dict:
         iqr = spread(rounds.get(row["metric"], {}).get(row["key"]))
         estimate = estimates.get(row["metric"], {}).get(row["key"])
         estimate = "" if estimate is None else f"{estimate:.3f}"
-        print(f"{row['metric']:<24}{row['key']:>15}{value:>9}{iqr:>14}{estimate:>10}{target:>10}  "
+        print(f"{row['metric']:<24}{row['key']:>22}{value:>9}{iqr:>14}{estimate:>10}{target:>10}  "
               f"{row['status']}")
+    for row in results["peak_memory"]:
+        print(f"peak memory {row['experiment']} ({row['steps']} steps): {row['peak_rss_mb']:.0f} MB")
     args.json.parent.mkdir(parents=True, exist_ok=True)
-    args.json.write_text(json.dumps(results, indent=2) + "\n")
+    write_text(args.json, json.dumps(results, indent=2) + "\n")
     return results
 
 

@@ -7,7 +7,7 @@ predicting the label. The edit itself is the dataset's rule (:mod:`robustml.augm
 
 Configured once, called in the loop::
 
-    augment = CounterfactualAugment(dataset.counterfactual, num_attrs=dataset.num_attrs,
+    augment = CounterfactualAugment(dataset_rule(dataset), num_attrs=dataset.num_attrs,
                                     mode="paired")
     for batch in loader:
         batch = augment(batch)          # 2B examples: originals, then their counterfactuals
@@ -15,13 +15,15 @@ Configured once, called in the loop::
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
 import torch
 
-from robustml.augment.rules import CounterfactualRule, check_attr
+from robustml.augment.rules import CounterfactualRule, rule_from_spec
+from robustml.validation import check_ids, check_int, check_real
 
-if TYPE_CHECKING:  # data imports augment's rules at run time, so only types here
+if TYPE_CHECKING:  # augment depends on data's contract for types only
     from robustml.data.contract import Batch, GroupedTensorDataset
 
 MODES = ("replace", "paired")
@@ -50,16 +52,18 @@ def _check_batch(batch: Batch, num_attrs: int) -> int:
     for key in ("x", "y", "attr"):
         if key not in batch:
             raise ValueError(f"batch must contain key {key!r}, got keys {sorted(batch)}")
-    size = batch["x"].shape[0]
     for key, value in batch.items():
         if not isinstance(value, torch.Tensor):
             raise TypeError(f"batch[{key!r}] must be a tensor, got {type(value).__name__}")
+    if batch["x"].dim() == 0:
+        raise ValueError(f"batch['x'] must have shape (B, ...), got {tuple(batch['x'].shape)}")
+    size = batch["x"].shape[0]
+    for key, value in batch.items():
         if value.dim() == 0 or value.shape[0] != size:
             raise ValueError(f"batch[{key!r}] must have leading dimension {size} (the batch size), "
                              f"got shape {tuple(value.shape)}")
-    if batch["y"].dtype != torch.int64:
-        raise TypeError(f"batch['y'] must be int64, got dtype {batch['y'].dtype}")
-    check_attr("batch['attr']", batch["attr"], num_attrs, size)
+    check_ids("batch['y']", batch["y"], size=size, match="batch['x']")
+    check_ids("batch['attr']", batch["attr"], num_attrs, size=size, match="batch['x']")
     return size
 
 
@@ -88,12 +92,17 @@ def flip_all(batch: Batch, rule: CounterfactualRule, *, num_attrs: int,
 
 
 def dataset_rule(dataset) -> CounterfactualRule:
-    """Return ``dataset.counterfactual``, or raise ``ValueError`` when the dataset declares none."""
+    """Return the rule ``dataset.counterfactual`` declares; raise ``ValueError`` if it has none.
+
+    A dataset declares its rule as a rule object or, since the data package imports nothing of
+    this one, as data: ``{"rule": "channel_color", "num_colors": 2, "check": False}``, built by
+    :func:`~robustml.augment.rules.rule_from_spec`.
+    """
     rule = getattr(dataset, "counterfactual", None)
     if rule is None:
         raise ValueError(f"dataset {getattr(dataset, 'name', '')!r} declares no counterfactual rule "
                          "(its counterfactual attribute is None)")
-    return rule
+    return rule_from_spec(rule) if isinstance(rule, Mapping) else rule
 
 
 def counterfactual_dataset(dataset: GroupedTensorDataset, *, generator: torch.Generator | None = None,
@@ -147,15 +156,15 @@ class CounterfactualAugment:
                  p: float = 0.5, generator: torch.Generator | None = None) -> None:
         if rule is None or not callable(rule):
             raise TypeError(f"rule must be a counterfactual rule (callable), got {rule!r}")
-        if int(num_attrs) < 2:
-            raise ValueError(f"num_attrs must be at least 2, got {num_attrs}")
+        num_attrs = check_int("num_attrs", num_attrs, minimum=2)
         if getattr(rule, "num_attrs", num_attrs) != num_attrs:
-            raise ValueError(f"num_attrs ({num_attrs}) must equal rule.num_attrs ({rule.num_attrs})")
+            raise ValueError(f"num_attrs must equal rule.num_attrs ({rule.num_attrs}), got "
+                             f"{num_attrs}")
         if mode not in MODES:
             raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
-        if not 0.0 <= float(p) <= 1.0:
+        if not 0.0 <= check_real("p", p) <= 1.0:
             raise ValueError(f"p must lie in [0, 1], got {p}")
-        self.rule, self.num_attrs, self.mode, self.p = rule, int(num_attrs), mode, float(p)
+        self.rule, self.num_attrs, self.mode, self.p = rule, num_attrs, mode, float(p)
         self.generator = generator
 
     def __call__(self, batch: Batch) -> Batch:

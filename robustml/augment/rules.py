@@ -13,12 +13,14 @@ is one whole-batch tensor operation, with no Python loop over examples.
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
-from typing import TYPE_CHECKING, Protocol, runtime_checkable
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 import torch
 
-if TYPE_CHECKING:  # data imports augment's rules at run time, so only types here
+from robustml.validation import check_ids, check_int
+
+if TYPE_CHECKING:  # augment depends on data's contract for types only
     from robustml.data.contract import Batch
 
 
@@ -32,26 +34,13 @@ class CounterfactualRule(Protocol):
     def __call__(self, batch: Batch, new_attr: torch.Tensor) -> torch.Tensor: ...
 
 
-def check_attr(name: str, values: torch.Tensor, num_attrs: int, batch_size: int) -> None:
-    """Raise unless ``values`` is an int64 tensor of shape ``(batch_size,)`` in ``[0, num_attrs)``."""
-    if not isinstance(values, torch.Tensor):
-        raise TypeError(f"{name} must be a tensor, got {type(values).__name__}")
-    if values.shape != (batch_size,):
-        raise ValueError(f"{name} must have shape ({batch_size},), got {tuple(values.shape)}")
-    if values.dtype != torch.int64:
-        raise TypeError(f"{name} must be int64, got dtype {values.dtype}")
-    if values.numel() and (int(values.min()) < 0 or int(values.max()) >= num_attrs):
-        raise ValueError(f"{name} must lie in the declared attribute values [0, {num_attrs}), got "
-                         f"values in [{int(values.min())}, {int(values.max())}]")
-
-
 def _batch_x_attr(batch: Batch, new_attr: torch.Tensor, num_attrs: int) -> tuple[torch.Tensor, torch.Tensor]:
     for key in ("x", "attr"):
         if key not in batch:
             raise ValueError(f"batch must contain key {key!r}, got keys {sorted(batch)}")
     x, attr = batch["x"], batch["attr"]
-    check_attr("batch['attr']", attr, num_attrs, x.shape[0])
-    check_attr("new_attr", new_attr, num_attrs, x.shape[0])
+    check_ids("batch['attr']", attr, num_attrs, size=x.shape[0], match="batch['x']")
+    check_ids("new_attr", new_attr, num_attrs, size=x.shape[0], match="batch['x']")
     return x, attr
 
 
@@ -72,9 +61,7 @@ class ChannelColorRule:
     """
 
     def __init__(self, num_colors: int, *, check: bool = True) -> None:
-        if int(num_colors) < 2:
-            raise ValueError(f"num_colors must be at least 2, got {num_colors}")
-        self.num_attrs = int(num_colors)
+        self.num_attrs = check_int("num_colors", num_colors, minimum=2)
         self.check = bool(check)
 
     def __call__(self, batch: Batch, new_attr: torch.Tensor) -> torch.Tensor:
@@ -131,7 +118,8 @@ class BackgroundSwapRule:
         if backgrounds is not None:
             if backgrounds.dim() != 4:
                 raise ValueError(f"backgrounds must have shape (K, C, H, W), got {tuple(backgrounds.shape)}")
-            check_attr("background_attrs", background_attrs, self.num_attrs, backgrounds.shape[0])
+            check_ids("background_attrs", background_attrs, self.num_attrs, size=backgrounds.shape[0],
+                      match="backgrounds")
         self.backgrounds, self.background_attrs = backgrounds, background_attrs
         self.generator = generator
 
@@ -315,3 +303,33 @@ def substitute_strings(texts: Sequence[str], pairs: Sequence[tuple[str, str]]) -
         return new[:1].upper() + new[1:] if word[:1].isupper() else new
 
     return [pattern.sub(swap, text) for text in texts]
+
+
+#: Rules a dataset can declare by data, without importing this package:
+#: ``counterfactual={"rule": "channel_color", "num_colors": 2, "check": False}``.
+RULES_BY_NAME = {"channel_color": ChannelColorRule, "background_swap": BackgroundSwapRule,
+                 "tabular_attribute": TabularAttributeRule, "lexicon": LexiconRule}
+
+
+def rule_from_spec(spec: Mapping[str, Any]) -> CounterfactualRule:
+    """Build the rule a dataset declares as data: ``{"rule": <name>, **constructor arguments}``.
+
+    Args:
+        spec: ``"rule"`` names one of :data:`RULES_BY_NAME`; the other keys are passed to its
+            constructor.
+
+    Raises:
+        ValueError: If ``"rule"`` is missing or names no rule.
+        TypeError: If the constructor arguments do not fit the rule.
+    """
+    name = spec.get("rule")
+    if name not in RULES_BY_NAME:
+        raise ValueError(f"counterfactual['rule'] must be one of {sorted(RULES_BY_NAME)}, got "
+                         f"{name!r}")
+    options = {key: value for key, value in spec.items() if key != "rule"}
+    try:
+        return RULES_BY_NAME[name](**options)
+    except TypeError as err:
+        raise TypeError(f"counterfactual: {name!r} does not take the arguments "
+                        f"{sorted(options)}: {err}") from err
+

@@ -38,7 +38,7 @@ from robustml.cleaning.issues import (
 )
 from robustml.cleaning.methods import KFoldNetwork, default_estimator, out_of_sample_probs
 from robustml.cleaning.networks import FitSettings, default_network
-from robustml.cleaning.noise import NoisyLabels, add_label_noise, noise_matrix
+from robustml.data.noise import NoisyLabels, add_label_noise, noise_matrix
 from robustml.cleaning.oof import (
     FitPredict,
     cached_probs,

@@ -28,6 +28,7 @@ from robustml.cleaning.actions import write_label_issues_csv
 from robustml.cleaning.issues import (apply_group_cap, find_label_issues, per_group_report,
                                       validate_labels)
 from robustml.cleaning.methods import AUTO, out_of_sample_probs
+from robustml.validation import check_int
 
 #: Shipped defaults of the pipeline (``configs/cleaning/confident_learning.yaml`` holds the same).
 NUM_FOLDS = 5
@@ -91,12 +92,12 @@ def as_inputs(x, num_rows: int, *, name: str = "x") -> torch.Tensor:
         raise ValueError(f"{name} must have shape (N, D) or (N, *input_shape), got shape "
                          f"{tuple(tensor.shape)}")
     if tensor.shape[0] != num_rows:
-        raise ValueError(f"{name} must have one row per label: labels has {num_rows} rows, {name} "
-                         f"has {tensor.shape[0]}")
+        raise ValueError(f"{name} must have one row per label ({num_rows} rows), got "
+                         f"{tensor.shape[0]} rows")
     bad = ~torch.isfinite(tensor.flatten(1)).all(dim=1)
     if bad.any():
-        raise ValueError(f"{name} must be finite: {int(bad.sum())} of {num_rows} rows hold NaN or "
-                         f"inf (first: row {int(bad.nonzero()[0, 0])}); impute or drop them")
+        raise ValueError(f"{name} must be finite, got NaN or inf in {int(bad.sum())} of {num_rows} "
+                         f"rows (first: row {int(bad.nonzero()[0, 0])}); impute or drop them")
     return tensor
 
 
@@ -164,7 +165,8 @@ def detect_label_issues(
     """
     labels = validate_labels(labels, num_classes=num_classes)
     if labels.size == 0:
-        raise ValueError("labels must not be empty")
+        raise ValueError("labels must hold at least one label, got none (shape (0,))")
+    check_int("num_folds", num_folds, minimum=2)
     num_classes = int(labels.max()) + 1 if num_classes is None else int(num_classes)
     if groups is not None and guard is None:
         raise ValueError("groups were given without a guard: pass guard=GroupGuard(max_fraction=..., "

@@ -17,8 +17,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
+import torch
 from cleanlab.filter import find_label_issues as _cleanlab_find_label_issues
 from cleanlab.rank import get_label_quality_scores
+
+from robustml.validation import check_ids
 
 FILTER_BY = (
     "prune_by_noise_rate",
@@ -65,18 +68,10 @@ def validate_labels(labels, *, num_classes: int | None = None, name: str = "labe
         TypeError: If the values are not integers.
         ValueError: If the array is not 1-D or a value is out of range.
     """
-    array = np.asarray(labels)
-    if array.ndim != 1:
-        raise ValueError(f"{name} must be 1-D with shape (N,), got shape {array.shape}")
-    if array.size and not np.issubdtype(array.dtype, np.integer):
-        raise TypeError(f"{name} must hold integers, got dtype {array.dtype}")
-    array = array.astype(np.int64, copy=False)
-    if array.size:
-        low, high = int(array.min()), int(array.max())
-        if low < 0 or (num_classes is not None and high >= num_classes):
-            upper = "inf" if num_classes is None else num_classes
-            raise ValueError(f"{name} must lie in [0, {upper}), got values in [{low}, {high}]")
-    return array
+    array = check_ids(name, labels, num_classes, any_int=True, array_like=True)
+    if isinstance(array, torch.Tensor):
+        array = array.cpu().numpy()
+    return array.astype(np.int64, copy=False)
 
 
 def validate_pred_probs(labels, pred_probs) -> tuple[np.ndarray, np.ndarray]:

@@ -21,6 +21,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from robustml.data.samplers import epoch_order
 from robustml.losses import classification_loss, probabilities
 from robustml.models import MLP
 
@@ -83,16 +84,15 @@ def batch_indices(num_rows: int, *, batch_size: int | None, seed: int,
                   device: torch.device) -> Iterator[torch.Tensor | None]:
     """Yield row indices of each step forever: ``None`` for full batch, else shuffled batches.
 
-    Every epoch is a new permutation drawn from a generator seeded by ``(seed, epoch)``; the last
-    batch of an epoch may be smaller, as in :class:`~robustml.train.Trainer`.
+    Every epoch is a new permutation, :func:`~robustml.data.samplers.epoch_order` (the trainer's
+    rule); the last batch of an epoch may be smaller, as in :class:`~robustml.train.Trainer`.
     """
     if batch_size is None or batch_size >= num_rows:
         while True:
             yield None
     epoch = 0
     while True:
-        generator = torch.Generator().manual_seed(seed * 1_000_003 + epoch)
-        order = torch.randperm(num_rows, generator=generator).to(device)
+        order = epoch_order(epoch, seed=seed, num_examples=num_rows).to(device)
         yield from order.split(batch_size)
         epoch += 1
 

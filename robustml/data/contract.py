@@ -25,23 +25,13 @@ from typing import Any
 import torch
 from torch.utils.data import Dataset
 
+from robustml.validation import check_ids, check_int
+
 Batch = dict[str, torch.Tensor]
 
 
 class InMemoryRequired(TypeError):
     """Raised when a piece that needs every input in one tensor gets an on-disk dataset."""
-
-
-def _check_ids(name: str, values: torch.Tensor, upper: int) -> None:
-    if values.dtype != torch.int64:
-        raise TypeError(f"{name} must be an int64 tensor, got dtype {values.dtype}")
-    if values.is_meta:  # shapes only: there are no values to check
-        return
-    if values.numel() and (int(values.min()) < 0 or int(values.max()) >= upper):
-        raise ValueError(
-            f"{name} must lie in [0, {upper}), got values in "
-            f"[{int(values.min())}, {int(values.max())}]"
-        )
 
 
 class GroupedDataset(Dataset):
@@ -70,16 +60,13 @@ class GroupedDataset(Dataset):
                  attr_names: Sequence[str], attr_key: str = "attr", env: torch.Tensor | None = None,
                  env_names: Sequence[str] | None = None, class_names: Sequence[str] | None = None,
                  counterfactual: Any = None, name: str = "") -> None:
-        n = y.shape[0] if y.dim() else -1
-        for arg, value in (("y", y), ("attr", attr), ("env", env)):
-            if value is not None and value.shape != (n,):
-                raise ValueError(f"{arg} must have shape ({n},) to match y, got {tuple(value.shape)}")
-        _check_ids("y", y, num_classes)
-        _check_ids("attr", attr, len(attr_names))
+        check_ids("y", y, check_int("num_classes", num_classes, minimum=1))
+        n = y.shape[0]
+        check_ids("attr", attr, len(attr_names), size=n, match="y")
         if env is not None:
             if env_names is None:
                 raise ValueError("env_names is required when env is given")
-            _check_ids("env", env, len(env_names))
+            check_ids("env", env, len(env_names), size=n, match="y")
         self.y, self.attr, self.env = y, attr, env
         self.num_classes = int(num_classes)
         self.attr_names = tuple(attr_names)

@@ -15,20 +15,7 @@ from collections.abc import Callable, Iterator
 import torch
 from torch.utils.data import Sampler
 
-
-def _check_groups(groups: torch.Tensor, num_groups: int) -> None:
-    if not isinstance(groups, torch.Tensor):
-        raise TypeError(f"groups must be a tensor, got {type(groups).__name__}")
-    if groups.dim() != 1 or groups.dtype != torch.int64:
-        raise ValueError(f"groups must be an int64 tensor of shape (N,), got shape "
-                         f"{tuple(groups.shape)} and dtype {groups.dtype}")
-    if int(num_groups) < 1:
-        raise ValueError(f"num_groups must be a positive integer, got {num_groups}")
-    if groups.numel() == 0:
-        raise ValueError("groups must hold at least one example, got N=0 (every group is empty)")
-    if int(groups.min()) < 0 or int(groups.max()) >= num_groups:
-        raise ValueError(f"groups must lie in [0, {num_groups}), got values in "
-                         f"[{int(groups.min())}, {int(groups.max())}]")
+from robustml.validation import check_ids, check_int
 
 
 def balanced_sample_weights(groups: torch.Tensor, num_groups: int) -> torch.Tensor:
@@ -45,7 +32,7 @@ def balanced_sample_weights(groups: torch.Tensor, num_groups: int) -> torch.Tens
     Returns:
         Weights of shape ``(N,)`` in the default floating dtype, on ``groups``' device.
     """
-    _check_groups(groups, num_groups)
+    check_ids("groups", groups, check_int("num_groups", num_groups, minimum=1), nonempty=True)
     counts = torch.bincount(groups, minlength=num_groups).to(torch.float64)
     nonempty = int((counts > 0).sum())
     weights = groups.numel() / (nonempty * counts[groups])
@@ -72,9 +59,8 @@ class GroupBalancedSampler(Sampler[int]):
         n = self.weights.numel()
         if n > 2**24:
             raise ValueError(f"groups must hold at most 2**24 examples (torch.multinomial's limit), got {n}")
-        self.num_samples = n if num_samples is None else int(num_samples)
-        if self.num_samples < 1:
-            raise ValueError(f"num_samples must be a positive integer, got {num_samples}")
+        self.num_samples = n if num_samples is None else check_int("num_samples", num_samples,
+                                                                   minimum=1)
         self.generator = generator
 
     def __iter__(self) -> Iterator[int]:
@@ -84,6 +70,17 @@ class GroupBalancedSampler(Sampler[int]):
 
     def __len__(self) -> int:
         return self.num_samples
+
+
+def epoch_seed(seed: int, epoch: int) -> int:
+    """Return the seed of epoch ``epoch``'s example order: the package's one batch-order rule.
+
+    The trainer's batches (in memory and through :class:`EpochBatchSampler`) and the cleaning
+    networks' batches are drawn from ``torch.Generator().manual_seed(epoch_seed(seed, epoch))``
+    through :func:`epoch_order`, so an order is a function of ``(seed, epoch)`` alone and a
+    resumed run sees the batches an uninterrupted one would.
+    """
+    return seed * 1_000_003 + epoch
 
 
 def epoch_order(epoch: int, *, seed: int, num_examples: int,
@@ -100,10 +97,11 @@ def epoch_order(epoch: int, *, seed: int, num_examples: int,
     Returns:
         Indices, shape ``(M,)`` int64 on the CPU.
     """
-    generator = torch.Generator().manual_seed(seed * 1_000_003 + epoch)
+    generator = torch.Generator().manual_seed(epoch_seed(check_int("seed", seed),
+                                                         check_int("epoch", epoch, minimum=0)))
     if draw is not None:
         return torch.as_tensor(draw(generator), dtype=torch.int64)
-    return torch.randperm(num_examples, generator=generator)
+    return torch.randperm(check_int("num_examples", num_examples, minimum=0), generator=generator)
 
 
 class EpochBatchSampler(Sampler[list[tuple[int, int]]]):
@@ -135,10 +133,9 @@ class EpochBatchSampler(Sampler[list[tuple[int, int]]]):
     def __init__(self, num_examples: int, batch_size: int, *, seed: int,
                  draw: Callable[[torch.Generator], torch.Tensor] | None = None,
                  start_epoch: int = 0, start_batch: int = 0) -> None:
-        if int(batch_size) < 1 or int(num_examples) < 1:
-            raise ValueError(f"batch_size and num_examples must be positive, got {batch_size} and "
-                             f"{num_examples}")
-        self.num_examples, self.batch_size, self.seed = int(num_examples), int(batch_size), int(seed)
+        self.num_examples = check_int("num_examples", num_examples, minimum=1)
+        self.batch_size = check_int("batch_size", batch_size, minimum=1)
+        self.seed = check_int("seed", seed)
         self.draw = draw
         self.start_epoch, self.start_batch = int(start_epoch), int(start_batch)
 
@@ -151,7 +148,7 @@ class EpochBatchSampler(Sampler[list[tuple[int, int]]]):
         while True:
             order = epoch_order(epoch, seed=self.seed, num_examples=self.num_examples,
                                 draw=self.draw).tolist()
-            base = (self.seed * 1_000_003 + epoch) * 2**24
+            base = epoch_seed(self.seed, epoch) * 2**24
             for b in range(offset, self.batches_per_epoch):
                 start = b * self.batch_size
                 chunk = order[start:start + self.batch_size]

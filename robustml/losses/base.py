@@ -18,7 +18,7 @@ class GroupLoss(nn.Module):
     validate it. State that must survive a checkpoint lives in registered buffers.
 
     ``weight`` is optional per-example weights, a floating-point tensor of shape ``(N,)``, finite,
-    ``>= 0`` and not all zero (checked by :func:`~robustml.losses.functional.check_weight`), e.g.
+    ``>= 0`` and not all zero (checked by :func:`~robustml.losses.checks.check_weight`), e.g.
     label-quality weights from cleaning or inverse group frequencies. Every loss accepts it and
     documents what it weights; risks become weighted means ``sum_i w_i l_i / sum_i w_i``, so
     equal weights change nothing, a weight of 0 removes an example from those risks and integer

@@ -34,7 +34,7 @@ import torch
 from torch import nn
 
 from robustml.losses.base import GroupLoss
-from robustml.losses.functional import check_finite, check_inputs, check_nonnegative, check_weight
+from robustml.losses.checks import check_finite, check_inputs, check_nonnegative, check_weight
 
 class PenalizedLoss(GroupLoss):
     """Return ``scale * (base + sum_k w_k(t) * penalty_k)`` with scheduled penalty weights.

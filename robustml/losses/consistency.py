@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 
 from robustml.losses.base import GroupLoss
-from robustml.losses.functional import check_finite, check_inputs, check_weight
+from robustml.losses.checks import check_finite, check_inputs, check_weight
 
 
 class CounterfactualConsistencyPenalty(GroupLoss):

@@ -5,8 +5,8 @@ from __future__ import annotations
 import torch
 
 from robustml.losses.base import GroupLoss
-from robustml.losses.functional import (check_finite, check_inputs, check_weight,
-                                        classification_loss, weighted_mean)
+from robustml.losses.checks import check_finite, check_inputs, check_weight
+from robustml.losses.functional import classification_loss, weighted_mean
 
 
 class ERMLoss(GroupLoss):

@@ -1,4 +1,4 @@
-"""Pure loss functions shared by every robust objective.
+"""Pure loss functions shared by every robust objective: the math (input checks: ``checks.py``).
 
 The binary convention: logits of shape ``(N, 1)`` are one logit per example and use binary
 cross-entropy with logits (the IRM paper's Colored MNIST model); logits of shape ``(N, C)`` with
@@ -12,50 +12,7 @@ from collections.abc import Callable
 import torch
 import torch.nn.functional as F
 
-from robustml.validation import check_real
-
-
-def _check_logits(logits: torch.Tensor) -> None:
-    if not isinstance(logits, torch.Tensor):
-        raise TypeError(f"logits must be a floating-point tensor of shape (N, C), got "
-                        f"{type(logits).__name__}")
-    if logits.dim() != 2:
-        hint = (" (one logit per example is shape (N, 1): use logits[:, None])"
-                if logits.dim() == 1 else "")
-        raise ValueError(f"logits must have shape (N, C), got {tuple(logits.shape)}{hint}")
-    if not logits.is_floating_point():
-        raise TypeError(f"logits must be floating point, got dtype {logits.dtype}")
-
-
-def check_inputs(logits: torch.Tensor, target: torch.Tensor, groups: torch.Tensor | None = None,
-                 *, num_groups: int | None = None) -> None:
-    """Raise ``ValueError``/``TypeError`` naming the argument when the loss inputs are malformed.
-
-    Args:
-        logits: Shape ``(N, C)``, floating point.
-        target: Shape ``(N,)``, int64 class ids in ``[0, max(C, 2))``.
-        groups: Optional shape ``(N,)``, int64 ids in ``[0, num_groups)``.
-        num_groups: Number of groups (or environments) the ids must lie below.
-    """
-    _check_logits(logits)
-    n, c = logits.shape
-    if n == 0:
-        raise ValueError(f"logits must have at least one row (the loss of an empty batch is "
-                         f"undefined), got shape (0, {c})")
-    num_classes = max(c, 2)
-    for name, ids, upper in (("target", target, num_classes), ("groups", groups, num_groups)):
-        if ids is None:
-            continue
-        if not isinstance(ids, torch.Tensor):
-            raise TypeError(f"{name} must be an int64 tensor of shape ({n},), got "
-                            f"{type(ids).__name__}; convert it with torch.as_tensor({name})")
-        if ids.shape != (n,):
-            raise ValueError(f"{name} must have shape ({n},) to match logits, got {tuple(ids.shape)}")
-        if ids.dtype != torch.int64:
-            raise TypeError(f"{name} must be int64, got dtype {ids.dtype}")
-        if upper is not None and n and (int(ids.min()) < 0 or int(ids.max()) >= upper):
-            raise ValueError(f"{name} must lie in [0, {upper}), got values in "
-                             f"[{int(ids.min())}, {int(ids.max())}]")
+from robustml.losses.checks import check_inputs, check_logits, check_weight
 
 
 def classification_loss(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
@@ -83,7 +40,7 @@ def predict(logits: torch.Tensor) -> torch.Tensor:
     ``logits`` of shape ``(N, 1)`` (one logit per example, a binary task) predict class 1 where the
     logit is positive; shape ``(N, C)`` with ``C >= 2`` predicts the argmax.
     """
-    _check_logits(logits)
+    check_logits(logits)
     if logits.shape[1] == 1:
         return (logits[:, 0] > 0).long()
     return logits.argmax(dim=1)
@@ -91,6 +48,7 @@ def predict(logits: torch.Tensor) -> torch.Tensor:
 
 def probabilities(logits: torch.Tensor) -> torch.Tensor:
     """Return class probabilities, shape ``(N, max(C, 2))``, following the binary convention."""
+    check_logits(logits)
     logits = logits.float()
     if logits.shape[1] == 1:
         p1 = torch.sigmoid(logits[:, 0])
@@ -98,51 +56,12 @@ def probabilities(logits: torch.Tensor) -> torch.Tensor:
     return logits.softmax(dim=1)
 
 
-def check_finite(loss: torch.Tensor, name: str = "loss") -> torch.Tensor:
-    """Return ``loss`` unchanged, or raise ``FloatingPointError`` if it is NaN or infinite."""
-    if not bool(torch.isfinite(loss).all()):
-        raise FloatingPointError(f"{name} is not finite ({loss.detach().flatten()[:4].tolist()}); "
-                                 "lower the learning rate or check the inputs for NaN/inf")
-    return loss
-
-
-def check_weight(weight: torch.Tensor | None, num_examples: int) -> None:
-    """Raise ``ValueError``/``TypeError`` naming ``weight`` unless it is ``None`` or valid.
-
-    Valid per-example weights are a floating-point tensor of shape ``(N,)``, finite, ``>= 0``
-    and not all zero (a batch with no weight has no loss).
-
-    Args:
-        weight: Optional per-example weights, shape ``(N,)``.
-        num_examples: ``N``, the number of rows of the logits.
-    """
-    if weight is None:
-        return
-    if not isinstance(weight, torch.Tensor):
-        raise TypeError(f"weight must be a floating-point tensor of shape ({num_examples},) or "
-                        f"None, got {type(weight).__name__}")
-    if weight.shape != (num_examples,):
-        raise ValueError(f"weight must have shape ({num_examples},) to match logits, got "
-                         f"{tuple(weight.shape)}")
-    if not weight.is_floating_point():
-        raise TypeError(f"weight must be floating point, got dtype {weight.dtype}")
-    values = weight.detach()
-    bad = ~torch.isfinite(values) | (values < 0)
-    if bool(bad.any()):
-        position = int(bad.nonzero()[0, 0])
-        raise ValueError(f"weight must be finite and >= 0, got weight[{position}]="
-                         f"{float(values[position])}")
-    if not bool((values > 0).any()):
-        raise ValueError(f"weight must have at least one entry > 0, got all {num_examples} "
-                         "entries 0")
-
-
 def weighted_mean(values: torch.Tensor, weight: torch.Tensor | None = None) -> torch.Tensor:
     """Return ``values.mean()``, or ``sum_i w_i v_i / sum_i w_i`` when ``weight`` is given.
 
     Args:
         values: Shape ``(N,)``, floating point.
-        weight: Optional shape ``(N,)`` weights (see :func:`check_weight`), cast to the dtype of
+        weight: Optional shape ``(N,)`` weights (see :func:`~robustml.losses.checks.check_weight`), cast to the dtype of
             ``values``.
     """
     if weight is None:
@@ -218,8 +137,8 @@ def _halves(n: int, generator: torch.Generator | None,
             device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
     """Return two disjoint halves of ``range(n)``: interleaved, or random from ``generator``."""
     if n < 2:
-        raise ValueError(f"the unbiased IRM penalty splits an environment's batch into two halves, "
-                         f"so each environment needs at least 2 examples, got {n}")
+        raise ValueError(f"logits: the unbiased IRM penalty splits an environment's batch into two "
+                         f"halves, so logits must have at least 2 examples, got {n}")
     if generator is None:
         order = torch.arange(n, device=device)
     else:
@@ -297,14 +216,12 @@ def _environments(groups: torch.Tensor, penalty: str,
     With ``weight``, an environment is present when its examples' weights sum to more than 0.
     """
     envs = torch.unique(groups).tolist()
-    if envs and envs[0] < 0:
-        raise ValueError(f"groups must be non-negative environment ids, got {envs[0]}")
     if weight is not None:
         envs = torch.unique(groups[weight.detach() > 0]).tolist()
     if len(envs) < 2:
         kind = "environments" if weight is None else "environments with positive total weight"
-        raise ValueError(f"the {penalty} compares environments, so the batch needs at least 2 "
-                         f"{kind}, found {len(envs)} ({envs}); check loss.partition and "
+        raise ValueError(f"groups: the {penalty} compares environments, so groups must hold at "
+                         f"least 2 {kind}, found {len(envs)} ({envs}); check loss.partition and "
                          "that the sampler draws every environment")
     return envs
 
@@ -333,6 +250,10 @@ def mean_irm_penalty(logits: torch.Tensor, target: torch.Tensor, groups: torch.T
     penalties = []
     for env in _environments(groups, "IRM penalty"):
         mask = groups == env
+        if unbiased and int(mask.sum()) < 2:
+            raise ValueError(f"groups: the unbiased IRM penalty splits each environment's batch "
+                             f"into two halves, so groups must give every environment at least 2 "
+                             f"examples, got 1 in environment {env}")
         if gradients is not None:
             penalties.append(_square_of_mean(gradients[mask], unbiased=unbiased,
                                              generator=generator))
@@ -372,8 +293,3 @@ def vrex_penalty(logits: torch.Tensor, target: torch.Tensor, groups: torch.Tenso
                               int(groups.max()) + 1, weight=weight)
     present = totals > 0
     return (sums[present] / totals[present]).var(correction=0)
-
-
-def check_nonnegative(name: str, value: float) -> float:
-    """Return ``value`` as a float; raise naming ``name`` unless it is a finite number >= 0."""
-    return check_real(name, value, minimum=0.0)

@@ -8,9 +8,8 @@ import torch
 import torch.distributed as dist
 
 from robustml.losses.base import GroupLoss
-from robustml.losses.functional import (check_finite, check_inputs, check_nonnegative,
-                                        check_weight, classification_loss, group_dro_step,
-                                        group_sums)
+from robustml.losses.checks import check_finite, check_inputs, check_nonnegative, check_weight
+from robustml.losses.functional import classification_loss, group_dro_step, group_sums
 
 
 class GroupDROLoss(GroupLoss):

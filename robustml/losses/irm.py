@@ -7,7 +7,8 @@ import torch
 from robustml.losses.base import GroupLoss, environments_argument
 from robustml.losses.compose import PenalizedLoss
 from robustml.losses.erm import ERMLoss
-from robustml.losses.functional import check_finite, check_inputs, check_weight, mean_irm_penalty
+from robustml.losses.checks import check_finite, check_inputs, check_weight
+from robustml.losses.functional import mean_irm_penalty
 from robustml.validation import check_int
 
 

@@ -7,7 +7,8 @@ import torch
 from robustml.losses.base import GroupLoss, environments_argument
 from robustml.losses.compose import PenalizedLoss
 from robustml.losses.erm import ERMLoss
-from robustml.losses.functional import check_finite, vrex_penalty
+from robustml.losses.checks import check_finite
+from robustml.losses.functional import vrex_penalty
 
 
 class VRExPenalty(GroupLoss):

@@ -18,7 +18,7 @@ from collections.abc import Sequence
 
 import torch
 
-from robustml.validation import check_int
+from robustml.validation import check_ids, check_int
 
 
 def per_group_counts(groups: torch.Tensor, num_groups: int) -> torch.Tensor:
@@ -32,18 +32,11 @@ def per_group_counts(groups: torch.Tensor, num_groups: int) -> torch.Tensor:
         Counts, shape ``(num_groups,)``, int64, on the device of ``groups``.
 
     Raises:
-        ValueError: If ``groups`` is not 1-D or holds an id ``>= num_groups``.
-        TypeError: If ``groups`` does not have an integer dtype.
+        ValueError: If ``groups`` is not 1-D or holds an id outside ``[0, num_groups)``.
+        TypeError: If ``groups`` is not a tensor with an integer dtype.
     """
-    if groups.dim() != 1:
-        raise ValueError(f"groups must have shape (N,), got {tuple(groups.shape)}")
-    if groups.is_floating_point() or groups.is_complex() or groups.dtype == torch.bool:
-        raise TypeError(f"groups must have an integer dtype, got {groups.dtype}")
-    counts = torch.bincount(groups, minlength=num_groups)
-    if counts.numel() != num_groups:  # bincount grows past minlength for ids >= num_groups
-        raise ValueError(f"groups must lie in [0, {num_groups}), got a maximum id of "
-                         f"{counts.numel() - 1}")
-    return counts
+    check_ids("groups", groups, num_groups, any_int=True)
+    return torch.bincount(groups, minlength=num_groups)
 
 
 def _check_num_groups(num_groups: int) -> int:
@@ -73,23 +66,13 @@ def _check_train_counts(train_counts: torch.Tensor | Sequence[float], num_groups
 def _check_inputs(preds: torch.Tensor, target: torch.Tensor, groups: torch.Tensor,
                   num_groups: int) -> None:
     """Raise ``ValueError``/``TypeError`` naming the argument when an input is malformed."""
-    for name, value in (("preds", preds), ("target", target), ("groups", groups)):
-        if not isinstance(value, torch.Tensor):
-            raise TypeError(f"{name} must be a torch.Tensor, got {type(value).__name__}")
-        if value.dim() != 1:
-            raise ValueError(f"{name} must have shape (N,), got {tuple(value.shape)}")
-        if value.dtype != torch.int64:
-            raise TypeError(f"{name} must be int64, got dtype {value.dtype}")
+    check_ids("preds", preds)
     for name, value in (("target", target), ("groups", groups)):
-        if value.shape != preds.shape:
-            raise ValueError(f"{name} must have shape {tuple(preds.shape)} to match preds, "
-                             f"got {tuple(value.shape)}")
+        check_ids(name, value, num_groups if name == "groups" else None, size=preds.shape[0],
+                  match="preds")
         if value.device != preds.device:
             raise ValueError(f"{name} must be on the device of preds ({preds.device}), "
                              f"got {value.device}")
-    if groups.numel() and (int(groups.min()) < 0 or int(groups.max()) >= num_groups):
-        raise ValueError(f"groups must lie in [0, {num_groups}), got values in "
-                         f"[{int(groups.min())}, {int(groups.max())}]")
 
 
 def _accuracy_from_counts(correct: torch.Tensor, total: torch.Tensor,

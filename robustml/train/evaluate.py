@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import functools
+import warnings
 from collections.abc import Iterable
 from contextlib import nullcontext
+from pathlib import Path
 
 import torch
 from torch import nn
@@ -16,12 +19,55 @@ from robustml.metrics import group_accuracy
 PRECISIONS = ("fp32", "bf16")
 
 
+#: CPU flags (``/proc/cpuinfo``) of the instructions that run bf16 matrix products natively.
+BF16_CPU_FLAGS = ("avx512_bf16", "amx_bf16")
+
+
+class SlowPrecisionWarning(UserWarning):
+    """Warned once per process when bf16 runs on a CPU that has no bf16 instructions."""
+
+
+def cpu_bf16_flags(cpuinfo: str | Path = "/proc/cpuinfo") -> dict[str, bool] | None:
+    """Return ``{flag: present}`` for :data:`BF16_CPU_FLAGS`, or ``None`` where it is unknown.
+
+    Read from the first ``flags`` line of ``cpuinfo`` (Linux; every core lists the same flags).
+    """
+    try:
+        text = Path(cpuinfo).read_text()
+    except OSError:
+        return None
+    line = next((line for line in text.splitlines() if line.startswith("flags")), None)
+    if line is None:
+        return None
+    flags = set(line.split(":", 1)[1].split())
+    return {flag: flag in flags for flag in BF16_CPU_FLAGS}
+
+
+@functools.cache
+def warn_if_slow_bf16() -> None:
+    """Warn, once per process, that bf16 on this CPU is far slower than fp32, and why."""
+    flags = cpu_bf16_flags()
+    if flags is None or any(flags.values()):
+        return
+    warnings.warn(
+        "trainer.precision=bf16 on a CPU without native bf16 instructions (neither avx512_bf16 "
+        "nor amx_bf16 in /proc/cpuinfo): oneDNN emulates every bf16 matrix product, so a bf16 "
+        "step is far slower than fp32 (about 10x on an AVX2 CPU, "
+        "experiments/benchmarks/README.md). Use trainer.precision=fp32 on this machine; bf16 pays "
+        "off on a GPU or a CPU with AVX512-BF16 or AMX.", SlowPrecisionWarning, stacklevel=3)
+
+
 def autocast(device: torch.device, precision: str):
-    """Return the autocast context for ``precision`` (``"fp32"``: none, ``"bf16"``: bfloat16)."""
+    """Return the autocast context for ``precision`` (``"fp32"``: none, ``"bf16"``: bfloat16).
+
+    bf16 on a CPU without bf16 instructions warns once (:class:`SlowPrecisionWarning`).
+    """
     if precision not in PRECISIONS:
         raise ValueError(f"trainer.precision must be one of {PRECISIONS}, got {precision!r}")
     if precision == "fp32":
         return nullcontext()
+    if device.type == "cpu":
+        warn_if_slow_bf16()
     return torch.autocast(device_type=device.type, dtype=torch.bfloat16)
 
 

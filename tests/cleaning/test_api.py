@@ -89,8 +89,8 @@ def test_groups_get_the_guarded_report_and_nothing_is_written(blobs, tmp_path, m
 
 @pytest.mark.parametrize(("x", "labels", "kwargs", "error", "match"), [
     (np.array([[0.0, np.nan], [np.inf, 1], [1, 1], [2, 2]]), [0, 1, 0, 1], {}, ValueError,
-     r"x must be finite: 2 of 4 rows hold NaN or inf \(first: row 0\)"),
-    (np.zeros((5, 2)), [0, 1, 0, 1], {}, ValueError, "labels has 4 rows, x has 5"),
+     r"x must be finite, got NaN or inf in 2 of 4 rows \(first: row 0\)"),
+    (np.zeros((5, 2)), [0, 1, 0, 1], {}, ValueError, r"x must have one row per label \(4 rows\), got 5 rows"),
     (np.zeros((4, 2)), [0, 1, 0, 1], {"groups": [0, 0, 1, 1]}, ValueError,
      "groups were given without a guard"),
     (np.zeros((4, 2)), [0, 1, 0, 1], {"guard": GroupGuard()}, ValueError,

@@ -73,7 +73,7 @@ def test_pruning_the_blobs_leaves_almost_clean_labels(blobs, blob_probs):
         ({"is_issue": IS_ISSUE.astype(int)}, TypeError, "bool mask"),
         ({"suggested": SUGGESTED[:4]}, ValueError, "suggested must have shape"),
         ({"quality": QUALITY * 2}, ValueError, r"quality must be finite and lie in \[0, 1\]"),
-        ({"labels": LABELS.astype(float)}, TypeError, "labels must hold integers"),
+        ({"labels": LABELS.astype(float)}, TypeError, "labels must have an integer dtype"),
     ],
 )
 def test_bad_arguments_raise(kwargs, error, match):

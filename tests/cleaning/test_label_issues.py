@@ -73,8 +73,8 @@ def test_single_class_raises():
         ([0, 1], np.array([[2.0, -1.0], [0.5, 0.5]]), ValueError, r"\[0, 1\].*logits.*softmax"),
         ([0, 2], np.full((2, 2), 0.5), ValueError, r"labels must lie in \[0, 2\), got .*\[0, 2\]"),
         ([0, -1], np.full((2, 2), 0.5), ValueError, "labels must lie"),
-        ([0.0, 1.0], np.full((2, 2), 0.5), TypeError, "labels must hold integers, got .*float64"),
-        ([[0, 1]], np.full((2, 2), 0.5), ValueError, "labels must be 1-D"),
+        ([0.0, 1.0], np.full((2, 2), 0.5), TypeError, "labels must have an integer dtype, got .*float64"),
+        ([[0, 1]], np.full((2, 2), 0.5), ValueError, r"labels must have shape \(N,\), got \(1, 2\)"),
     ],
 )
 def test_bad_inputs_raise(labels, probs, error, match):

@@ -298,5 +298,5 @@ def test_non_finite_training_inputs_are_counted(tmp_path):
     x = data.train.x.clone()
     x[[3, 7], 1] = float("nan")
     bad = DataSplits(data.train.replace(x=x), data.val, data.test)
-    with pytest.raises(ValueError, match=r"training inputs must be finite: 2 of 400 rows .*row 3"):
+    with pytest.raises(ValueError, match=r"training inputs must be finite, got NaN or inf in 2 of 400 rows .*row 3"):
         clean_splits(compose_clean([]), bad, tmp_path)

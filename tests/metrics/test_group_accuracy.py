@@ -157,7 +157,7 @@ _G = torch.tensor([0, 1, 1])
 INPUT_ERRORS = [
     ((_P.view(3, 1), _T, _G), ValueError, r"preds must have shape \(N,\), got \(3, 1\)"),
     ((_P.float(), _T, _G), TypeError, r"preds must be int64, got dtype torch.float32"),
-    (([0, 1, 1], _T, _G), TypeError, r"preds must be a torch.Tensor, got list"),
+    (([0, 1, 1], _T, _G), TypeError, r"preds must be an int64 tensor of shape \(N,\), got list"),
     ((_P, _T.int(), _G), TypeError, r"target must be int64, got dtype torch.int32"),
     ((_P, _T[:2], _G), ValueError, r"target must have shape \(3,\) to match preds, got \(2,\)"),
     ((_P, _T, _G[:2]), ValueError, r"groups must have shape \(3,\) to match preds, got \(2,\)"),

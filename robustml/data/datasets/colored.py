@@ -16,11 +16,14 @@ from collections.abc import Sequence
 import torch
 
 from robustml.data.contract import GroupedTensorDataset
-from robustml.augment.rules import ChannelColorRule
 
 ATTR_NAMES = ("red", "green")  # channel 0 / channel 1
 ATTR_KEY = "color"
 CLASS_NAMES = ("digit<5", "digit>=5")
+#: The counterfactual rule of every colored split, declared as data (robustml.augment builds it):
+#: recolor by swapping channels. The content lies in the color's channel only by construction, so
+#: the rule need not re-check it.
+COUNTERFACTUAL = {"rule": "channel_color", "num_colors": len(ATTR_NAMES), "check": False}
 
 
 def check_probability(name: str, value: float) -> float:
@@ -173,8 +176,7 @@ def make_colored_split(
         torch.cat([part[2] for part in parts]),
         num_classes=2, attr_names=ATTR_NAMES, attr_key=ATTR_KEY, env=env, env_names=env_names,
         class_names=CLASS_NAMES, name=name,
-        # Built here with the content in the color's channel only, so the rule need not re-check it.
-        counterfactual=None if grayscale else ChannelColorRule(len(ATTR_NAMES), check=False))
+        counterfactual=None if grayscale else dict(COUNTERFACTUAL))
 
 
 def environment_names(train_color_flips: Sequence[float],

@@ -1,23 +1,19 @@
 """Synthetic label noise on a grouped dataset, recorded on the dataset for cleaning experiments.
 
-The noise is :func:`robustml.cleaning.add_label_noise` (Northcutt et al., JAIR 2021, Sec. 2): each
+The noise is :func:`robustml.data.noise.add_label_noise` (Northcutt et al., JAIR 2021, Sec. 2): each
 label is changed with probability ``rate`` to a different class. Groups follow the contract
 (``group = y * num_attrs + attr``), so they are computed from the *noisy* labels, like every group
 a user without clean labels would see. The corruption is kept on the returned dataset as the
-attribute ``noise`` (a :class:`~robustml.cleaning.NoisyLabels`, ``None`` for a clean dataset), so a
+attribute ``noise`` (a :class:`~robustml.data.noise.NoisyLabels`, ``None`` for a clean dataset), so a
 cleaning stage can report the precision and recall of the examples it flags.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 import torch
 
 from robustml.data.contract import GroupedTensorDataset
-
-if TYPE_CHECKING:
-    from robustml.cleaning import NoisyLabels
+from robustml.data.noise import NoisyLabels, add_label_noise
 
 
 def with_label_noise(dataset: GroupedTensorDataset, rate: float, *, kind: str = "symmetric",
@@ -33,7 +29,7 @@ def with_label_noise(dataset: GroupedTensorDataset, rate: float, *, kind: str = 
 
     Returns:
         A dataset sharing ``x``, ``attr`` and ``env`` with ``dataset``, with new ``y`` (and hence
-        ``group``) and the attribute ``noise``: the :class:`~robustml.cleaning.NoisyLabels` of the
+        ``group``) and the attribute ``noise``: the :class:`~robustml.data.noise.NoisyLabels` of the
         draw (``noise.corrupted`` indexes the changed rows, ``noise.noise_matrix[i, j] =
         P(noisy = i | true = j)``), or ``None`` when ``rate`` is 0.
 
@@ -43,8 +39,6 @@ def with_label_noise(dataset: GroupedTensorDataset, rate: float, *, kind: str = 
     """
     if not isinstance(dataset, GroupedTensorDataset):
         raise TypeError(f"dataset must be a GroupedTensorDataset, got {type(dataset).__name__}")
-    from robustml.cleaning import add_label_noise  # here: cleanlab is slow to import
-
     noisy = add_label_noise(dataset.y.cpu().numpy(), num_classes=dataset.num_classes, rate=rate,
                             kind=kind, seed=seed)
     out = dataset.replace(y=torch.as_tensor(noisy.labels, device=dataset.y.device))

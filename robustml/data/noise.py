@@ -1,5 +1,8 @@
 """Synthetic label noise with a known noise matrix, for cleaning experiments.
 
+The generator lives with the data (the datasets' ``label_noise_rate`` options call it through
+:mod:`robustml.data.datasets.noisy`); :mod:`robustml.cleaning` re-exports it for its users.
+
 Convention (the same as cleanlab's): ``noise_matrix[i, j] = P(noisy label = i | true label = j)``,
 so every *column* sums to 1 and the diagonal holds the probability that a label is kept.
 """
@@ -9,6 +12,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+import torch
+
+from robustml.validation import check_ids, check_int, check_real
 
 KINDS = ("symmetric", "asymmetric")
 
@@ -88,16 +94,9 @@ def add_label_noise(
         ValueError: If ``labels`` is not 1-D or out of range, or an option is invalid.
     """
     _check_options(num_classes, rate, kind)
-    labels = np.asarray(labels)
-    if labels.ndim != 1:
-        raise ValueError(f"labels must be 1-D with shape (N,), got shape {labels.shape}")
-    if not np.issubdtype(labels.dtype, np.integer):
-        raise TypeError(f"labels must be an integer array, got dtype {labels.dtype}")
-    if labels.size and (labels.min() < 0 or labels.max() >= num_classes):
-        raise ValueError(
-            f"labels must lie in [0, {num_classes}) for num_classes={num_classes}, got values in "
-            f"[{labels.min()}, {labels.max()}]"
-        )
+    labels = check_ids("labels", labels, num_classes, any_int=True, array_like=True)
+    if isinstance(labels, torch.Tensor):
+        labels = labels.cpu().numpy()
     rng = np.random.default_rng(seed)
     labels = labels.astype(np.int64)
     flip = rng.random(labels.shape[0]) < rate
@@ -116,11 +115,9 @@ def add_label_noise(
 
 
 def _check_options(num_classes: int, rate: float, kind: str) -> None:
-    if isinstance(num_classes, bool) or not isinstance(num_classes, (int, np.integer)):
-        raise TypeError(f"num_classes must be an int, got {type(num_classes).__name__}")
-    if num_classes < 2:
-        raise ValueError(f"num_classes must be >= 2 to flip labels, got {num_classes}")
-    if not 0.0 <= rate < 1.0:
+    check_int("num_classes", num_classes, minimum=2)
+    check_real("rate", rate, minimum=0.0)
+    if not rate < 1.0:
         raise ValueError(f"rate must lie in [0, 1), got {rate}")
     if kind not in KINDS:
         raise ValueError(f"kind must be one of {KINDS}, got {kind!r}")
