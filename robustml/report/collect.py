@@ -109,11 +109,15 @@ def valid_rules(runs: Sequence[Run]) -> list[str]:
 
 
 def varying_keys(runs: Sequence[Run]) -> list[str]:
-    """Return the config keys whose value differs between runs, except seeds, names and paths."""
+    """Return the config keys whose value differs between runs, except seeds, names and paths.
+
+    A key equal to the run's ``seed`` in every run (``data.seed: ${seed}``) counts as the seed.
+    """
     keys = sorted(set().union(*(run.config for run in runs)))
     return [key for key in keys
             if key not in IGNORED_KEYS and not key.startswith(IGNORED_PREFIXES)
-            and len({json.dumps(run.config.get(key), sort_keys=True, default=str) for run in runs}) > 1]
+            and len({json.dumps(run.config.get(key), sort_keys=True, default=str) for run in runs}) > 1
+            and not all(run.config.get(key) == run.config.get("seed") for run in runs)]
 
 
 def _mean_std(values: Sequence[float]) -> dict[str, float]:

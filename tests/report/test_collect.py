@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import subprocess
 import sys
 from pathlib import Path
 
@@ -11,10 +10,9 @@ import numpy as np
 import pytest
 import yaml
 
-from robustml.cli.collect import collect_sweep
+from robustml.cli.collect import collect_sweep, main
 from robustml.report.collect import bootstrap_interval, collect
 
-SCRIPT = Path(sys.executable).parent / "robustml-collect"
 # (loss, lr) -> per seed (val worst, val avg, val worst_class, test worst, test avg)
 VALUES = {
     ("ERMLoss", 0.001): [(0.30, 0.90, 0.50, 0.20, 0.91), (0.34, 0.88, 0.52, 0.25, 0.90),
@@ -29,6 +27,7 @@ VALUES = {
 def _write_run(folder: Path, loss: str, lr: float, seed: int, values) -> None:
     val_worst, val_avg, val_class, test_worst, test_avg = values
     config = {"seed": seed, "name": f"digits_{loss}", "paths": {"output_root": "runs"},
+              "data": {"seed": seed},  # an interpolation of seed: not a hyperparameter
               "loss": {"partition": "group", "criterion": {"_target_": f"robustml.losses.{loss}"}},
               "optimizer": {"_target_": "torch.optim.Adam", "lr": lr},
               "trainer": {"max_steps": 100, "select": "worst_group", "resume": False}}
@@ -112,11 +111,9 @@ def test_selecting_on_test_is_refused_and_unknown_rules_list_the_valid_ones(swee
         collect(sweep, select="inferred_group")
 
 
-def test_console_script_writes_markdown_csv_plot_and_json(sweep, tmp_path):
-    out = subprocess.run([str(SCRIPT), str(sweep), "--select", "avg", "--json", str(tmp_path / "r.json")],
-                         capture_output=True, text=True, timeout=120)
-    assert out.returncode == 0, out.stderr
-    assert "Configurations chosen by validation `val/acc_avg`" in out.stdout
+def test_command_line_writes_markdown_csv_plot_and_json(sweep, tmp_path, capsys):
+    collect_sweep([str(sweep), "--select", "avg", "--json", str(tmp_path / "r.json")])
+    assert "Configurations chosen by validation `val/acc_avg`" in capsys.readouterr().out
     for name in ("collect.md", "collect.csv", "collect.png"):
         assert (sweep / name).stat().st_size > 0
     rows = json.loads((tmp_path / "r.json").read_text())["rows"]
@@ -124,5 +121,10 @@ def test_console_script_writes_markdown_csv_plot_and_json(sweep, tmp_path):
     assert len(chosen) == 2 and all(not r["oracle"] for r in rows)
     csv_lines = (sweep / "collect.csv").read_text().splitlines()
     assert len(csv_lines) == 1 + len(VALUES)
-    bad = subprocess.run([str(SCRIPT), str(sweep / "missing")], capture_output=True, text=True, timeout=120)
-    assert bad.returncode == 1 and "Error: FileNotFoundError: SWEEP_DIR" in bad.stderr
+
+
+def test_a_missing_sweep_folder_is_named(tmp_path, monkeypatch):
+    monkeypatch.delenv("ROBUSTML_DEBUG", raising=False)
+    monkeypatch.setattr(sys, "argv", ["robustml-collect", str(tmp_path / "missing")])
+    with pytest.raises(SystemExit, match="Error: FileNotFoundError: SWEEP_DIR .*missing is not a folder"):
+        main()
