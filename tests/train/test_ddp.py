@@ -21,6 +21,7 @@ import torch.multiprocessing as mp
 
 from support import compose_train
 from robustml.data.samplers import EpochBatchSampler, shard_bounds
+from robustml.train import distributed
 from robustml.train.run import run
 
 COMMON = ["trainer.max_steps=8", "trainer.eval_every=4", "trainer.progress=false",
@@ -132,3 +133,16 @@ def test_torchrun_console_script_writes_one_run_folder_equal_to_one_process(tmp_
     run(compose_train(overrides), one_dir, summary="none")
     _assert_same_metrics(json.loads((run_dirs[0] / "metrics.json").read_text()),
                          json.loads((one_dir / "metrics.json").read_text()), "torchrun")
+
+
+def test_launch_arguments_keep_rank_0_the_only_writer_and_refuse_multirun(monkeypatch):
+    monkeypatch.setattr(distributed, "is_distributed", lambda: True)
+    monkeypatch.setattr(distributed, "rank", lambda: 1)
+    assert distributed.launch_arguments(["seed=1"]) == ["seed=1", "hydra.output_subdir=null",
+                                                       "hydra.run.dir=."]
+    assert distributed.launch_arguments(["hydra.run.dir=x"]) == ["hydra.run.dir=x",
+                                                                "hydra.output_subdir=null"]
+    with pytest.raises(ValueError, match="a multirun .-m. cannot run under torchrun"):
+        distributed.launch_arguments(["-m", "seed=0,1"])
+    monkeypatch.setattr(distributed, "rank", lambda: 0)
+    assert distributed.launch_arguments(["seed=1"]) == ["seed=1"]
