@@ -7,6 +7,7 @@ A sweep (``-m``) prints one line per run and, at the end, one table over its run
 
 from __future__ import annotations
 
+import sys
 from typing import Any
 
 import hydra
@@ -14,7 +15,8 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig
 
-from robustml.cli.errors import console, reported
+from robustml.cli.errors import console, report_errors, reported
+from robustml.train import distributed
 from robustml.train.run import run
 
 
@@ -26,5 +28,14 @@ def _train_task(cfg: DictConfig) -> float:
 
 
 def main() -> Any:
-    """Console entry point ``robustml-train``; returns val worst-group accuracy for sweepers."""
-    return console(_train_task, "train")
+    """Console entry point ``robustml-train``; returns val worst-group accuracy for sweepers.
+
+    Under ``torchrun`` it first joins the process group (:mod:`robustml.train.distributed`).
+    """
+    if not report_errors(distributed.init_from_env):
+        return console(_train_task, "train")
+    try:
+        sys.argv = [sys.argv[0], *report_errors(lambda: distributed.launch_arguments(sys.argv[1:]))]
+        return console(_train_task, "train")
+    finally:
+        distributed.shutdown()

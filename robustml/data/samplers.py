@@ -5,7 +5,8 @@ proportional to ``N / n_g`` (``n_g`` the size of the example's group), so every 
 likely in expectation; the same weights, normalized, can instead multiply the per-example losses.
 The ids may be any partition: groups, classes ("class-balanced"), or environments.
 
-:class:`EpochBatchSampler` is the trainer's resumable order for its DataLoader path.
+:class:`EpochBatchSampler` is the trainer's resumable order for its DataLoader path;
+:func:`shard_bounds` splits each global batch among processes (``torchrun``).
 """
 
 from __future__ import annotations
@@ -104,6 +105,27 @@ def epoch_order(epoch: int, *, seed: int, num_examples: int,
     return torch.randperm(check_int("num_examples", num_examples, minimum=0), generator=generator)
 
 
+def shard_bounds(batch_size: int, *, rank: int, world_size: int) -> tuple[int, int]:
+    """Return ``(start, stop)`` of process ``rank``'s contiguous share of a batch of ``batch_size``.
+
+    The first ``batch_size % world_size`` processes get one example more (``numpy.array_split``'s
+    rule), so the shares of all processes concatenate to the whole batch, in order.
+
+    Raises:
+        ValueError: When a process would get no example (``batch_size < world_size``): the
+            distributed losses need at least one example per process and batch.
+    """
+    if not 0 <= int(rank) < int(world_size):
+        raise ValueError(f"rank must lie in [0, world_size={world_size}), got {rank}")
+    if int(batch_size) < int(world_size):
+        raise ValueError(f"a batch of {batch_size} example(s) cannot be shared by {world_size} "
+                         f"processes (each needs at least one): use a trainer.batch_size (and a "
+                         f"training set) of at least {world_size} per batch, or fewer processes")
+    base, extra = divmod(int(batch_size), int(world_size))
+    start = rank * base + min(rank, extra)
+    return start, start + base + (rank < extra)
+
+
 class EpochBatchSampler(Sampler[list[tuple[int, int]]]):
     """Yield batches of ``(index, seed)`` keys epoch after epoch, from a given position on.
 
@@ -128,16 +150,23 @@ class EpochBatchSampler(Sampler[list[tuple[int, int]]]):
         draw: Optional ``draw(generator) -> indices`` replacing the uniform permutation.
         start_epoch: Epoch to start in.
         start_batch: Batch of ``start_epoch`` to start at (the batches before it are skipped).
+        rank: This process's rank; with ``world_size > 1`` each batch is the process's
+            :func:`shard_bounds` slice of the global batch (every process draws the same global
+            order, so the processes' batches together are the one-process batch).
+        world_size: Number of processes sharing each batch.
     """
 
     def __init__(self, num_examples: int, batch_size: int, *, seed: int,
                  draw: Callable[[torch.Generator], torch.Tensor] | None = None,
-                 start_epoch: int = 0, start_batch: int = 0) -> None:
+                 start_epoch: int = 0, start_batch: int = 0, rank: int = 0,
+                 world_size: int = 1) -> None:
         self.num_examples = check_int("num_examples", num_examples, minimum=1)
         self.batch_size = check_int("batch_size", batch_size, minimum=1)
         self.seed = check_int("seed", seed)
         self.draw = draw
         self.start_epoch, self.start_batch = int(start_epoch), int(start_batch)
+        shard_bounds(self.batch_size, rank=rank, world_size=world_size)  # validates rank, world_size
+        self.rank, self.world_size = int(rank), int(world_size)
 
     @property
     def batches_per_epoch(self) -> int:
@@ -154,5 +183,6 @@ class EpochBatchSampler(Sampler[list[tuple[int, int]]]):
                 chunk = order[start:start + self.batch_size]
                 if not chunk:
                     break
-                yield [(i, base + start + j) for j, i in enumerate(chunk)]
+                low, high = shard_bounds(len(chunk), rank=self.rank, world_size=self.world_size)
+                yield [(i, base + start + j) for j, i in enumerate(chunk)][low:high]
             epoch, offset = epoch + 1, 0

@@ -21,6 +21,7 @@ from robustml.augment.counterfactual import dataset_rule
 from robustml.data.contract import DataSplits, GroupedTensorDataset
 from robustml.data.samplers import GroupBalancedSampler, balanced_sample_weights
 from robustml.losses import CounterfactualConsistencyPenalty, GroupLoss, PenalizedLoss, num_outputs_for
+from robustml.train import distributed
 from robustml.train.instantiate import build_from, runtime_kwargs
 from robustml.train.loop import Trainer, TrainSettings
 
@@ -110,6 +111,9 @@ def build(cfg: DictConfig, run_dir: Path) -> tuple[Trainer, DataSplits, CleanedD
     train_counts = splits.train.group_counts()
     cleaned = None
     if cfg.cleaning is not None:
+        if distributed.world_size() > 1:
+            raise ValueError("cleaning=confident_learning cannot run under torchrun (its folds train "
+                             "in one process): run it without torchrun, or drop cleaning")
         from robustml.train.clean import clean_splits  # cleanlab and scikit-learn: only when asked
         cleaned = clean_splits(cfg, splits, run_dir)
         splits = DataSplits(cleaned.train, splits.val, splits.test, description=splits.description)

@@ -18,10 +18,11 @@ from robustml.data.loading import LoaderSettings, eval_loader, iter_inputs, trai
 from robustml.data.samplers import EpochBatchSampler, epoch_order
 from robustml.losses.base import GroupLoss
 from robustml.report import append_jsonl, write_jsonl
+from robustml.train import distributed
 from robustml.train.checkpoint import check_resume_config, load_checkpoint, save_checkpoint
 from robustml.train.rng import capture_rng, restore_rng, unique_generators
 from robustml.validation import check_int, check_real
-from robustml.train.evaluate import PRECISIONS, autocast, evaluate, forward_in_chunks
+from robustml.train.evaluate import PRECISIONS, autocast
 
 SELECTIONS = {"worst_group": "val/acc_worst_group", "avg": "val/acc_avg", "last": None}
 
@@ -121,6 +122,10 @@ class Trainer:
             pruned passes the counts before pruning (the data's mix, not the cleaner's).
         config: The run's resolved config as a plain dict; saved in every checkpoint and
             compared on resume (``None``: no comparison).
+
+    Under ``torchrun`` (see :mod:`robustml.train.distributed`) each process trains on its share
+    of every global batch through DDP and evaluates its share of each split; the metrics, the
+    selected step and the checkpoints equal those of one process, and rank 0 writes the files.
     """
 
     def __init__(self, model: nn.Module, criterion: GroupLoss, optimizer: torch.optim.Optimizer,
@@ -156,6 +161,8 @@ class Trainer:
         self.step, self.best_step, self.best_score = 0, 0, -math.inf
         self.history: list[dict[str, Any]] = []
         self.elapsed = 0.0
+        distributed.check_distributable(criterion)
+        self._forward = distributed.training_forward(model, settings.chunk_size)
 
     # Checkpoints -------------------------------------------------------------------------------
     @property
@@ -191,7 +198,8 @@ class Trainer:
         self.position = tuple(state["data_position"])
         # metrics.jsonl may hold lines written after the checkpoint (a crash between the two):
         # replace it, atomically, by the checkpoint's history, so no line appears twice.
-        write_jsonl(self.run_dir / "metrics.jsonl", self.history)
+        if distributed.is_main():
+            write_jsonl(self.run_dir / "metrics.jsonl", self.history)
 
     # Data --------------------------------------------------------------------------------------
     @property
@@ -221,7 +229,8 @@ class Trainer:
         n, batch_size = len(self.train), self.settings.batch_size or len(self.train)
         while True:
             if self.sampler is None and batch_size >= n:
-                order = None
+                # Full batch: the whole split in order (under torchrun, each process's share).
+                order = None if distributed.world_size() == 1 else torch.arange(n, device=self.device)
             else:
                 order = epoch_order(epoch, seed=self.settings.seed, num_examples=n,
                                     draw=self.sampler).to(self.device)
@@ -229,7 +238,7 @@ class Trainer:
                 if order is None:
                     batch, weight = self.train.full_batch(), self.sample_weights
                 else:
-                    idx = order[b * batch_size:(b + 1) * batch_size]
+                    idx = distributed.local_share(order[b * batch_size:(b + 1) * batch_size])
                     batch = self.train.get_batch(idx)
                     weight = None if self.sample_weights is None else self.sample_weights[idx]
                 if weight is not None:
@@ -240,7 +249,8 @@ class Trainer:
     def _loader_batches(self, epoch: int, offset: int) -> Iterator[Batch]:
         """On-disk batches: one endless DataLoader from ``(epoch, offset)``, moved to the device."""
         sampler = EpochBatchSampler(len(self.train), self.settings.batch_size, seed=self.settings.seed,
-                                    draw=self.sampler, start_epoch=epoch, start_batch=offset)
+                                    draw=self.sampler, start_epoch=epoch, start_batch=offset,
+                                    rank=distributed.rank(), world_size=distributed.world_size())
         loader = train_loader(self.train, sampler, self.settings.loader, seed=self.settings.seed)
         for batch in iter_inputs(loader, self.device):
             if self.sample_weights is not None:
@@ -253,9 +263,10 @@ class Trainer:
         if self.augment is not None:
             batch = self.augment(batch)
         with autocast(batch["x"].device, settings.precision):
-            logits = forward_in_chunks(self.model, batch["x"], settings.chunk_size)
+            logits = self._forward(batch["x"])
         extra = {"weight": batch["weight"]} if "weight" in batch else {}
         loss = self.criterion(logits.float(), batch["y"], batch[self.partition], **extra)
+        loss = distributed.global_loss(self.criterion, loss, extra.get("weight"), logits.shape[0])
         if settings.l2_weight:
             # The L2 term is scaled like the loss (the IRM paper divides both by the penalty weight);
             # nested losses (a consistency penalty around IRM) each contribute their factor.
@@ -270,16 +281,17 @@ class Trainer:
         self.optimizer.step()
         if self.scheduler is not None:
             self.scheduler.step()
-        return loss.item()
+        return distributed.mean_over_processes(loss.item(), loss.device)
 
     def _evaluate(self, loss: float) -> dict[str, Any]:
         record: dict[str, Any] = {"step": self.step, "train/loss": loss,
                                   "lr": self.optimizer.param_groups[0]["lr"]}
         record.update({f"train/{k}": v for k, v in self.criterion.log_values().items()})
         for prefix, split in (("train", self.train), ("val", self.val)):
-            record.update(evaluate(self.model, split, prefix=prefix, train_counts=self.train_counts,
-                                   precision=self.settings.precision,
-                                   loader=self._eval_loaders.get(prefix)))
+            record.update(distributed.evaluate_split(
+                self.model, split, prefix=prefix, train_counts=self.train_counts,
+                precision=self.settings.precision, settings=self.settings.loader,
+                loader=self._eval_loaders.get(prefix)))
         return record
 
     def fit(self) -> dict[str, Any]:
@@ -294,13 +306,14 @@ class Trainer:
             # On the CPU: RNG states must stay CPU tensors, and load_state_dict moves the weights,
             # the optimizer state and the loss buffers to their own devices.
             self._restore(load_checkpoint(self.last_path, map_location="cpu"))
-        else:
+        elif distributed.is_main():
             (self.run_dir / "metrics.jsonl").unlink(missing_ok=True)
         self.model.train()
         self.criterion.train()
         metric = SELECTIONS[settings.select]
         batches = self._batches()
-        bar = tqdm(total=settings.max_steps, initial=self.step, disable=not settings.progress,
+        bar = tqdm(total=settings.max_steps, initial=self.step,
+                   disable=not (settings.progress and distributed.is_main()),
                    desc="train", dynamic_ncols=True)
         start = time.perf_counter() - self.elapsed
         while self.step < settings.max_steps:
@@ -314,18 +327,22 @@ class Trainer:
             self.elapsed = time.perf_counter() - start
             record["elapsed_s"] = self.elapsed
             self.history.append(record)
-            append_jsonl(self.run_dir / "metrics.jsonl", record)
             score = math.inf if metric is None else record[metric]
             if math.isnan(score):
                 score = -math.inf
-            if metric is None or self.best_step == 0 or score > self.best_score:
+            best = metric is None or self.best_step == 0 or score > self.best_score
+            if best:
                 self.best_step, self.best_score = self.step, score
-                save_checkpoint(self.best_path, {"model": self.model.state_dict(),
-                                                 "criterion": self.criterion.state_dict(),
-                                                 "step": self.step})
-            save_checkpoint(self.last_path, self._state())
+            if distributed.is_main():  # every process holds the same record, model and choice
+                append_jsonl(self.run_dir / "metrics.jsonl", record)
+                if best:
+                    save_checkpoint(self.best_path, {"model": self.model.state_dict(),
+                                                     "criterion": self.criterion.state_dict(),
+                                                     "step": self.step})
+                save_checkpoint(self.last_path, self._state())
             bar.set_postfix(loss=f"{loss:.4f}", val_worst=f"{record['val/acc_worst_group']:.3f}")
         bar.close()
+        distributed.barrier()  # best.pt is written before any process loads it
         return {"best_step": self.best_step, "history": self.history, "elapsed": self.elapsed}
 
     def _check_divergence(self, loss: float) -> None:

@@ -18,8 +18,8 @@ from robustml.data.loading import eval_loader
 from robustml.losses import predict
 from robustml.report import (plot_group_accuracy, plot_history, render_console_summary,
                              write_metrics_json, write_report_md, write_text)
+from robustml.train import distributed
 from robustml.train.build import build, resolve_device, seed_everything
-from robustml.train.evaluate import evaluate
 from robustml.train.memory import keep_freed_memory
 from robustml.train.naming import register_run_name_resolver
 from robustml.validation import check_int
@@ -117,8 +117,10 @@ def run(cfg: DictConfig, run_dir: str | Path | None = None, *, summary: str = "f
     if summary not in ("full", "line", "none"):
         raise ValueError(f"summary must be 'full', 'line' or 'none', got {summary!r}")
     check_run_config(cfg)
-    run_dir = _run_dir(run_dir)
-    write_text(run_dir / "config.yaml", OmegaConf.to_yaml(cfg, resolve=True))
+    run_dir = distributed.agree_on_run_dir(_run_dir(run_dir))  # under torchrun: rank 0's folder
+    main = distributed.is_main()  # the one process that writes files and prints
+    if main:
+        write_text(run_dir / "config.yaml", OmegaConf.to_yaml(cfg, resolve=True))
     keep_freed_memory()   # full-batch steps reuse their large buffers instead of faulting them in
     seed_everything(cfg.seed, resolve_device(cfg.trainer.device))
     trainer, splits, cleaned = build(cfg, run_dir)
@@ -126,6 +128,8 @@ def run(cfg: DictConfig, run_dir: str | Path | None = None, *, summary: str = "f
     trainer.load_best()
     final, extra_tables = _evaluate_selected(cfg, trainer, splits, cleaned, result)
     uses = describe_group_label_use(cfg)
+    if not main:
+        return final  # the same metrics on every process; rank 0 writes and prints them
     _write_outputs(cfg, run_dir, final, result, trainer, splits, uses, extra_tables)
     if summary == "full":
         print(render_console_summary(final, title=f"{cfg.name} (seed {cfg.seed})",
@@ -156,8 +160,9 @@ def _evaluate_selected(cfg: DictConfig, trainer: Trainer, splits: DataSplits,
                              "steps": trainer.step, "train_seconds": round(result["elapsed"], 3)}
     for name, split in splits.items():
         loader = None if split.in_memory else eval_loader(split, trainer.settings.loader)
-        final.update(evaluate(trainer.model, split, prefix=name, train_counts=trainer.train_counts,
-                              precision=cfg.trainer.precision, loader=loader))
+        final.update(distributed.evaluate_split(
+            trainer.model, split, prefix=name, train_counts=trainer.train_counts,
+            precision=cfg.trainer.precision, settings=trainer.settings.loader, loader=loader))
     stress, tables = stress_test(trainer.model, splits)
     final.update(stress)
     if cleaned is not None:
