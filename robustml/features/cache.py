@@ -19,7 +19,7 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from robustml.data.contract import DataSplits, GroupedDataset, GroupedTensorDataset
+from robustml.data.contract import DataSplits, GroupedDataset
 from robustml.data.loading import LoaderSettings, eval_loader, iter_inputs
 from robustml.report.tables import atomic_path
 
@@ -58,6 +58,11 @@ def _batches(dataset: GroupedDataset, settings: LoaderSettings, device: torch.de
             yield batch["x"]
 
 
+def cache_path(model: nn.Module, dataset: GroupedDataset, cache_dir: str | Path) -> Path:
+    """Return the cache entry of ``model``'s features of ``dataset``: ``<cache_dir>/<name>_<key>.npy``."""
+    return Path(cache_dir) / f"{dataset.name or 'data'}_{feature_key(model, dataset)[:20]}.npy"
+
+
 @torch.no_grad()
 def cached_features(model: nn.Module, dataset: GroupedDataset, cache_dir: str | Path, *,
                     batch_size: int = 256, num_workers: int = 0, progress: bool = True) -> np.ndarray:
@@ -78,8 +83,7 @@ def cached_features(model: nn.Module, dataset: GroupedDataset, cache_dir: str | 
     """
     if not hasattr(model, "features"):
         raise TypeError(f"model must have a features(x) method, got {type(model).__name__}")
-    cache_dir = Path(cache_dir)
-    path = cache_dir / f"{dataset.name or 'data'}_{feature_key(model, dataset)[:20]}.npy"
+    path = cache_path(model, dataset, cache_dir)
     if path.is_file():
         log.info("feature cache: reusing %s (%d examples)", path, len(dataset))
         return np.load(path, mmap_mode="r")
@@ -116,20 +120,3 @@ def cached_split_features(model: nn.Module, splits: DataSplits, cache_dir: str |
                           **options) -> dict[str, np.ndarray]:
     """Return ``{"train", "val", "test"}`` feature arrays of :func:`cached_features` (same options)."""
     return {name: cached_features(model, split, cache_dir, **options) for name, split in splits.items()}
-
-
-def feature_dataset(model: nn.Module, dataset: GroupedDataset, cache_dir: str | Path,
-                    **options) -> GroupedTensorDataset:
-    """Return an in-memory dataset whose ``x`` is the cached features ``(N, D)`` of ``dataset``.
-
-    Labels, attributes, environments and names are ``dataset``'s, so the result works with
-    everything that needs inputs in one tensor (full-batch training of a linear or MLP head,
-    label cleaning's folds) at the cost of ``N * D`` floats. ``options`` go to
-    :func:`cached_features`.
-    """
-    feats = torch.from_numpy(np.array(cached_features(model, dataset, cache_dir, **options)))
-    return GroupedTensorDataset(
-        feats, dataset.y.cpu(), dataset.attr.cpu(), num_classes=dataset.num_classes,
-        attr_names=dataset.attr_names, attr_key=dataset.attr_key,
-        env=None if dataset.env is None else dataset.env.cpu(), env_names=dataset.env_names,
-        class_names=dataset.class_names, name=f"{dataset.name} features")
