@@ -117,7 +117,7 @@ def feature_splits(source: DataSplits, backbone: nn.Module | BackboneFactory,
             disk, the evaluation transform is used for every split).
         backbone: A model with ``features(x) -> (B, D)``, or a factory that builds one from
             ``input_shape`` and ``num_outputs`` (e.g. ``TorchvisionClassifier`` with
-            ``weights=`` a pretrained file, ``model.weights`` in configs).
+            ``weights=`` a torchvision weight name or a file; ``data.backbone`` in configs).
         cache_dir: Folder of the feature cache; relative paths are relative to the working
             directory, so runs in different run folders share it.
         checkpoint: Optional robustml checkpoint or state-dict file loaded into the backbone
