@@ -3,7 +3,9 @@
 Each failure is a ``ValueError`` that names the file (or argument), the column, what was expected
 and what was found. An empty group is not an error when a split is built (evaluation reports it
 with count 0): it is warned about and stated in the splits' description, and
-:func:`require_nonempty_groups` stops the methods that divide by a group's count.
+:func:`require_nonempty_groups` stops the methods that divide by a group's training count
+(``robustml-train`` calls it for ``sampler=group_balanced`` and ``sampler=reweight``; Group DRO's
+adjustment refuses a zero count itself).
 """
 
 from __future__ import annotations
@@ -93,8 +95,9 @@ def empty_group_note(splits: Mapping[str, GroupedDataset]) -> str:
     if not notes:
         return ""
     text = ("Warning: " + "; ".join(notes) + ". Worst-group accuracy is taken over the other "
-            "groups only, and a method that divides by a group's training count (group-balanced "
-            "sampling, reweighting, Group DRO's adjustment) stops with an error.")
+            "groups only; when a training group is empty, robustml-train's methods that divide "
+            "by a group's training count (group-balanced sampling, reweighting, Group DRO's "
+            "adjustment) stop with an error.")
     warnings.warn(text, stacklevel=2)
     return text
 

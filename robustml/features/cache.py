@@ -2,7 +2,7 @@
 
 A cache entry is ``<cache_dir>/<name>_<key>.npy``, a float32 array ``(N, D)`` of
 ``model.features(x)`` for every example in order, where ``key`` hashes the model's weights (its
-``state_dict``), the dataset (file paths and root, or the input tensor's bytes) and the
+``state_dict`` without the head that ``features`` does not use), the dataset (file paths and root, or the input tensor's bytes) and the
 evaluation transform. Entries are written to a temporary file and renamed when complete, so an
 interrupted extraction leaves nothing behind; later calls open the entry with
 ``numpy.load(mmap_mode="r")`` and log that they reused it.
@@ -24,7 +24,7 @@ from robustml.data.loading import LoaderSettings, eval_loader, iter_inputs
 from robustml.report.tables import atomic_path
 
 log = logging.getLogger(__name__)
-CACHE_VERSION = b"robustml.features/1"  # bump when the same inputs would give other features
+CACHE_VERSION = b"robustml.features/2"  # bump when the same inputs would give other features
 
 
 def _update_tensor(digest: "hashlib._Hash", name: str, tensor: torch.Tensor) -> None:
@@ -34,11 +34,19 @@ def _update_tensor(digest: "hashlib._Hash", name: str, tensor: torch.Tensor) -> 
 
 
 def feature_key(model: nn.Module, dataset: GroupedDataset) -> str:
-    """Return the sha256 hex digest of the model's weights, the dataset and its eval transform."""
+    """Return the sha256 hex digest of the model's weights, the dataset and its eval transform.
+
+    The weights of ``model.head`` (the last linear layer, which ``features(x)`` does not use) are
+    left out, so models that differ only in their head (the same pretrained backbone with a
+    head initialized by another seed) share their cache entries.
+    """
     digest = hashlib.sha256(CACHE_VERSION)
     digest.update(type(model).__qualname__.encode())
+    head = getattr(model, "head", None)
+    head_keys = {f"head.{k}" for k in head.state_dict()} if isinstance(head, nn.Module) else set()
     for name, tensor in sorted(model.state_dict().items()):
-        _update_tensor(digest, name, tensor)
+        if name not in head_keys:
+            _update_tensor(digest, name, tensor)
     if dataset.in_memory:
         _update_tensor(digest, "x", dataset.x)
     else:

@@ -62,6 +62,14 @@ def test_a_label_column_with_one_class_is_refused(tmp_path):
         tabular_file_splits(table, label="y", attributes="sex", split_column="split")
 
 
+def test_image_csv_refuses_the_label_as_attribute_and_reads_one_name_as_one_column(tmp_path):
+    csv = write_image_csv(tmp_path, per_group=4, split_column=True)
+    with pytest.raises(ValueError, match=r"data.attributes must not hold the label or path column "
+                                         r"\('label', 'path'\), got \['background', 'label'\]"):
+        image_csv_splits(csv, attributes=["background", "label"], image_size=8)
+    assert image_csv_splits(csv, attributes="background", image_size=8).train.attr_key == "background"
+
+
 def test_tabular_file_refuses_the_label_as_attribute(tmp_path):
     table = tmp_path / "t.csv"
     table.write_text(TABLE)
@@ -153,4 +161,4 @@ def test_an_empty_training_group_is_warned_and_reported_and_plain_erm_still_trai
         image_csv_splits(csv, image_size=8)
     final = _train_without_group(tmp_path)
     assert final["train/count_group_3"] == 0
-    assert "stops with an error" in (tmp_path / "run" / "report.md").read_text()
+    assert "stop with an error" in (tmp_path / "run" / "report.md").read_text()

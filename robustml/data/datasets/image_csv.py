@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from robustml.data.checks import check_columns, check_num_classes
+from robustml.data.checks import as_names, check_columns, check_num_classes
 from robustml.data.contract import DataSplits
 from robustml.data.ondisk import check_files_exist, imagenet_transform, make_image_splits, transforms_v2
 from robustml.validation import check_bool, check_int, check_real
@@ -118,11 +118,14 @@ def image_csv_splits(csv: str | Path, *, label: str = "label", path: str = "path
                                 "columns path,label,<attribute columns>[,split]")
     frame = pd.read_csv(csv, dtype=str, keep_default_na=False, skipinitialspace=True)
     frame.columns = [c.strip() for c in frame.columns]
-    attributes = list(attributes) if attributes is not None else [
+    attributes = list(as_names("data.attributes", attributes)) if attributes is not None else [
         c for c in frame.columns if c not in (path, label, split)]
     if not attributes:
         raise ValueError(f"{csv} needs at least one attribute column besides {path!r}, {label!r} "
                          f"and {split!r}; it has {list(frame.columns)}")
+    if label in attributes or path in attributes:
+        raise ValueError(f"data.attributes must not hold the label or path column ({label!r}, "
+                         f"{path!r}), got {attributes}")
     check_columns(list(frame.columns), [path, label, *attributes], source=str(csv))
     for column in (path, label, *attributes):
         empty = np.flatnonzero(frame[column].str.strip() == "")
