@@ -7,19 +7,30 @@ Three figures, each measured in this one run:
   (:func:`robustml.data.datasets.image_csv_splits` + ``Trainer``'s DataLoader batches and its
   ``_train_step``) divided by a hand-written torchvision loop over the same files (a ``Dataset``
   that opens each JPEG with PIL and applies the same transform, a shuffled ``DataLoader``, forward,
-  BCE, backward, step). Both run ``--workers`` loader workers and start from the same weights;
-  the two are interleaved ``--repeats`` times and the ratio is the median of the per-round ratios.
+  BCE, backward, step), both with 0 DataLoader workers (the default, ``trainer.num_workers=0``).
+  ``dataloader_vs_plain_workers`` is the same ratio with ``--workers`` loader worker processes in
+  both loops. ``dataloader_vs_plain_cpu_time`` is the 0-worker ratio of images per CPU-second of
+  the process (``time.process_time``), which other programs sharing the cores do not change.
+  Every round runs the four epochs (robustml and plain, at 0 and at ``--workers``
+  workers) interleaved, with the order rotated each round, all from the same initial weights; each
+  ratio is the median of its ``--repeats`` per-round ratios.
 - ``feature_cache_speedup``: a linear probe (scikit-learn ``LogisticRegression`` on ResNet-18
   penultimate features of every image) whose first run fills the cache (extraction included)
   divided by a second run that reuses it; median over ``--repeats`` rounds, each with a new
   cache folder.
-- ``celeba_metadata_peak_rss_mb``: peak resident memory of a fresh Python process that builds the
-  full 202,599-row CelebA splits (``celeba_splits``) from the two text files of
-  ``../shared/data/celeba`` (or generated ones in the same format) beside an
-  ``img_align_celeba/`` of 202,599 empty files (peak = the process's ``VmHWM``);
-  ``celeba_import_peak_rss_mb`` is the same process's peak after its imports, before building.
-  Loading all images instead would hold 202,599 x 3 x 218 x 178 bytes (22,492 MiB as uint8;
-  about 116,000 MiB as float32 224x224 inputs).
+- ``celeba_metadata_peak_rss_mb``: peak resident memory (the process's ``VmHWM``) of a fresh
+  Python process that (1) imports robustml's CelebA loader, torch and the samplers, (2) builds the
+  full 202,599-row CelebA splits (``celeba_splits``: both text files parsed, every listed file
+  checked to exist) from the two text files of ``../shared/data/celeba`` (or generated ones in the
+  same format) beside an ``img_align_celeba/`` of 202,599 empty files, and (3) makes a run over the
+  metadata alone: one epoch of group-balanced training batches (``EpochBatchSampler`` keys, batch
+  128, ``GroupBalancedSampler`` draws, 1,272 batches) whose labels and groups are gathered from the
+  metadata tensors, the group counts and reweighting weights of the training split, and per-group
+  accuracy (``GroupAccuracy``) over the labels and groups of every training batch and of val and
+  test, with the labels as predictions. No image is opened (the files are empty). The peaks after
+  (1) and (2) are ``celeba_import_peak_rss_mb`` and ``celeba_build_peak_rss_mb``; the figure is
+  the peak after (3). Loading all images instead would hold 202,599 x 3 x 218 x 178 bytes (22,492
+  MiB as uint8; about 116,000 MiB as float32 224x224 inputs).
 
     OMP_NUM_THREADS=1 python scripts/benchmark_data.py --json experiments/benchmarks/data.json
 """
@@ -35,7 +46,6 @@ import subprocess
 import sys
 import tempfile
 import time
-import warnings
 from pathlib import Path
 
 import numpy as np
@@ -75,40 +85,39 @@ class PlainImages(Dataset):
         return self.transform(load_rgb(self.root / self.paths[i])), self.labels[i]
 
 
-def robustml_epoch(train, model, args, run_dir: Path) -> float:
+def robustml_epoch(train, model, args, run_dir: Path, workers: int) -> float:
     optimizer = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
     steps = -(-len(train) // args.batch_size)
     settings = TrainSettings(max_steps=steps, batch_size=args.batch_size, progress=False,
-                             num_workers=args.workers, l2_weight=0.0)
+                             num_workers=workers, l2_weight=0.0)
     trainer = Trainer(model, ERMLoss(train.num_groups), optimizer, train, train, settings,
                       run_dir=run_dir)
     batches = trainer._batches()
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), time.process_time()
     for _ in range(steps):
         trainer._train_step(next(batches))
-    return len(train) / (time.perf_counter() - start)
+    return len(train) / (time.perf_counter() - start), len(train) / (time.process_time() - cpu)
 
 
-def plain_epoch(train, model, args) -> float:
+def plain_epoch(train, model, args, workers: int) -> float:
     optimizer = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
     data = PlainImages(train.root, train.paths, train.y.float().tolist(), train.transform)
-    loader = DataLoader(data, batch_size=args.batch_size, shuffle=True, num_workers=args.workers,
+    loader = DataLoader(data, batch_size=args.batch_size, shuffle=True, num_workers=workers,
                         generator=torch.Generator().manual_seed(0))
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), time.process_time()
     for x, y in loader:
         loss = F.binary_cross_entropy_with_logits(model(x)[:, 0], y.float())
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
-    return len(train) / (time.perf_counter() - start)
+    return len(train) / (time.perf_counter() - start), len(train) / (time.process_time() - cpu)
 
 
 def probe(model, train, cache_dir: Path, args) -> float:
     from sklearn.linear_model import LogisticRegression
 
     start = time.perf_counter()
-    feats = cached_features(model, train, cache_dir, batch_size=64, num_workers=args.workers,
-                            progress=False)
+    feats = cached_features(model, train, cache_dir, batch_size=64, num_workers=0, progress=False)
     LogisticRegression(max_iter=200).fit(np.asarray(feats), train.y.numpy())
     return time.perf_counter() - start
 
@@ -140,15 +149,37 @@ def celeba_peak_rss(tmp: Path) -> dict[str, float | str]:
             "def hwm():\n"
             "    text = open('/proc/self/status').read()\n"
             "    return int(text.split('VmHWM:')[1].split()[0]) / 1024\n"
+            "import torch\n"
             "from robustml.data.datasets.celeba import celeba_splits\n"
-            "before = hwm()\n"
+            "from robustml.data.samplers import (EpochBatchSampler, GroupBalancedSampler,\n"
+            "                                    balanced_sample_weights)\n"
+            "from robustml.metrics import GroupAccuracy\n"
+            "imported = hwm()\n"
             "splits = celeba_splits(sys.argv[1])\n"
+            "built = hwm()\n"
+            "train = splits.train\n"
             "assert sum(len(d) for _, d in splits.items()) == 202599\n"
-            "print(before, hwm())\n")
+            "counts = train.group_counts()\n"
+            "weights = balanced_sample_weights(train.group, train.num_groups)\n"
+            "draw = lambda g: torch.as_tensor(list(GroupBalancedSampler(train.group,\n"
+            "    train.num_groups, generator=g)))\n"
+            "sampler = EpochBatchSampler(len(train), 128, seed=0, draw=draw)\n"
+            "meter = GroupAccuracy(train.num_groups, train_counts=counts, validate_args=False)\n"
+            "batches = iter(sampler)\n"
+            "for _ in range(sampler.batches_per_epoch):\n"
+            "    idx = torch.tensor([i for i, _ in next(batches)])\n"
+            "    meta = {k: v[idx] for k, v in train.metadata().items()}\n"
+            "    meter.update(meta['y'], meta['y'], meta['group'])\n"
+            "for split in (splits.val, splits.test):\n"
+            "    meter.update(split.y, split.y, split.group)\n"
+            "assert meter.compute()['acc_worst_group'] == 1.0 and weights.numel() == len(train)\n"
+            "print(imported, built, hwm(), sampler.batches_per_epoch)\n")
     out = subprocess.run([sys.executable, "-c", code, str(tmp)], capture_output=True, text=True,
                          check=True)
-    before, after = (round(float(v), 1) for v in out.stdout.split()[-2:])
-    return {"peak_rss_mb": after, "import_peak_rss_mb": before, "source": source}
+    imported, built, after, batches = (float(v) for v in out.stdout.split()[-4:])
+    return {"peak_rss_mb": round(after, 1), "build_peak_rss_mb": round(built, 1),
+            "import_peak_rss_mb": round(imported, 1), "metadata_batches": int(batches),
+            "source": source}
 
 
 def main() -> None:
@@ -157,20 +188,27 @@ def main() -> None:
     parser.add_argument("--images", type=int, default=256, help="generated JPEGs (a multiple of 4)")
     parser.add_argument("--size", type=int, default=64, help="side of the JPEGs and of the inputs")
     parser.add_argument("--batch-size", type=int, default=32)
-    parser.add_argument("--workers", type=int, default=0, help="DataLoader workers in both loops")
+    parser.add_argument("--workers", type=int, default=2,
+                        help="DataLoader workers of the second pair of loops (the first uses 0)")
     parser.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args()
+    if args.workers < 1:
+        parser.error(f"--workers must be >= 1 (0 workers is always measured), got {args.workers}")
     torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", "1")))
     results: dict = {"settings": {**vars(args), "threads": torch.get_num_threads(),
                                   "cpu_flags": cpu_flags(), "machine": platform.processor()}}
     with tempfile.TemporaryDirectory() as tmp_name:
         tmp = Path(tmp_name)
-        csv = write_image_csv(tmp / "images", per_group=args.images // 4, size=(args.size, args.size),
+        per_group = args.images // 4
+        csv = write_image_csv(tmp / "images", per_group=per_group + 2, size=(args.size, args.size),
                               suffix=".jpg")
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # val and test are empty on purpose
-            train = image_csv_splits(csv, image_size=args.size, val_fraction=0.0,
-                                     test_fraction=0.0).train
+        lines = csv.read_text().splitlines()   # the last two images of each group: val, test
+        split_of = lambda line: ("train", "val", "test")[  # noqa: E731
+            max(0, int(line.split(",")[0].rsplit("_", 1)[1].split(".")[0]) - per_group + 1)]
+        csv.write_text("\n".join([lines[0] + ",split"]
+                                 + [f"{line},{split_of(line)}" for line in lines[1:]]) + "\n")
+        train = image_csv_splits(csv, image_size=args.size).train
+        assert len(train) == 4 * per_group
         torch.manual_seed(0)
         initial = TorchvisionClassifier((3, args.size, args.size), 1, arch="resnet18").state_dict()
 
@@ -179,15 +217,31 @@ def main() -> None:
             model.load_state_dict(initial)
             return model
 
-        rounds = []
+        entries = [(kind, workers) for workers in (0, args.workers) for kind in ("robustml", "plain")]
+        rounds = {0: [], args.workers: []}
         for r in range(args.repeats):
-            ours = robustml_epoch(train, fresh_model(), args, tmp / f"run{r}")
-            plain = plain_epoch(train, fresh_model(), args)
-            rounds.append({"robustml_images_per_s": round(ours, 1),
-                           "plain_images_per_s": round(plain, 1), "ratio": round(ours / plain, 3)})
-            print(f"round {r}: robustml {ours:.1f} img/s, plain {plain:.1f} img/s")
-        results["dataloader_vs_plain"] = float(np.median([x["ratio"] for x in rounds]))
-        results["dataloader_rounds"] = rounds
+            speed = {}
+            for kind, workers in entries[r % len(entries):] + entries[:r % len(entries)]:
+                speed[kind, workers] = (
+                    robustml_epoch(train, fresh_model(), args, tmp / f"run{r}_{workers}", workers)
+                    if kind == "robustml" else plain_epoch(train, fresh_model(), args, workers))
+            for workers in rounds:
+                (ours, ours_cpu), (plain, plain_cpu) = speed["robustml", workers], speed["plain", workers]
+                rounds[workers].append({"robustml_images_per_s": round(ours, 1),
+                                        "plain_images_per_s": round(plain, 1),
+                                        "ratio": round(ours / plain, 3)})
+                if workers == 0:  # the main process does all the work: its CPU time is all of it
+                    rounds[0][-1].update(robustml_images_per_cpu_s=round(ours_cpu, 1),
+                                         plain_images_per_cpu_s=round(plain_cpu, 1),
+                                         cpu_ratio=round(ours_cpu / plain_cpu, 3))
+                print(f"round {r}, {workers} workers: robustml {ours:.1f} img/s, plain "
+                      f"{plain:.1f} img/s")
+        results["dataloader_vs_plain"] = float(np.median([x["ratio"] for x in rounds[0]]))
+        results["dataloader_vs_plain_cpu_time"] = float(np.median([x["cpu_ratio"] for x in rounds[0]]))
+        results["dataloader_vs_plain_workers"] = float(
+            np.median([x["ratio"] for x in rounds[args.workers]]))
+        results["dataloader_rounds"] = rounds[0]
+        results["dataloader_workers_rounds"] = rounds[args.workers]
 
         model, probes = fresh_model(), []
         for r in range(args.repeats):
@@ -202,7 +256,9 @@ def main() -> None:
 
         celeba = celeba_peak_rss(tmp)
     results["celeba_metadata_peak_rss_mb"] = celeba["peak_rss_mb"]
+    results["celeba_build_peak_rss_mb"] = celeba["build_peak_rss_mb"]
     results["celeba_import_peak_rss_mb"] = celeba["import_peak_rss_mb"]
+    results["celeba_metadata_batches"] = celeba["metadata_batches"]
     results["celeba_metadata_source"] = celeba["source"]
     results["celeba_all_images_uint8_mb"] = round(CELEBA_ROWS * 3 * 218 * 178 / 2**20, 1)
     Path(args.json).parent.mkdir(parents=True, exist_ok=True)

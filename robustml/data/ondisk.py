@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import importlib
 import os
-import warnings
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -23,6 +22,7 @@ import numpy as np
 import torch
 
 from robustml._torchvision import import_torchvision
+from robustml.data.checks import check_split_sizes, empty_group_note
 from robustml.data.contract import Batch, DataSplits, GroupedDataset, in_memory_error
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -141,15 +141,7 @@ class OnDiskGroupedDataset(GroupedDataset):
         return OnDiskGroupedDataset(**kwargs)
 
 
-# Checks shared by the loaders -------------------------------------------------------------------
-def check_columns(columns: Sequence[str], required: Sequence[str], file: Path) -> None:
-    """Raise ``ValueError`` naming ``file`` and every required column it lacks."""
-    missing = [c for c in required if c not in columns]
-    if missing:
-        raise ValueError(f"{file} lacks the column(s) {missing}; it has {list(columns)}, and "
-                         f"needs {list(required)}")
-
-
+# Checks of on-disk loaders -------------------------------------------------------------------
 def check_files_exist(root: Path, paths: Sequence[str], listed_in: Path) -> None:
     """Raise ``FileNotFoundError`` naming the first few listed files that are absent, and how many.
 
@@ -171,31 +163,13 @@ def check_files_exist(root: Path, paths: Sequence[str], listed_in: Path) -> None
             f"{root}; first: {', '.join(missing[:5])}")
 
 
-def empty_group_note(splits: Sequence[tuple[str, GroupedDataset]]) -> str:
-    """Warn about, and return a report sentence on, every split group with no example ("" if none).
-
-    A method that divides by a group's count (reweighting, balanced sampling) raises on its own
-    when it meets an empty group; evaluation reports the group with count 0.
-    """
-    notes = []
-    for split_name, split in splits:
-        counts = split.group_counts().tolist()
-        empty = [split.group_names[g] for g, c in enumerate(counts) if c == 0]
-        if empty:
-            notes.append(f"{split_name} has no example of {', '.join(empty)}")
-    if not notes:
-        return ""
-    text = "Empty groups: " + "; ".join(notes) + "."
-    warnings.warn(text, stacklevel=2)
-    return " " + text
-
-
 SPLIT_IDS = {"train": 0, "val": 1, "test": 2}
 
 
 def make_image_splits(root: Path, paths: np.ndarray, y: np.ndarray, attr: np.ndarray,
                       split: np.ndarray, *, input_shape: Sequence[int], train_transform: Any,
-                      eval_transform: Any, description: str, **metadata: Any) -> DataSplits:
+                      eval_transform: Any, description: str, split_source: str,
+                      empty_split_hint: str = "", **metadata: Any) -> DataSplits:
     """Return train/val/test :class:`OnDiskGroupedDataset` s from per-example metadata arrays.
 
     Args:
@@ -208,8 +182,15 @@ def make_image_splits(root: Path, paths: np.ndarray, y: np.ndarray, attr: np.nda
         train_transform: The training split's transform (random augmentation allowed).
         eval_transform: The evaluation transform (val and test, and evaluation of train).
         description: Report sentence on the data; per-split sizes and empty groups are appended.
+        split_source: Where ``split`` came from (file and column), named when a split is empty.
+        empty_split_hint: What to change when a split is empty, for the message.
         **metadata: ``num_classes``, ``attr_names``, ``attr_key``, ``class_names``, ``name``.
+
+    Raises:
+        ValueError: A split has no example (``split_source`` and every split's size are named).
     """
+    check_split_sizes({name: int((split == code).sum()) for name, code in SPLIT_IDS.items()},
+                      source=split_source, how=empty_split_hint)
     splits = {}
     for split_name, split_id in SPLIT_IDS.items():
         rows = np.flatnonzero(split == split_id)
@@ -219,5 +200,6 @@ def make_image_splits(root: Path, paths: np.ndarray, y: np.ndarray, attr: np.nda
             torch.as_tensor(attr[rows], dtype=torch.int64), input_shape=input_shape,
             transform=transform, eval_transform=eval_transform, **metadata)
     sizes = ", ".join(f"{name} {len(ds):,}" for name, ds in splits.items())
-    note = empty_group_note(list(splits.items()))
-    return DataSplits(**splits, description=f"{description} Splits: {sizes}.{note}")
+    note = empty_group_note(splits)
+    return DataSplits(**splits, description=" ".join(
+        part for part in (description, f"Splits: {sizes}.", note) if part))

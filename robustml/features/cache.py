@@ -2,7 +2,7 @@
 
 A cache entry is ``<cache_dir>/<name>_<key>.npy``, a float32 array ``(N, D)`` of
 ``model.features(x)`` for every example in order, where ``key`` hashes the model's weights (its
-``state_dict``), the dataset (file paths and root, or the input tensor's bytes) and the
+``state_dict`` without the head that ``features`` does not use), the dataset (file paths and root, or the input tensor's bytes) and the
 evaluation transform. Entries are written to a temporary file and renamed when complete, so an
 interrupted extraction leaves nothing behind; later calls open the entry with
 ``numpy.load(mmap_mode="r")`` and log that they reused it.
@@ -19,12 +19,12 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from robustml.data.contract import DataSplits, GroupedDataset, GroupedTensorDataset
+from robustml.data.contract import DataSplits, GroupedDataset
 from robustml.data.loading import LoaderSettings, eval_loader, iter_inputs
 from robustml.atomic import atomic_path
 
 log = logging.getLogger(__name__)
-CACHE_VERSION = b"robustml.features/1"  # bump when the same inputs would give other features
+CACHE_VERSION = b"robustml.features/2"  # bump when the same inputs would give other features
 
 
 def _update_tensor(digest: "hashlib._Hash", name: str, tensor: torch.Tensor) -> None:
@@ -34,11 +34,19 @@ def _update_tensor(digest: "hashlib._Hash", name: str, tensor: torch.Tensor) -> 
 
 
 def feature_key(model: nn.Module, dataset: GroupedDataset) -> str:
-    """Return the sha256 hex digest of the model's weights, the dataset and its eval transform."""
+    """Return the sha256 hex digest of the model's weights, the dataset and its eval transform.
+
+    The weights of ``model.head`` (the last linear layer, which ``features(x)`` does not use) are
+    left out, so models that differ only in their head (the same pretrained backbone with a
+    head initialized by another seed) share their cache entries.
+    """
     digest = hashlib.sha256(CACHE_VERSION)
     digest.update(type(model).__qualname__.encode())
+    head = getattr(model, "head", None)
+    head_keys = {f"head.{k}" for k in head.state_dict()} if isinstance(head, nn.Module) else set()
     for name, tensor in sorted(model.state_dict().items()):
-        _update_tensor(digest, name, tensor)
+        if name not in head_keys:
+            _update_tensor(digest, name, tensor)
     if dataset.in_memory:
         _update_tensor(digest, "x", dataset.x)
     else:
@@ -56,6 +64,11 @@ def _batches(dataset: GroupedDataset, settings: LoaderSettings, device: torch.de
     else:
         for batch in iter_inputs(eval_loader(dataset, settings), device):
             yield batch["x"]
+
+
+def cache_path(model: nn.Module, dataset: GroupedDataset, cache_dir: str | Path) -> Path:
+    """Return the cache entry of ``model``'s features of ``dataset``: ``<cache_dir>/<name>_<key>.npy``."""
+    return Path(cache_dir) / f"{dataset.name or 'data'}_{feature_key(model, dataset)[:20]}.npy"
 
 
 @torch.no_grad()
@@ -78,8 +91,7 @@ def cached_features(model: nn.Module, dataset: GroupedDataset, cache_dir: str | 
     """
     if not hasattr(model, "features"):
         raise TypeError(f"model must have a features(x) method, got {type(model).__name__}")
-    cache_dir = Path(cache_dir)
-    path = cache_dir / f"{dataset.name or 'data'}_{feature_key(model, dataset)[:20]}.npy"
+    path = cache_path(model, dataset, cache_dir)
     if path.is_file():
         log.info("feature cache: reusing %s (%d examples)", path, len(dataset))
         return np.load(path, mmap_mode="r")
@@ -116,20 +128,3 @@ def cached_split_features(model: nn.Module, splits: DataSplits, cache_dir: str |
                           **options) -> dict[str, np.ndarray]:
     """Return ``{"train", "val", "test"}`` feature arrays of :func:`cached_features` (same options)."""
     return {name: cached_features(model, split, cache_dir, **options) for name, split in splits.items()}
-
-
-def feature_dataset(model: nn.Module, dataset: GroupedDataset, cache_dir: str | Path,
-                    **options) -> GroupedTensorDataset:
-    """Return an in-memory dataset whose ``x`` is the cached features ``(N, D)`` of ``dataset``.
-
-    Labels, attributes, environments and names are ``dataset``'s, so the result works with
-    everything that needs inputs in one tensor (full-batch training of a linear or MLP head,
-    label cleaning's folds) at the cost of ``N * D`` floats. ``options`` go to
-    :func:`cached_features`.
-    """
-    feats = torch.from_numpy(np.array(cached_features(model, dataset, cache_dir, **options)))
-    return GroupedTensorDataset(
-        feats, dataset.y.cpu(), dataset.attr.cpu(), num_classes=dataset.num_classes,
-        attr_names=dataset.attr_names, attr_key=dataset.attr_key,
-        env=None if dataset.env is None else dataset.env.cpu(), env_names=dataset.env_names,
-        class_names=dataset.class_names, name=f"{dataset.name} features")

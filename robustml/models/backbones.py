@@ -112,6 +112,7 @@ class TorchvisionClassifier(nn.Module):
                      if not k.startswith(head_prefix + ".")}
             _load_matching(net, state, arch, str(weights))
         self.arch = arch
+        self.weights_name = None if weights is None else str(weights)
         self.body = net
         self.head = nn.Linear(last.in_features, num_outputs)
 

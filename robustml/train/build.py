@@ -18,6 +18,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from robustml.augment import CounterfactualAugment
 from robustml.augment.counterfactual import dataset_rule
+from robustml.data.checks import require_nonempty_groups
 from robustml.data.contract import DataSplits, GroupedTensorDataset
 from robustml.data.samplers import GroupBalancedSampler, balanced_sample_weights
 from robustml.losses import CounterfactualConsistencyPenalty, GroupLoss, PenalizedLoss, num_outputs_for
@@ -62,6 +63,8 @@ def build_sampling(cfg: DictConfig, train: GroupedTensorDataset) -> tuple[Any, t
     ids, num_parts = partitions[cfg.sampler.partition]
     if cfg.sampler.kind == "uniform":
         return None, None
+    names = train.group_names if cfg.sampler.partition == "group" else train.class_names
+    require_nonempty_groups(ids, num_parts, names, what=f"sampler={cfg.sampler.kind}")
     if cfg.sampler.kind == "group_balanced":
         ids = ids.cpu()
         return (lambda generator: torch.as_tensor(list(GroupBalancedSampler(ids, num_parts,

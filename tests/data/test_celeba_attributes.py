@@ -66,10 +66,16 @@ def test_empty_group_is_warned_in_the_description(tmp_path):
 
 
 @pytest.mark.parametrize("edit,match", [
-    (lambda a, p: (a.replace(b" 1", b" 2", 1), p), r"column '[^']+': expected -1 or 1"),
+    (lambda a, p: (a.replace(b" 1", b" 2", 1), p),
+     r"list_attr_celeba.txt, line 3 \(image '000001.jpg'\), column '[^']+': expected one of "
+     r"\['-1', '1'\], got '2'"),
+    (lambda a, p: (a.replace(b" 1\r\n", b"\r\n", 1), p),
+     r"list_attr_celeba.txt, line \d+: expected 41 fields \('<image>' and 40 value\(s\)\), got 40"),
     (lambda a, p: (b"7\r\n" + a.split(b"\r\n", 1)[1], p), "announces 7 images but 48"),
     (lambda a, p: (a.replace(b"Young", b"", 1), p), "line 2: expected 40 distinct"),
-    (lambda a, p: (a, p.replace(b"000002.jpg 0", b"000002.jpg 5")), "partition must be 0, 1 or 2"),
+    (lambda a, p: (a, p.replace(b"000002.jpg 0", b"000002.jpg 5")),
+     r"list_eval_partition.txt, line 2 \(image '000002.jpg'\), column 'partition': expected one "
+     r"of \['0', '1', '2'\], got '5'"),
     (lambda a, p: (a, p.rsplit(b"\r\n", 2)[0] + b"\r\n"), "1 missing"),
 ])
 def test_malformed_files_are_named(celeba_root, edit, match):

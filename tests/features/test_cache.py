@@ -54,6 +54,17 @@ def test_the_key_changes_with_weights_data_and_transform(tmp_path):
     assert feature_key(cnn, small.train) != feature_key(cnn, small.val)
 
 
+def test_the_key_ignores_the_head_that_features_do_not_use():
+    data, model = _data(), MLP((6,), 1, hidden_dims=(4,))
+    other = MLP((6,), 1, hidden_dims=(4,))
+    other.body.load_state_dict(model.body.state_dict())
+    assert not torch.equal(other.head.weight, model.head.weight)
+    assert feature_key(other, data) == feature_key(model, data)
+    with torch.no_grad():
+        other.body[1].bias += 1
+    assert feature_key(other, data) != feature_key(model, data)
+
+
 def test_on_disk_features_use_the_evaluation_transform(tmp_path):
     csv = write_image_csv(tmp_path, per_group=4, split_column=True, size=(20, 20))
     train = image_csv_splits(csv, image_size=12, augment=True).train

@@ -4,7 +4,8 @@ The official files, in ``torchvision.datasets.CelebA``'s folder ``<root>/celeba/
 ``img_align_celeba/`` (202,599 JPEGs, 178x218), ``list_attr_celeba.txt`` (line 1: the number of
 images; line 2: the 40 attribute names; then ``<file> <40 values of -1 or 1>``) and
 ``list_eval_partition.txt`` (``<file> <0 train | 1 val | 2 test>``). The two text files are read
-directly (metadata only; no image is opened to build the splits). Groups are target x spurious
+directly by :mod:`~robustml.data.datasets.celeba_files` (metadata only; no image is opened to
+build the splits). Groups are target x spurious
 attribute; the Group DRO paper's default is ``Blond_Hair`` x ``Male`` (Sagawa et al., ICLR 2020).
 """
 
@@ -12,16 +13,16 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
-import pandas as pd
-
 from robustml._torchvision import import_torchvision
 from robustml.data.contract import DataSplits
+from robustml.data.datasets.celeba_files import (ATTR_FILE, PARTITION_FILE, check_attribute,
+                                                 read_attributes, read_partition)
 from robustml.data.missing import missing_data_error
 from robustml.data.ondisk import (check_files_exist, imagenet_transform, make_image_splits,
                                   transforms_v2)
+from robustml.validation import check_bool, check_int
 
-ATTR_FILE, PARTITION_FILE, IMAGES = "list_attr_celeba.txt", "list_eval_partition.txt", "img_align_celeba"
+IMAGES = "img_align_celeba"
 ORIG_MIN_SIDE = 178  # the aligned images are 178 wide, 218 high
 
 
@@ -56,51 +57,6 @@ def find_celeba(root: str | Path, *, images: bool = True) -> Path:
                       "against its MD5 sums).")
 
 
-def read_celeba_attributes(folder: Path) -> tuple[np.ndarray, list[str], np.ndarray]:
-    """Return ``(filenames (N,), attribute names (40), values (N, 40) int8 in {0, 1})``."""
-    path = folder / ATTR_FILE
-    with open(path) as handle:
-        first, second = handle.readline(), handle.readline()
-    try:
-        count = int(first.strip())
-    except ValueError:
-        raise ValueError(f"{path} line 1 must be the number of images, got {first.strip()[:40]!r}") from None
-    names = second.split()
-    table = pd.read_csv(path, sep=r"\s+", skiprows=2, header=None, engine="c",
-                        dtype={0: str, **{i: np.int8 for i in range(1, len(names) + 1)}})
-    if table.shape[1] != len(names) + 1:
-        raise ValueError(f"{path} rows must hold a file name and {len(names)} values (one per name "
-                         f"on line 2), got {table.shape[1]} columns")
-    if len(table) != count:
-        raise ValueError(f"{path} line 1 says {count} images but {len(table)} rows follow")
-    values = table.iloc[:, 1:].to_numpy()
-    if not np.isin(values, (-1, 1)).all():
-        raise ValueError(f"{path} attribute values must be -1 or 1")
-    return table[0].to_numpy(dtype=object), names, (values == 1).astype(np.int8)
-
-
-def read_celeba_partition(folder: Path, filenames: np.ndarray) -> np.ndarray:
-    """Return the official split id of each file (0 train, 1 val, 2 test), in ``filenames``' order."""
-    path = folder / PARTITION_FILE
-    table = pd.read_csv(path, sep=r"\s+", header=None, dtype={0: str, 1: np.int64}, engine="c")
-    if table.shape[1] != 2:
-        raise ValueError(f"{path} rows must be '<file> <partition>', got {table.shape[1]} columns")
-    if len(table) != len(filenames) or not (table[0].to_numpy(dtype=object) == filenames).all():
-        raise ValueError(f"{path} must list the files of {ATTR_FILE} in the same order")
-    split = table[1].to_numpy()
-    if not np.isin(split, (0, 1, 2)).all():
-        raise ValueError(f"{path} partition values must be 0, 1 or 2")
-    return split
-
-
-def attribute_column(names: list[str], name: str, role: str) -> int:
-    """Return the column of attribute ``name``; an unknown name lists the 40 valid ones."""
-    if name not in names:
-        raise ValueError(f"data.{role}={name!r} is not a CelebA attribute; valid names: "
-                         f"{', '.join(names)}")
-    return names.index(name)
-
-
 def celeba_splits(root: str | Path, *, target: str = "Blond_Hair", spurious: str = "Male",
                   download: bool = False, image_size: int = 224, augment: bool = False) -> DataSplits:
     """Return CelebA's official train/val/test splits with groups ``target`` x ``spurious``.
@@ -116,23 +72,28 @@ def celeba_splits(root: str | Path, *, target: str = "Blond_Hair", spurious: str
     Raises:
         FileNotFoundError: The files, or images the attribute file lists, are missing.
         ValueError: An attribute name is unknown (the 40 valid ones are listed), or a file is
-            malformed (the file is named).
+            malformed (the file, line and column are named).
     """
-    if download:
+    image_size = check_int("data.image_size", image_size, minimum=1)
+    augment = check_bool("data.augment", augment)
+    if check_bool("data.download", download):
         import_torchvision().datasets.CelebA(str(root), split="all", download=True)
     folder = find_celeba(root)
-    filenames, names, values = read_celeba_attributes(folder)
-    target_col = attribute_column(names, target, "target")
-    spurious_col = attribute_column(names, spurious, "spurious")
-    if target_col == spurious_col:
-        raise ValueError(f"data.target and data.spurious must differ, both are {target!r}")
-    split = read_celeba_partition(folder, filenames)
+    attributes = read_attributes(folder / ATTR_FILE)
+    names = [str(c) for c in attributes.columns]
+    check_attribute("data.target", target, names)
+    check_attribute("data.spurious", spurious, names)
+    if target == spurious:
+        raise ValueError(f"data.target and data.spurious must differ, got {target!r} for both")
+    split = read_partition(folder / PARTITION_FILE, attributes.index)
+    filenames = attributes.index.to_numpy(dtype=object)
     check_files_exist(folder / IMAGES, filenames, folder / ATTR_FILE)
     train_transform, eval_transform = celeba_transforms(image_size, augment=augment)
     return make_image_splits(
-        folder / IMAGES, filenames, values[:, target_col], values[:, spurious_col], split,
-        input_shape=(3, image_size, image_size), train_transform=train_transform,
-        eval_transform=eval_transform,
+        folder / IMAGES, filenames, attributes[target].to_numpy(), attributes[spurious].to_numpy(),
+        split, input_shape=(3, image_size, image_size), train_transform=train_transform,
+        eval_transform=eval_transform, split_source=str(folder / PARTITION_FILE),
+        empty_split_hint="The official partition lists images of every split.",
         description=(f"CelebA from {folder}: target {target} (y=1 present) x spurious {spurious}, "
                      f"the official partition; {image_size}x{image_size} inputs, ImageNet "
                      f"normalization{', random crops and flips in training' if augment else ''}."),

@@ -16,18 +16,15 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 import torch
 
 from robustml.data.contract import DataSplits, GroupedTensorDataset
+from robustml.data.datasets.celeba_files import (ATTR_FILE, PARTITION_FILE, PARTITIONS, check_attribute,
+                                                 read_attributes, read_partition)
 from robustml.data.datasets.colored import check_flag
-from robustml.data.datasets.tabular import as_names, empty_group_warnings, format_counts
+from robustml.data.checks import as_names, empty_group_note, format_counts
 from robustml.data.missing import missing_data_error
 
-ATTR_FILE = "list_attr_celeba.txt"
-PARTITION_FILE = "list_eval_partition.txt"
-NUM_ATTRIBUTES = 40
-PARTITIONS = {"train": 0, "val": 1, "test": 2}
 
 
 def _download(folder: Path) -> None:
@@ -62,77 +59,6 @@ def find_celeba(root: str | Path, download: bool = False) -> Path:
             download_hint="When online, data.download=true downloads them from the official "
                           "Google Drive.")
     return folder
-
-
-def read_attributes(path: str | Path) -> pd.DataFrame:
-    """Read ``list_attr_celeba.txt``: a frame indexed by image name, 40 int8 columns of 0/1.
-
-    Handles LF and CRLF line ends. Values -1 become 0.
-
-    Raises:
-        ValueError: The count line, the header or a row is malformed, or a value is not -1/1;
-            the message names the file and the line or column.
-    """
-    path = Path(path)
-    with path.open() as f:
-        count_line, header_line = f.readline(), f.readline()
-    try:
-        count = int(count_line)
-    except ValueError:
-        raise ValueError(f"{path}, line 1: expected the number of images, got "
-                         f"{count_line.strip()[:80]!r}") from None
-    names = header_line.split()
-    if len(names) != NUM_ATTRIBUTES or len(set(names)) != NUM_ATTRIBUTES:
-        raise ValueError(f"{path}, line 2: expected {NUM_ATTRIBUTES} distinct attribute names, got "
-                         f"{len(names)}: {header_line.strip()[:120]!r}")
-    try:
-        frame = pd.read_csv(path, sep=r"\s+", skiprows=2, header=None, names=["image", *names],
-                            index_col="image", dtype={name: np.int8 for name in names})
-    except (ValueError, pd.errors.ParserError) as error:
-        raise ValueError(f"{path}: rows must be '<image> v1 ... v{NUM_ATTRIBUTES}' with integer "
-                         f"values -1/1 ({error})") from error
-    if frame.isna().any().any():
-        column = frame.columns[frame.isna().any()][0]
-        raise ValueError(f"{path}, column {column!r}: some rows have fewer than "
-                         f"{NUM_ATTRIBUTES} values")
-    bad = ~frame.isin((-1, 1))
-    if bad.any().any():
-        column = frame.columns[bad.any()][0]
-        row = frame.index[bad[column].to_numpy()][0]
-        raise ValueError(f"{path}, image {row!r}, column {column!r}: expected -1 or 1, got "
-                         f"{frame.at[row, column]}")
-    if len(frame) != count:
-        raise ValueError(f"{path}: line 1 announces {count} images but {len(frame)} rows follow")
-    return (frame == 1).astype(np.int8)
-
-
-def read_partition(path: str | Path, images: pd.Index) -> np.ndarray:
-    """Read ``list_eval_partition.txt``; return the partition (0/1/2) of each of ``images``.
-
-    Raises:
-        ValueError: A value is not 0/1/2, or the file does not list exactly ``images``.
-    """
-    path = Path(path)
-    try:
-        frame = pd.read_csv(path, sep=r"\s+", header=None, names=["image", "partition"],
-                            index_col="image", dtype={"partition": np.int64})
-    except (ValueError, pd.errors.ParserError) as error:
-        raise ValueError(f"{path}: rows must be '<image> 0|1|2' ({error})") from error
-    bad = ~frame["partition"].isin(PARTITIONS.values())
-    if bad.any():
-        raise ValueError(f"{path}, image {frame.index[bad.to_numpy()][0]!r}: partition must be "
-                         f"0, 1 or 2, got {frame['partition'][bad].iloc[0]}")
-    missing, extra = images.difference(frame.index), frame.index.difference(images)
-    if len(missing) or len(extra):
-        raise ValueError(f"{path} must list the images of {ATTR_FILE}: {len(missing)} missing "
-                         f"(first {list(missing[:3])}), {len(extra)} extra (first {list(extra[:3])})")
-    return frame["partition"].reindex(images).to_numpy()
-
-
-def _check_attribute(argument: str, name: str, valid: Sequence[str]) -> None:
-    if name not in valid:
-        raise ValueError(f"{argument} must be one of CelebA's {len(valid)} attributes, got "
-                         f"{name!r}; valid names: {', '.join(valid)}")
 
 
 def celeba_attributes_splits(
@@ -174,7 +100,7 @@ def celeba_attributes_splits(
     valid = [str(c) for c in attributes.columns]
     for argument, name in (("target", target), ("spurious", spurious),
                            *(("exclude", name) for name in exclude)):
-        _check_attribute(argument, name, valid)
+        check_attribute(argument, name, valid)
     if target == spurious:
         raise ValueError(f"target and spurious must differ, got {target!r} for both")
     partition = read_partition(folder / PARTITION_FILE, attributes.index)
@@ -199,8 +125,8 @@ def celeba_attributes_splits(
         f"attribute {spurious}{others} is not an input. Official partition: train "
         f"{len(datasets['train']):,}, val {len(datasets['val']):,}, test "
         f"{len(datasets['test']):,} images; no rows removed. {counts}")
-    warnings = empty_group_warnings(datasets)
+    note = empty_group_note(datasets)
     splits = DataSplits(datasets["train"], datasets["val"], datasets["test"],
-                        description=" ".join([description, *warnings]))
+                        description=" ".join(part for part in (description, note) if part))
     splits.feature_names = inputs
     return splits

@@ -15,9 +15,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from robustml.data.checks import as_names, check_columns, check_num_classes
 from robustml.data.contract import DataSplits
-from robustml.data.ondisk import (check_columns, check_files_exist, imagenet_transform,
-                                  make_image_splits, transforms_v2)
+from robustml.data.ondisk import check_files_exist, imagenet_transform, make_image_splits, transforms_v2
+from robustml.validation import check_bool, check_int, check_real
 
 SPLIT_NAMES = {"train": 0, "val": 1, "valid": 1, "validation": 1, "test": 2}
 
@@ -97,26 +98,42 @@ def image_csv_splits(csv: str | Path, *, label: str = "label", path: str = "path
 
     Raises:
         FileNotFoundError: The CSV, or images it lists, are missing (the first few are named).
-        ValueError: A named column is absent, a value is empty, or a split name is unknown.
+        ValueError: A named column is absent, a value is empty, a split name is unknown, a split
+            is empty, the label column holds one class, or an option is out of range (the
+            argument, expected and received values are named).
+        TypeError: An option has the wrong type.
     """
+    image_size = check_int("data.image_size", image_size, minimum=1)
+    augment = check_bool("data.augment", augment)
+    seed = check_int("data.seed", seed)
+    for argument, value in (("data.val_fraction", val_fraction), ("data.test_fraction", test_fraction)):
+        check_real(argument, value, minimum=0.0)
+    for argument, value in (("data.label", label), ("data.path", path), ("data.split", split)):
+        if not isinstance(value, str):
+            raise TypeError(f"{argument} must be a column name (str), got {value!r} "
+                            f"({type(value).__name__})")
     csv = Path(csv)
     if not csv.is_file():
         raise FileNotFoundError(f"image CSV {csv} not found; data.csv must name a CSV file with "
                                 "columns path,label,<attribute columns>[,split]")
     frame = pd.read_csv(csv, dtype=str, keep_default_na=False, skipinitialspace=True)
     frame.columns = [c.strip() for c in frame.columns]
-    attributes = list(attributes) if attributes is not None else [
+    attributes = list(as_names("data.attributes", attributes)) if attributes is not None else [
         c for c in frame.columns if c not in (path, label, split)]
     if not attributes:
         raise ValueError(f"{csv} needs at least one attribute column besides {path!r}, {label!r} "
                          f"and {split!r}; it has {list(frame.columns)}")
-    check_columns(list(frame.columns), [path, label, *attributes], csv)
+    if label in attributes or path in attributes:
+        raise ValueError(f"data.attributes must not hold the label or path column ({label!r}, "
+                         f"{path!r}), got {attributes}")
+    check_columns(list(frame.columns), [path, label, *attributes], source=str(csv))
     for column in (path, label, *attributes):
         empty = np.flatnonzero(frame[column].str.strip() == "")
         if len(empty):
             raise ValueError(f"{csv} column {column!r} is empty in {len(empty)} row(s), first data "
                              f"row(s) {(empty[:5] + 1).tolist()}")
     y, class_names = _codes(frame[label].str.strip())
+    check_num_classes(class_names, source=str(csv), column=label)
     attr_values = frame[attributes].apply(lambda row: "+".join(v.strip() for v in row), axis=1)
     attr, attr_names = _codes(attr_values)
     if split in frame.columns:
@@ -127,18 +144,26 @@ def image_csv_splits(csv: str | Path, *, label: str = "label", path: str = "path
                              f"{sorted(SPLIT_NAMES)}")
         split_ids = names.map(SPLIT_NAMES).to_numpy(dtype=np.int64)
         how = f"splits from its {split!r} column"
+        split_source, hint = (f"{csv}, column {split!r}",
+                              f"Add rows of every split to the {split!r} column, or remove the "
+                              f"column to draw a split per group.")
     else:
         split_ids = stratified_split(y * len(attr_names) + attr, val_fraction=val_fraction,
                                      test_fraction=test_fraction, seed=seed)
         how = (f"a split drawn per group (seed {seed}, val {val_fraction:g}, test "
                f"{test_fraction:g})")
+        split_source, hint = (f"{csv} (no {split!r} column; split drawn with val_fraction="
+                              f"{val_fraction:g}, test_fraction={test_fraction:g})",
+                              "Raise data.val_fraction / data.test_fraction, list more images "
+                              "per group, or add a split column.")
     paths = frame[path].str.strip().to_numpy(dtype=object)
     check_files_exist(csv.parent, paths, csv)
     train_transform, eval_transform = resize_crop_transforms(image_size, augment=augment)
     attr_key = "+".join(attributes)
     return make_image_splits(
         csv.parent, paths, y, attr, split_ids, input_shape=(3, image_size, image_size),
-        train_transform=train_transform, eval_transform=eval_transform,
+        train_transform=train_transform, eval_transform=eval_transform, split_source=split_source,
+        empty_split_hint=hint,
         description=(f"Images listed in {csv.name} ({len(frame):,} rows, label {label!r}, "
                      f"attribute {attr_key!r}), {how}; {image_size}x{image_size} inputs, ImageNet "
                      f"normalization{', random crops and flips in training' if augment else ''}."),

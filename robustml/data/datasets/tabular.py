@@ -19,36 +19,11 @@ from sklearn.compose import ColumnTransformer
 from sklearn.model_selection import train_test_split
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
+from robustml.data.checks import empty_group_note, format_counts
 from robustml.data.contract import DataSplits, GroupedTensorDataset
 
 SPLITS = ("train", "val", "test")
 JOIN = "|"  # joins the values of several attribute columns into one attribute name
-
-
-def as_names(argument: str, value: str | Sequence[str] | None) -> tuple[str, ...]:
-    """Return a column-name argument as a tuple of names (a single string is one name)."""
-    if value is None:
-        return ()
-    if isinstance(value, str):
-        return (value,)
-    try:
-        names = tuple(value)
-    except TypeError:
-        raise TypeError(f"{argument} must be a column name or a list of names, got "
-                        f"{type(value).__name__} {value!r}") from None
-    for name in names:
-        if not isinstance(name, str):
-            raise TypeError(f"{argument} must hold column names (str), got {type(name).__name__} "
-                            f"{name!r}")
-    return names
-
-
-def check_columns(frame: pd.DataFrame, columns: Sequence[str], *, source: str, argument: str) -> None:
-    """Raise a ``ValueError`` naming ``source`` and each column of ``columns`` absent from ``frame``."""
-    missing = [name for name in columns if name not in frame.columns]
-    if missing:
-        raise ValueError(f"{argument}: column(s) {missing} not found in {source}; valid columns: "
-                         f"{[str(c) for c in frame.columns]}")
 
 
 def sorted_values(values: pd.Series) -> list:
@@ -125,23 +100,6 @@ def _as_feature_frame(frame: pd.DataFrame, categorical: Sequence[str]) -> pd.Dat
     return out
 
 
-def empty_group_warnings(splits: Mapping[str, GroupedTensorDataset]) -> list[str]:
-    """Return one warning per split that has a group without examples (empty list if none)."""
-    warnings = []
-    for name, split in splits.items():
-        empty = [split.group_names[g] for g, n in enumerate(split.group_counts().tolist()) if n == 0]
-        if empty:
-            warnings.append(f"Warning: the {name} split has no examples in group(s) "
-                            f"{', '.join(empty)}; its worst-group accuracy is over the other groups "
-                            f"only, and a method that divides by a group's count cannot use them.")
-    return warnings
-
-
-def format_counts(split: GroupedTensorDataset) -> str:
-    """Return ``"name n, name n, ..."`` of the split's group counts."""
-    return ", ".join(f"{name} {n:,}" for name, n in zip(split.group_names, split.group_counts().tolist()))
-
-
 def table_splits(frames: Mapping[str, pd.DataFrame], *, label: str, attributes: Sequence[str],
                  numeric: Sequence[str], categorical: Sequence[str], name: str,
                  class_names: Sequence[str] | None = None,
@@ -190,7 +148,7 @@ def table_splits(frames: Mapping[str, pd.DataFrame], *, label: str, attributes: 
             num_classes=len(classes), attr_names=attr_names, attr_key="|".join(attributes),
             class_names=[str(c) for c in classes], name=name)
     counts = " ".join(f"{s.capitalize()} group counts: {format_counts(d)}." for s, d in datasets.items())
-    text = " ".join(part for part in (description, counts, *empty_group_warnings(datasets)) if part)
+    text = " ".join(part for part in (description, counts, empty_group_note(datasets)) if part)
     splits = DataSplits(datasets["train"], datasets["val"], datasets["test"], description=text)
     splits.preprocessor = preprocessor
     splits.feature_names = [str(f) for f in preprocessor.get_feature_names_out()]

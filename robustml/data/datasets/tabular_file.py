@@ -18,8 +18,8 @@ import pandas as pd
 
 from robustml.data.contract import DataSplits
 from robustml.data.datasets.colored import check_flag, check_seed
-from robustml.data.datasets.tabular import (SPLITS, as_names, attribute_values, check_columns,
-                                            stratified_holdout, table_splits)
+from robustml.data.checks import as_names, check_columns, check_num_classes, check_split_sizes
+from robustml.data.datasets.tabular import SPLITS, attribute_values, stratified_holdout, table_splits
 
 READERS = {".csv": "csv", ".tsv": "tsv", ".parquet": "parquet", ".pq": "parquet"}
 MISSING_RULES = ("error", "drop")
@@ -71,7 +71,7 @@ def _feature_kinds(frame: pd.DataFrame, features: Sequence[str], declared: tuple
     if declared is None:
         categorical = [c for c in features if not _is_numeric(frame[c])]
     else:
-        check_columns(frame, declared, source=source, argument="categorical")
+        check_columns(list(frame.columns), declared, source=source, argument="categorical")
         categorical = [c for c in features if c in declared]
         for column in features:
             if column not in declared and not _is_numeric(frame[column]):
@@ -102,9 +102,10 @@ def _split(frame: pd.DataFrame, groups: pd.Series, *, split_column: str | None, 
     if unknown:
         raise ValueError(f"{source}, column {split_column!r}: values must be train, val or test, "
                          f"got {unknown}")
-    for required in ("train", "test"):
-        if not (names == required).any():
-            raise ValueError(f"{source}, column {split_column!r}: no {required!r} rows")
+    check_split_sizes({name: int((names == name).sum()) for name in ("train", "test")},
+                      source=f"{source}, column {split_column!r}",
+                      how="Add rows of that split (val rows are optional: without them val is "
+                          "held out from train), or drop data.split_column to draw the splits.")
     frames = {name: frame[names == name] for name in SPLITS}
     how = f"the column {split_column!r}"
     if frames["val"].empty:
@@ -178,18 +179,22 @@ def tabular_file_splits(
     attributes = as_names("attributes", attributes)
     if not attributes:
         raise ValueError("attributes must name at least one column")
+    if label in attributes:
+        raise ValueError(f"attributes must not hold the label column {label!r} (a group would "
+                         f"be the label itself), got attributes={list(attributes)}; name another "
+                         f"column as the attribute")
     frame = read_table(path)
     source = str(path)
-    check_columns(frame, [label], source=source, argument="label")
-    check_columns(frame, attributes, source=source, argument="attributes")
+    check_columns(list(frame.columns), [label], source=source, argument="label")
+    check_columns(list(frame.columns), attributes, source=source, argument="attributes")
     if split_column is not None:
-        check_columns(frame, [split_column], source=source, argument="split_column")
+        check_columns(list(frame.columns), [split_column], source=source, argument="split_column")
     reserved = {label, *attributes, *([split_column] if split_column else [])}
     if features is None:
         inputs = [str(c) for c in frame.columns if c not in reserved]
     else:
         inputs = list(as_names("features", features))
-        check_columns(frame, inputs, source=source, argument="features")
+        check_columns(list(frame.columns), inputs, source=source, argument="features")
         clash = sorted(reserved & set(inputs))
         if clash:
             raise ValueError(f"features must not hold the label, attribute or split columns, got "
@@ -198,6 +203,7 @@ def tabular_file_splits(
         inputs += [a for a in attributes if a not in inputs]
     used = [*inputs, *reserved]
     frame, removed = _apply_missing_rule(frame, used, missing, source)
+    check_num_classes(sorted(set(frame[label].astype(str))), source=source, column=label)
     numeric, categorical = _feature_kinds(
         frame, inputs, None if categorical is None else as_names("categorical", categorical), source)
     groups = frame[label].astype(str) + "," + attribute_values(frame, attributes)

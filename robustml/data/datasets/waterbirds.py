@@ -10,6 +10,7 @@ Groups are bird x place (``group = 2 * y + place``); 95% of training waterbirds 
 
 from __future__ import annotations
 
+import re
 import tarfile
 from pathlib import Path
 
@@ -18,14 +19,22 @@ import pandas as pd
 
 from robustml._torchvision import import_torchvision
 from robustml.data.contract import DataSplits
-from robustml.data.ondisk import (check_columns, check_files_exist, imagenet_transform,
-                                  make_image_splits, transforms_v2)
+from robustml.data.checks import check_columns
+from robustml.data.ondisk import check_files_exist, imagenet_transform, make_image_splits, transforms_v2
 from robustml.data.missing import missing_data_error
+from robustml.validation import check_bool, check_int
 
 FOLDER = "waterbird_complete95_forest2water2"
 URL = f"https://nlp.stanford.edu/data/dro/{FOLDER}.tar.gz"
 COLUMNS = ("img_id", "img_filename", "y", "split", "place", "place_filename")
 NUM_IMAGES = 11_788  # 4,795 train, 1,199 val, 5,794 test
+# No checksum of the archive is pinned: no public source publishes one. The Group DRO repository
+# (kohpangwei/group_DRO) gives only the URL above; WILDS' WaterbirdsDataset downloads a different
+# archive (a CodaLab bundle) and lists no checksum for it either (``compressed_size: None``); and
+# the archive cannot be fetched from the offline machines this project is built on to compute one.
+# A download is checked against ``md5`` when the user gives one, and always by its content:
+# metadata.csv must list NUM_IMAGES images, every one present.
+MD5_PATTERN = re.compile(r"[0-9a-fA-F]{32}")
 
 
 def waterbirds_transforms(image_size: int = 224, *, augment: bool = False) -> tuple:
@@ -61,8 +70,9 @@ def find_waterbirds(root: str | Path) -> Path:
 def download_waterbirds(root: str | Path, *, md5: str | None = None) -> Path:
     """Download and unpack the published archive into ``root``; return the data folder.
 
-    The archive is checked against ``md5`` when given (torchvision's download utility). After
-    unpacking, ``metadata.csv`` must list 11,788 images, all present.
+    The archive is checked against ``md5`` when given (torchvision's download utility); no public
+    source publishes its checksum, so none is pinned. After unpacking, ``metadata.csv`` must list
+    11,788 images, all present.
     """
     root = Path(root)
     root.mkdir(parents=True, exist_ok=True)
@@ -86,14 +96,22 @@ def waterbirds_splits(root: str | Path, *, download: bool = False, md5: str | No
     Args:
         root: Data root holding ``waterbird_complete95_forest2water2/`` (or that folder itself).
         download: Download the archive first when it is absent (needs internet).
-        md5: Optional checksum of the archive for ``download``.
+        md5: Optional MD5 (32 hex digits) of the archive for ``download``; none is pinned because
+            no public source publishes one.
         image_size: Side of the square input (224 in the paper).
         augment: Random crops and flips in training (the paper trains without).
 
     Raises:
         FileNotFoundError: The folder, or images ``metadata.csv`` lists, are missing.
-        ValueError: ``metadata.csv`` lacks a column or holds values outside the published codes.
+        ValueError: ``metadata.csv`` lacks a column or holds values outside the published codes,
+            a split is empty, or an option is out of range (argument, expected and received named).
+        TypeError: An option has the wrong type.
     """
+    image_size = check_int("data.image_size", image_size, minimum=1)
+    augment = check_bool("data.augment", augment)
+    download = check_bool("data.download", download)
+    if md5 is not None and not (isinstance(md5, str) and MD5_PATTERN.fullmatch(md5)):
+        raise ValueError(f"data.md5 must be null or 32 hexadecimal digits, got {md5!r}")
     try:
         folder = find_waterbirds(root)
     except FileNotFoundError:
@@ -102,7 +120,7 @@ def waterbirds_splits(root: str | Path, *, download: bool = False, md5: str | No
         folder = download_waterbirds(root, md5=md5)
     csv = folder / "metadata.csv"
     frame = pd.read_csv(csv)
-    check_columns(list(frame.columns), COLUMNS, csv)
+    check_columns(list(frame.columns), COLUMNS, source=str(csv))
     for column, allowed in (("y", {0, 1}), ("place", {0, 1}), ("split", {0, 1, 2})):
         bad = sorted(set(frame[column].tolist()) - allowed)
         if bad:
@@ -115,6 +133,8 @@ def waterbirds_splits(root: str | Path, *, download: bool = False, md5: str | No
         folder, paths, frame["y"].to_numpy(np.int64), frame["place"].to_numpy(np.int64),
         frame["split"].to_numpy(np.int64), input_shape=(3, image_size, image_size),
         train_transform=train_transform, eval_transform=eval_transform,
+        split_source=f"{csv}, column 'split'",
+        empty_split_hint="The published metadata.csv has rows of every split (0, 1 and 2).",
         description=(f"Waterbirds (Sagawa et al. 2020) from {folder}: groups bird x place, the "
                      f"published splits; {image_size}x{image_size} inputs, ImageNet normalization"
                      f"{', random crops and flips in training' if augment else ''}."),
