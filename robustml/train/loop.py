@@ -109,6 +109,8 @@ class Trainer:
         sampler: Optional ``sampler(generator) -> indices`` drawing one epoch of training indices.
         sample_weights: Optional per-example loss weights, shape ``(len(train),)``, passed to the
             loss as ``weight=`` (group reweighting, cleaning's ``reweight`` action).
+        epoch_size: Indices per epoch that ``sampler`` draws (default ``len(train)``; JTT's
+            upsampled epoch is longer).
     """
 
     def __init__(self, model: nn.Module, criterion: GroupLoss, optimizer: torch.optim.Optimizer,
@@ -116,7 +118,7 @@ class Trainer:
                  run_dir: str | Path, partition: str = "group", scheduler: Any = None,
                  augment: Callable[[Batch], Batch] | None = None,
                  sampler: Callable[[torch.Generator], torch.Tensor] | None = None,
-                 sample_weights: torch.Tensor | None = None) -> None:
+                 sample_weights: torch.Tensor | None = None, epoch_size: int | None = None) -> None:
         if any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in model.modules()) and settings.chunk_size:
             raise ValueError("trainer.chunk_size must be null for models with BatchNorm: chunks change "
                              "the batch statistics")
@@ -130,6 +132,7 @@ class Trainer:
         self.train, self.val, self.settings = train, val, settings
         self.partition, self.augment, self.sampler = partition, augment, sampler
         self.run_dir = Path(run_dir)
+        self.epoch_size = len(train) if epoch_size is None else check_int("epoch_size", epoch_size, minimum=1)
         self.device = train.device if train.in_memory else next(model.parameters()).device
         self.sample_weights = None if sample_weights is None else sample_weights.to(self.device)
         self.train_counts = train.group_counts()
@@ -182,7 +185,7 @@ class Trainer:
     # Data --------------------------------------------------------------------------------------
     @property
     def _steps_per_epoch(self) -> int:
-        return math.ceil(len(self.train) / (self.settings.batch_size or len(self.train)))
+        return math.ceil(self.epoch_size / (self.settings.batch_size or len(self.train)))
 
     def _batches(self) -> Iterator[Batch]:
         """Yield training batches from ``self.position`` on; the order depends on seed and epoch only.
@@ -225,7 +228,7 @@ class Trainer:
 
     def _loader_batches(self, epoch: int, offset: int) -> Iterator[Batch]:
         """On-disk batches: one endless DataLoader from ``(epoch, offset)``, moved to the device."""
-        sampler = EpochBatchSampler(len(self.train), self.settings.batch_size, seed=self.settings.seed,
+        sampler = EpochBatchSampler(self.epoch_size, self.settings.batch_size, seed=self.settings.seed,
                                     draw=self.sampler, start_epoch=epoch, start_batch=offset)
         loader = train_loader(self.train, sampler, self.settings.loader, seed=self.settings.seed)
         for batch in iter_inputs(loader, self.device):
