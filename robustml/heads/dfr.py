@@ -192,9 +192,11 @@ def dfr_on_validation(train_features: np.ndarray, val_features: np.ndarray, val_
         missing = sorted(set(range(num_groups)) - set(g_val[idx].tolist()))
         if missing:
             names = ", ".join(_group_name(g, group_names) for g in missing)
-            raise ValueError(f"DFR's tuning splits the validation rows in two halves, and the {name} "
-                             f"half has no example of {names}: every group needs at least two "
-                             f"validation examples (more for a stable choice of C)")
+            raise ValueError(f"DFR's tuning splits the validation rows at random in two halves, and "
+                             f"the {name} half has no example of {names}: every group needs "
+                             f"validation examples in both halves (at least two, many more for a "
+                             f"stable choice of C); with a validation split this small, fit on "
+                             f"training subsets instead (method.fit_on=train)")
     balanced = fit_idx[balanced_subsample(g_val[fit_idx], num_groups, rng, group_names=group_names)]
     tune_scaler = StandardScaler().fit(x_val[balanced])
     C, scores = _tune(tune_scaler.transform(x_val[balanced]), y_val[balanced],

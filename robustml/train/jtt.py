@@ -148,6 +148,7 @@ def _train_stage_one(cfg: DictConfig, config: dict[str, Any], entry: Path) -> No
                   "group_errors": torch.bincount(groups[errors], minlength=train.num_groups).tolist(),
                   "group_names": list(train.group_names)}
         write_text(tmp / "stage_one.json", json.dumps(record, indent=2, sort_keys=True))
+        tmp.chmod(0o755)  # mkdtemp's folder is private; the entry is as readable as any output
         try:
             os.replace(tmp, entry)
         except OSError:  # another run finished the same stage one first: keep its entry
