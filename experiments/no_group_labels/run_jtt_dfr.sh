@@ -21,7 +21,8 @@ for experiment in "${experiments[@]}"; do
     dir="$OUT/$experiment/seed$seed"
     [ -f "$dir/metrics.json" ] && continue
     mkdir -p "$dir"
-    OMP_NUM_THREADS=1 nice -n 10 "$TRAIN" experiment="$experiment" seed="$seed" data.root="$DATA_ROOT" \
+    root=(); [[ $experiment == colored_digits_* ]] || root=(data.root="$DATA_ROOT")   # embedded data: no root
+    OMP_NUM_THREADS=1 nice -n 10 "$TRAIN" experiment="$experiment" seed="$seed" "${root[@]}" \
       method.cache_dir="$OUT/$( [[ $experiment == *_jtt ]] && echo jtt_cache || echo features )" \
       hydra.run.dir="$dir" trainer.progress=false > "$dir/train.out" 2>&1 || { echo "FAILED: see $dir/train.out"; exit 1; }
     echo "done $experiment seed $seed: $(grep 'worst-group accuracy' "$dir/train.out")"

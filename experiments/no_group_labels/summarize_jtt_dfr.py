@@ -69,6 +69,21 @@ def cell(stats: dict, key: str) -> str:
     return f"{stats[key]['mean']:.1f} ± {stats[key]['std']:.1f}" if key in stats else "n/a"
 
 
+HEADER = """# JTT and DFR rows (no training group labels)
+
+Produced by `bash experiments/no_group_labels/run_jtt_dfr.sh` (each `<dataset>_jtt` and
+`<dataset>_dfr` experiment config, seeds 0-2, one thread, `nice -n 10`) and
+`.venv/bin/python experiments/no_group_labels/summarize_jtt_dfr.py` (this file and
+`jtt_dfr.json`). Mean ± sample std over the seeds, in percent; CPU: AMD EPYC, AVX2 (no AVX-512,
+no AMX), 2 cores shared with other jobs. The *ERM* row is the base model of the DFR runs (their
+`base/...` metrics), trained with the DFR config's protocol. Test accuracies are reported, never
+used: every choice is made on validation (which, on Colored MNIST and colored digits, is colored by
+the training environments' rules and never sees the test environment). "Train-mix average"
+weights the test groups by their training shares.
+
+"""
+
+
 def to_markdown(table: dict[str, dict]) -> str:
     lines = ["| dataset | row | seeds | test worst-group | test average | test train-mix average | "
              "val worst-group | group labels: training | group labels: selection |",
@@ -78,7 +93,7 @@ def to_markdown(table: dict[str, dict]) -> str:
         lines.append(f"| {entry['dataset']} | {entry['row']} | {entry['seeds']} | "
                      + " | ".join(cell(stats, k) for k in KEYS)
                      + f" | {entry['training_group_labels']} | {entry['selection_group_labels']} |")
-    return "\n".join(lines) + "\n\n" + PUBLISHED + "\n"
+    return HEADER + "\n".join(lines) + "\n\n" + PUBLISHED + "\n"
 
 
 def main() -> None:
