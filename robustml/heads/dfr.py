@@ -53,6 +53,7 @@ class DFRResult:
         tuning: Worst-group accuracy of each ``C`` on the tuning split, in grid order.
         fit_on: ``"val"`` or ``"train"``, the split whose group labels were used for fitting.
         subsample_size: Rows per balanced subsample of the final fits (``G * min_g``).
+        group_counts: Rows of each group in the split the final fits drew from.
     """
 
     model: Pipeline

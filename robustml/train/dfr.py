@@ -24,18 +24,16 @@ from robustml.metrics import group_accuracy
 from robustml.report import markdown_table
 from robustml.train.checkpoint import load_checkpoint, save_checkpoint
 from robustml.train.loop import Trainer
-from robustml.train.methods import config_of, differing_keys
+from robustml.train.methods import config_of, data_identity, differing_keys
 
 FIT_ON = ("val", "train")
 SPLIT_PREFIXES = ("train/", "val/", "test/")
 
 
 def _base_keys(cfg: DictConfig) -> dict[str, Any]:
-    """The settings a base run must share with this run: the data (not where it is read) and the model."""
-    keys = {name: OmegaConf.to_container(cfg[name], resolve=True) for name in ("data", "model")}
-    for key in ("root", "download"):
-        keys["data"].pop(key, None)
-    return keys
+    """The settings a base run must share with this run: the data and the model."""
+    return {"data": data_identity(OmegaConf.to_container(cfg.data, resolve=True)),
+            "model": OmegaConf.to_container(cfg.model, resolve=True)}
 
 
 def reuse_base_run(cfg: DictConfig, trainer: Trainer) -> dict[str, Any]:

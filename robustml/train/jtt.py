@@ -31,11 +31,11 @@ from robustml.data.contract import GroupedDataset
 from robustml.data.loading import eval_loader
 from robustml.methods.jtt import UpsampledOrder, check_lambda_up, error_set, upweight_loss_weights
 from robustml.report import markdown_table, write_text
-from robustml.train.methods import differing_keys
+from robustml.train.methods import data_identity, differing_keys
 
 log = logging.getLogger(__name__)
 CACHE_VERSION = "robustml.jtt/1"  # bump when the same config would give another error set
-# What stage one depends on. The data's root and download flag say where files are, not what they hold.
+# What stage one depends on (the data's root is made absolute, its download flag left out).
 STAGE_ONE_KEYS = ("data", "model", "optimizer", "scheduler", "seed", "trainer.batch_size",
                   "trainer.chunk_size", "trainer.precision", "trainer.l2_weight", "trainer.device",
                   "method.stage_one")
@@ -96,13 +96,12 @@ def check_jtt_config(cfg: DictConfig) -> None:
 
 
 def stage_one_config(cfg: DictConfig) -> dict[str, Any]:
-    """Return the resolved values of :data:`STAGE_ONE_KEYS` (the data without root and download)."""
+    """Return the resolved values of :data:`STAGE_ONE_KEYS` (the data as :func:`data_identity` gives it)."""
     resolved = OmegaConf.create(OmegaConf.to_container(cfg, resolve=True))
     config = {key: OmegaConf.to_container(OmegaConf.select(resolved, key))
               if isinstance(OmegaConf.select(resolved, key), (DictConfig, ListConfig))
               else OmegaConf.select(resolved, key) for key in STAGE_ONE_KEYS}
-    for key in ("root", "download"):
-        config["data"].pop(key, None)
+    config["data"] = data_identity(config["data"])
     return config
 
 
@@ -113,7 +112,7 @@ def stage_one_run_config(cfg: DictConfig) -> DictConfig:
     stage.cleaning, stage.augment = None, None
     stage.loss = {"partition": "group", "criterion": {"_target_": "robustml.losses.ERMLoss"}}
     stage.sampler = {"kind": "uniform", "partition": "group"}
-    stage.trainer.max_steps = cfg.method.stage_one.max_steps or 1
+    stage.trainer.max_steps = cfg.method.stage_one.max_steps or 1  # unused when epochs are set
     stage.trainer.epochs = cfg.method.stage_one.epochs
     stage.trainer.select, stage.trainer.resume = "last", False
     return stage
@@ -170,7 +169,7 @@ def jtt_stage_one(cfg: DictConfig) -> StageOne:
         if cfg.method.stage_one_dir is not None:
             raise FileNotFoundError(f"method.stage_one_dir={entry} holds no stage_one.json: it must be a "
                                     f"JTT stage-one cache entry (stage_one_<hash> under method.cache_dir)")
-        log.info("JTT stage one: training ERM for %s, caching it in %s", _t(cfg), entry)
+        log.info("JTT stage one: training ERM for %s, caching it in %s", _describe_t(cfg), entry)
         _train_stage_one(cfg, config, entry)
     record = json.loads((entry / "stage_one.json").read_text())
     differ = differing_keys(config, record["config"])
@@ -190,7 +189,8 @@ def jtt_stage_one(cfg: DictConfig) -> StageOne:
     return StageOne(errors, record["num_train"], record["labels_sha"], summary, _report(cfg, record))
 
 
-def _t(cfg: DictConfig) -> str:
+def _describe_t(cfg: DictConfig) -> str:
+    """Return JTT's T in words: ``50 steps`` or ``1 epochs``."""
     stage = cfg.method.stage_one
     return f"{stage.epochs} epochs" if stage.epochs is not None else f"{stage.max_steps} steps"
 
@@ -203,7 +203,7 @@ def _report(cfg: DictConfig, record: dict[str, Any]) -> str:
            f"{cfg.method.lambda_up} times" if cfg.method.upweight == "sample"
            else f"loss weights 1 + {cfg.method.lambda_up} on the error set")
     return (f"## JTT (Liu et al., ICML 2021)\n\nStage one: ERM for {record['steps']} steps "
-            f"({_t(cfg)}), final model. Error set: {record['error_set_size']} of "
+            f"({_describe_t(cfg)}), final model. Error set: {record['error_set_size']} of "
             f"{record['num_train']} training examples misclassified. Stage two: a new model, each "
             f"error example counted 1 + lambda_up = {1 + int(cfg.method.lambda_up)} times ({how}). "
             "Neither stage uses group labels; the table counts the error set per true group for "

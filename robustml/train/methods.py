@@ -49,6 +49,18 @@ def differing_keys(expected: Mapping[str, Any], found: Mapping[str, Any]) -> lis
             for key in sorted(set(want) | set(have)) if want.get(key) != have.get(key)]
 
 
+def data_identity(data: dict[str, Any]) -> dict[str, Any]:
+    """Return a resolved data config without ``download``, its ``root`` made absolute.
+
+    The same files reached by two paths (``../shared/data`` and its absolute form) compare equal;
+    the same config on other files does not.
+    """
+    data = {key: value for key, value in data.items() if key != "download"}
+    if data.get("root") is not None:
+        data["root"] = str(Path(data["root"]).resolve())
+    return data
+
+
 def before_build(cfg: DictConfig) -> StageOne | None:
     """JTT: return stage one (trained now, or reused from its cache); ``None`` for other runs."""
     if method_name(cfg) != "jtt":
