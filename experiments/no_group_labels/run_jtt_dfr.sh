@@ -25,6 +25,6 @@ for experiment in "${experiments[@]}"; do
     OMP_NUM_THREADS=1 nice -n 10 "$TRAIN" experiment="$experiment" seed="$seed" "${root[@]}" \
       method.cache_dir="$OUT/$( [[ $experiment == *_jtt ]] && echo jtt_cache || echo features )" \
       hydra.run.dir="$dir" trainer.progress=false > "$dir/train.out" 2>&1 || { echo "FAILED: see $dir/train.out"; exit 1; }
-    echo "done $experiment seed $seed: $(grep 'worst-group accuracy' "$dir/train.out")"
+    echo "done $experiment seed $seed: $(grep '^worst-group accuracy' "$dir/train.out")"
   done
 done
