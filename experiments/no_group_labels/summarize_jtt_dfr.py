@@ -25,6 +25,9 @@ ROWS = (("ERM (DFR's base model)", "dfr", "base/", "none", "val worst-group (val
         ("JTT", "jtt", "", "none", "val worst-group (validation group labels)"),
         ("DFR on validation", "dfr", "", "validation group labels (last layer only)",
          "base: val worst-group; C: worst-group on half of val (validation group labels)"))
+# The selection rule of each run's (base) model, in words, with the labels it used.
+RULES = {"worst_group": "val worst-group (validation group labels)", "last": "last step (none)",
+         "avg": "val average (none)"}
 # Published numbers (worst-group / average test accuracy, the DFR paper's table in
 # ../shared/REFERENCES.md). Neither paper reports any of the four settings here; the nearest is
 # CelebA from images, a different input (pixels, ResNet-50) for the same target and groups.
@@ -50,6 +53,9 @@ def summarize(root: Path) -> dict[str, dict]:
                 continue
             stats = {key: mean_std([100 * r[prefix + key] for r in runs]) for key in KEYS
                      if all(r.get(prefix + key) is not None for r in runs)}
+            rules = {RULES.get(r["selection"], r["selection"]) for r in runs}
+            selection = selection.replace("val worst-group (validation group labels)", " / ".join(sorted(rules)))
+            selection = selection.replace("base: val worst-group", "base: " + " / ".join(sorted(rules)))
             extra = {}
             if method == "jtt" and not prefix:
                 extra = {"lambda_up": sorted({r["jtt/lambda_up"] for r in runs}),
