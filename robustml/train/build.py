@@ -28,6 +28,7 @@ from robustml.train.loop import Trainer, TrainSettings
 
 if TYPE_CHECKING:
     from robustml.train.clean import CleanedData
+    from robustml.train.jtt import StageOne
 
 
 def seed_everything(seed: int, device: torch.device | str = "cpu") -> None:
@@ -105,8 +106,12 @@ def max_steps_for(cfg: DictConfig, num_train: int) -> int:
     return int(cfg.trainer.epochs) * math.ceil(num_train / batch_size)
 
 
-def build(cfg: DictConfig, run_dir: Path) -> tuple[Trainer, DataSplits, CleanedData | None]:
-    """Instantiate data (cleaned if ``cfg.cleaning``), model, loss, optimizer and scheduler."""
+def build(cfg: DictConfig, run_dir: Path, *,
+          jtt: StageOne | None = None) -> tuple[Trainer, DataSplits, CleanedData | None]:
+    """Instantiate data (cleaned if ``cfg.cleaning``), model, loss, optimizer and scheduler.
+
+    ``jtt``: JTT's stage one, whose error set stage two upweights (sampler or loss weights).
+    """
     device = resolve_device(cfg.trainer.device)
     splits: DataSplits = build_from(cfg, "data")
     # The train-mix average weights groups by the training data's mix, also when cleaning prunes
@@ -131,8 +136,12 @@ def build(cfg: DictConfig, run_dir: Path) -> tuple[Trainer, DataSplits, CleanedD
     criterion = build_from(cfg, "loss.criterion", **runtime_kwargs(cfg.loss.criterion, available))
     criterion = criterion.to(device)
     optimizer = build_from(cfg, "optimizer")(params=model.parameters())
+    sampler, sample_weights = build_sampling(cfg, splits.train)
+    epoch_size = len(splits.train)
+    if jtt is not None:
+        sampler, sample_weights, epoch_size = jtt.sampling(cfg, splits.train)
     settings = TrainSettings(
-        max_steps=max_steps_for(cfg, len(splits.train)), batch_size=cfg.trainer.batch_size,
+        max_steps=max_steps_for(cfg, epoch_size), batch_size=cfg.trainer.batch_size,
         eval_every=cfg.trainer.eval_every, chunk_size=cfg.trainer.chunk_size,
         precision=cfg.trainer.precision, select=cfg.trainer.select, l2_weight=cfg.trainer.l2_weight,
         reset_optimizer_at_anneal=cfg.trainer.reset_optimizer_at_anneal, seed=cfg.seed,
@@ -144,7 +153,6 @@ def build(cfg: DictConfig, run_dir: Path) -> tuple[Trainer, DataSplits, CleanedD
     scheduler = None
     if cfg.scheduler is not None:
         scheduler = build_from(cfg, "scheduler")(optimizer, total_steps=settings.max_steps)
-    sampler, sample_weights = build_sampling(cfg, splits.train)
     if cleaned is not None and cleaned.weights is not None:
         weights = cleaned.weights.to(device)
         sample_weights = weights if sample_weights is None else sample_weights * weights
@@ -152,5 +160,6 @@ def build(cfg: DictConfig, run_dir: Path) -> tuple[Trainer, DataSplits, CleanedD
     trainer = Trainer(model, criterion, optimizer, splits.train, splits.val, settings, run_dir=run_dir,
                       partition=cfg.loss.partition, scheduler=scheduler, augment=augment,
                       sampler=sampler, sample_weights=sample_weights, train_counts=train_counts,
+                      epoch_size=epoch_size,
                       config=OmegaConf.to_container(cfg, resolve=True))
     return trainer, splits, cleaned

@@ -122,6 +122,8 @@ class Trainer:
             pruned passes the counts before pruning (the data's mix, not the cleaner's).
         config: The run's resolved config as a plain dict; saved in every checkpoint and
             compared on resume (``None``: no comparison).
+        epoch_size: Indices per epoch that ``sampler`` draws (default ``len(train)``; JTT's
+            upsampled epoch is longer).
 
     Under ``torchrun`` (see :mod:`robustml.train.distributed`) each process trains on its share
     of every global batch through DDP and evaluates its share of each split; the metrics, the
@@ -135,7 +137,7 @@ class Trainer:
                  sampler: Callable[[torch.Generator], torch.Tensor] | None = None,
                  sample_weights: torch.Tensor | None = None,
                  train_counts: torch.Tensor | None = None,
-                 config: dict[str, Any] | None = None) -> None:
+                 config: dict[str, Any] | None = None, epoch_size: int | None = None) -> None:
         if any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in model.modules()) and settings.chunk_size:
             raise ValueError("trainer.chunk_size must be null for models with BatchNorm: chunks change "
                              "the batch statistics")
@@ -149,6 +151,7 @@ class Trainer:
         self.train, self.val, self.settings = train, val, settings
         self.partition, self.augment, self.sampler = partition, augment, sampler
         self.run_dir = Path(run_dir)
+        self.epoch_size = len(train) if epoch_size is None else check_int("epoch_size", epoch_size, minimum=1)
         self.device = train.device if train.in_memory else next(model.parameters()).device
         self.sample_weights = None if sample_weights is None else sample_weights.to(self.device)
         self.train_counts = train.group_counts() if train_counts is None else train_counts
@@ -204,7 +207,7 @@ class Trainer:
     # Data --------------------------------------------------------------------------------------
     @property
     def _steps_per_epoch(self) -> int:
-        return math.ceil(len(self.train) / (self.settings.batch_size or len(self.train)))
+        return math.ceil(self.epoch_size / (self.settings.batch_size or len(self.train)))
 
     def _batches(self) -> Iterator[Batch]:
         """Yield training batches from ``self.position`` on; the order depends on seed and epoch only.
@@ -248,7 +251,7 @@ class Trainer:
 
     def _loader_batches(self, epoch: int, offset: int) -> Iterator[Batch]:
         """On-disk batches: one endless DataLoader from ``(epoch, offset)``, moved to the device."""
-        sampler = EpochBatchSampler(len(self.train), self.settings.batch_size, seed=self.settings.seed,
+        sampler = EpochBatchSampler(self.epoch_size, self.settings.batch_size, seed=self.settings.seed,
                                     draw=self.sampler, start_epoch=epoch, start_batch=offset,
                                     rank=distributed.rank(), world_size=distributed.world_size())
         loader = train_loader(self.train, sampler, self.settings.loader, seed=self.settings.seed)

@@ -21,6 +21,7 @@ from robustml.report import (plot_group_accuracy, plot_history, render_console_s
 from robustml.train import distributed
 from robustml.train.build import build, resolve_device, seed_everything
 from robustml.train.memory import keep_freed_memory
+from robustml.train import methods
 from robustml.train.naming import register_run_name_resolver
 from robustml.validation import check_int
 
@@ -49,9 +50,9 @@ def describe_group_label_use(cfg: DictConfig) -> dict[str, str]:
         uses.append("counterfactual augmentation used the spurious-attribute labels (attr)")
     if cfg.cleaning is not None and (cfg.cleaning.guard.max_fraction < 1 or cfg.cleaning.guard.protect_groups):
         uses.append("the label-cleaning guard used training group labels")
-    return {"training": "; ".join(uses) or "none",
-            "selection": SELECTION_LABELS[cfg.trainer.select],
-            "evaluation": "group labels of val and test, to report per-group accuracy"}
+    return methods.label_use(cfg, {"training": "; ".join(uses) or "none",
+                                   "selection": SELECTION_LABELS[cfg.trainer.select],
+                                   "evaluation": "group labels of val and test, to report per-group accuracy"})
 
 
 def render_group_label_use(uses: dict[str, str]) -> str:
@@ -123,10 +124,12 @@ def run(cfg: DictConfig, run_dir: str | Path | None = None, *, summary: str = "f
         write_text(run_dir / "config.yaml", OmegaConf.to_yaml(cfg, resolve=True))
     keep_freed_memory()   # full-batch steps reuse their large buffers instead of faulting them in
     seed_everything(cfg.seed, resolve_device(cfg.trainer.device))
-    trainer, splits, cleaned = build(cfg, run_dir)
-    result = trainer.fit()
+    stage_one = methods.before_build(cfg)   # JTT's stage one (trained, or reused from its cache)
+    trainer, splits, cleaned = build(cfg, run_dir, jtt=stage_one)
+    result = methods.fit(cfg, trainer)       # trainer.fit(), or a DFR base run's checkpoint
     trainer.load_best()
     final, extra_tables = _evaluate_selected(cfg, trainer, splits, cleaned, result)
+    final, extra_tables = methods.after_evaluate(cfg, trainer, splits, final, extra_tables, stage_one)
     uses = describe_group_label_use(cfg)
     if not main:
         return final  # the same metrics on every process; rank 0 writes and prints them

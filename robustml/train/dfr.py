@@ -1,0 +1,112 @@
+"""DFR for ``robustml-train method=dfr``: retrain the selected model's last layer on cached features.
+
+Kirichenko et al. (ICLR 2023), through :mod:`robustml.heads.dfr`. The base model is the run's
+own (trained as usual, selected on validation) or, with ``method.base_run=<run dir>``, the
+selected checkpoint of a finished run with the same data and model. Its penultimate features of
+every split go through the feature cache (:func:`robustml.features.cached_split_features`, under
+``method.cache_dir``); DFR fits on them, and its predictions replace the run's ``{split}/...``
+metrics, while the base model's move to ``base/{split}/...``.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from omegaconf import DictConfig, OmegaConf
+
+from robustml.data.contract import DataSplits
+from robustml.heads.dfr import DFRResult, dfr_on_train, dfr_on_validation
+from robustml.metrics import group_accuracy
+from robustml.report import markdown_table
+from robustml.train.checkpoint import load_checkpoint, save_checkpoint
+from robustml.train.loop import Trainer
+from robustml.train.methods import config_of, data_identity, differing_keys
+
+FIT_ON = ("val", "train")
+SPLIT_PREFIXES = ("train/", "val/", "test/")
+
+
+def _base_keys(cfg: DictConfig) -> dict[str, Any]:
+    """The settings a base run must share with this run: the data and the model."""
+    return {"data": data_identity(OmegaConf.to_container(cfg.data, resolve=True)),
+            "model": OmegaConf.to_container(cfg.model, resolve=True)}
+
+
+def reuse_base_run(cfg: DictConfig, trainer: Trainer) -> dict[str, Any]:
+    """Load the selected checkpoint of ``method.base_run`` as this run's model; return its fit result.
+
+    The checkpoint is copied to this run's ``checkpoints/best.pt``, so the run's outputs are whole
+    without the base run. A base run with other data or another model is refused, naming the keys.
+    """
+    base = Path(cfg.method.base_run)
+    differ = differing_keys(_base_keys(cfg), _base_keys(config_of(base)))
+    if differ:
+        raise ValueError(f"method.base_run={base} was trained with other data or another model ("
+                         + "; ".join(differ).replace("the cache has", "the base run has")
+                         + "); train the base model here (method.base_run=null) or pick a matching run")
+    best = load_checkpoint(base / "checkpoints" / "best.pt")
+    last = load_checkpoint(base / "checkpoints" / "last.pt")
+    save_checkpoint(trainer.best_path, best)
+    trainer.step = int(last["step"])
+    return {"best_step": int(best["step"]), "history": last["history"], "elapsed": 0.0}
+
+
+def fit_dfr(cfg: DictConfig, features: dict[str, np.ndarray], splits: DataSplits) -> DFRResult:
+    """Run :func:`~robustml.heads.dfr.dfr_on_validation` or ``dfr_on_train`` per ``method.fit_on``."""
+    options = cfg.method
+    if options.fit_on not in FIT_ON:
+        raise ValueError(f"method.fit_on must be one of {list(FIT_ON)}, got {options.fit_on!r}")
+    labels = {name: (split.y.cpu().numpy(), split.group.cpu().numpy()) for name, split in splits.items()}
+    common = {"C_grid": [float(c) for c in options.C_grid], "num_refits": options.num_refits,
+              "max_iter": options.max_iter, "seed": cfg.seed, "n_jobs": options.n_jobs,
+              "group_names": splits.group_names}
+    if options.fit_on == "val":
+        return dfr_on_validation(features["train"], features["val"], *labels["val"],
+                                 splits.num_groups, **common)
+    return dfr_on_train(features["train"], *labels["train"], features["val"], *labels["val"],
+                        splits.num_groups, **common)
+
+
+def dfr_stage(cfg: DictConfig, trainer: Trainer, splits: DataSplits, final: dict[str, Any],
+              tables: list[str]) -> tuple[dict[str, Any], list[str]]:
+    """Fit DFR on the selected model's features; return the metrics and tables with DFR's results."""
+    from robustml.features import cached_split_features  # the cache and its DataLoader: only here
+    features = cached_split_features(trainer.model, splits, Path(cfg.method.cache_dir),
+                                     batch_size=cfg.trainer.eval_batch_size,
+                                     num_workers=cfg.trainer.num_workers, progress=cfg.trainer.progress)
+    start = time.perf_counter()
+    result = fit_dfr(cfg, features, splits)
+    seconds = time.perf_counter() - start
+    out = {key: value for key, value in final.items() if not key.startswith(SPLIT_PREFIXES)}
+    out.update({f"base/{key}": value for key, value in final.items() if key.startswith(SPLIT_PREFIXES)})
+    for name, split in splits.items():
+        preds = torch.from_numpy(result.predict(features[name]).astype(np.int64))
+        metrics = group_accuracy(preds, split.y.cpu(), split.group.cpu(), split.num_groups,
+                                 train_counts=trainer.train_counts.cpu())
+        out.update({f"{name}/{key}": value for key, value in metrics.items()})
+    out.update({"dfr/C": result.C, "dfr/fit_on": result.fit_on, "dfr/fit_seconds": round(seconds, 3),
+                "dfr/subsample_size": result.subsample_size, "dfr/num_refits": cfg.method.num_refits})
+    out.update({f"dfr/tuning_worst_group_C_{c:g}": score for c, score in result.tuning.items()})
+    return out, [_report(cfg, result, final, out), *tables]
+
+
+def _report(cfg: DictConfig, result: DFRResult, base: dict[str, Any], dfr: dict[str, Any]) -> str:
+    fit_on = {"val": "validation", "train": "training"}[result.fit_on]
+    rows = [[model, *(f"{100 * metrics[f'{split}/{key}']:.1f}" for split in ("val", "test")
+                      for key in ("acc_worst_group", "acc_avg"))]
+            for model, metrics in (("base model", base), ("DFR", dfr))]
+    tuning = [[f"{c:g}", f"{100 * score:.1f}", "<- chosen" if c == result.C else ""]
+              for c, score in result.tuning.items()]
+    return (f"## DFR (Kirichenko et al., ICLR 2023)\n\nThe base model's last layer is replaced by an "
+            f"L1 logistic regression (liblinear) on its standardized penultimate features, fitted on "
+            f"group-balanced subsets of the {fit_on} split ({result.subsample_size} rows each, "
+            f"{cfg.method.num_refits} fits averaged), so DFR uses the {fit_on} split's group labels. "
+            f"The per-group tables of this report are DFR's; the base model's metrics are "
+            f"`base/...` in metrics.json (the stress test, if any, is the base model's).\n\n"
+            + markdown_table(["model", "val worst", "val avg", "test worst", "test avg"], rows)
+            + "\n\nC chosen by worst-group accuracy on held-out validation rows:\n\n"
+            + markdown_table(["C", "worst-group (%)", ""], tuning))

@@ -1,0 +1,211 @@
+"""JTT's stage one for ``robustml-train method=jtt``: train ERM for T steps (or reuse it), find the error set.
+
+Liu et al. (ICML 2021), Algorithm 1 (see :mod:`robustml.methods.jtt`). Stage one is the run's
+data, model and optimizer trained with plain ERM, uniform sampling and no cleaning or
+augmentation for ``method.stage_one.max_steps`` steps (or ``method.stage_one.epochs``); its final
+model (the authors' epoch ``T``, no selection) predicts the training split and the misclassified
+examples form the error set. The entry ``<method.cache_dir>/stage_one_<hash>/`` holds
+``stage_one.json`` (the stage-one config, the error-set size), ``error_set.npy`` and stage one's
+checkpoints; its hash covers only what stage one depends on (:data:`STAGE_ONE_KEYS`), so a sweep
+over ``method.lambda_up`` trains stage one once. ``method.stage_one_dir`` names an entry to reuse;
+an entry whose config differs is refused with the differing keys.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from omegaconf import DictConfig, ListConfig, OmegaConf
+
+from robustml.data.contract import GroupedDataset
+from robustml.data.loading import eval_loader
+from robustml.methods.jtt import UpsampledOrder, check_lambda_up, error_set, upweight_loss_weights
+from robustml.report import markdown_table, write_text
+from robustml.train.methods import data_identity, differing_keys
+
+log = logging.getLogger(__name__)
+CACHE_VERSION = "robustml.jtt/1"  # bump when the same config would give another error set
+# What stage one depends on (the data's root is made absolute, its download flag left out).
+STAGE_ONE_KEYS = ("data", "model", "optimizer", "scheduler", "seed", "trainer.batch_size",
+                  "trainer.chunk_size", "trainer.precision", "trainer.l2_weight", "trainer.device",
+                  "method.stage_one")
+UPWEIGHTS = ("sample", "loss")
+
+
+@dataclass
+class StageOne:
+    """JTT's stage one, ready for stage two.
+
+    Attributes:
+        errors: Indices of the misclassified training examples, shape ``(|E|,)`` int64.
+        num_train: Size of the training split stage one saw.
+        labels_sha: sha256 of the training labels, to check the split stage two trains on.
+        summary: Flat ``jtt/...`` entries for ``metrics.json``.
+        report_md: A ``## JTT`` section for ``report.md``.
+    """
+
+    errors: torch.Tensor
+    num_train: int
+    labels_sha: str
+    summary: dict[str, Any]
+    report_md: str
+
+    def sampling(self, cfg: DictConfig, train: GroupedDataset) -> tuple[Any, torch.Tensor | None, int]:
+        """Return stage two's ``(sampler, sample_weights, epoch_size)`` for ``cfg.method.upweight``."""
+        if len(train) != self.num_train or _labels_sha(train) != self.labels_sha:
+            raise ValueError(f"JTT's stage one saw {self.num_train} training examples with other labels "
+                             f"than this run's {len(train)}: its error set does not index this split; "
+                             f"delete {self.summary['jtt/stage_one_dir']} or set method.stage_one_dir=null")
+        lambda_up = check_lambda_up(cfg.method.lambda_up)
+        if cfg.method.upweight == "loss":
+            return None, upweight_loss_weights(len(train), self.errors, lambda_up), len(train)
+        if not cfg.trainer.batch_size:
+            raise ValueError("method.upweight=sample duplicates error examples in mini-batches and needs "
+                             "trainer.batch_size; with the full batch (trainer.batch_size=null) use "
+                             "method.upweight=loss, the same objective")
+        order = UpsampledOrder(len(train), self.errors, lambda_up)
+        return order, None, order.epoch_size
+
+
+def _labels_sha(train: GroupedDataset) -> str:
+    return hashlib.sha256(train.y.cpu().numpy().astype(np.int64).tobytes()).hexdigest()
+
+
+def check_jtt_config(cfg: DictConfig) -> None:
+    """Raise naming the key when the JTT settings or the run around them do not fit."""
+    check_lambda_up(cfg.method.lambda_up)
+    if cfg.method.upweight not in UPWEIGHTS:
+        raise ValueError(f"method.upweight must be one of {list(UPWEIGHTS)}, got {cfg.method.upweight!r}")
+    if cfg.sampler.kind != "uniform":
+        raise ValueError(f"JTT's upweighting replaces the sampler: sampler must be uniform, got "
+                         f"sampler.kind={cfg.sampler.kind!r}")
+    steps, epochs = cfg.method.stage_one.max_steps, cfg.method.stage_one.epochs
+    if (steps is None) == (epochs is None):
+        raise ValueError(f"set exactly one of method.stage_one.max_steps and method.stage_one.epochs "
+                         f"(JTT's T), got {steps!r} and {epochs!r}")
+
+
+def stage_one_config(cfg: DictConfig) -> dict[str, Any]:
+    """Return the resolved values of :data:`STAGE_ONE_KEYS` (the data as :func:`data_identity` gives it)."""
+    resolved = OmegaConf.create(OmegaConf.to_container(cfg, resolve=True))
+    config = {key: OmegaConf.to_container(OmegaConf.select(resolved, key))
+              if isinstance(OmegaConf.select(resolved, key), (DictConfig, ListConfig))
+              else OmegaConf.select(resolved, key) for key in STAGE_ONE_KEYS}
+    config["data"] = data_identity(config["data"])
+    return config
+
+
+def stage_one_run_config(cfg: DictConfig) -> DictConfig:
+    """Return the run config of stage one: the run's, with ERM, uniform sampling and ``T`` steps."""
+    stage = OmegaConf.create(OmegaConf.to_container(cfg, resolve=True))
+    OmegaConf.update(stage, "method", None, merge=False)
+    stage.cleaning, stage.augment = None, None
+    stage.loss = {"partition": "group", "criterion": {"_target_": "robustml.losses.ERMLoss"}}
+    stage.sampler = {"kind": "uniform", "partition": "group"}
+    stage.trainer.max_steps = cfg.method.stage_one.max_steps or 1  # unused when epochs are set
+    stage.trainer.epochs = cfg.method.stage_one.epochs
+    stage.trainer.select, stage.trainer.resume = "last", False
+    return stage
+
+
+def _entry(cfg: DictConfig, config: dict[str, Any]) -> Path:
+    if cfg.method.stage_one_dir is not None:
+        return Path(cfg.method.stage_one_dir)
+    digest = hashlib.sha256(json.dumps([CACHE_VERSION, config], sort_keys=True).encode()).hexdigest()
+    return Path(cfg.method.cache_dir) / f"stage_one_{digest[:16]}"
+
+
+def _train_stage_one(cfg: DictConfig, config: dict[str, Any], entry: Path) -> None:
+    """Train stage one into a temporary folder next to ``entry`` and rename it into place."""
+    from robustml.train.build import build  # build imports the loop; stage one is its own run
+    from robustml.train.evaluate import predict_dataset
+    entry.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=entry.parent, prefix=f".{entry.name}."))
+    try:
+        trainer, splits, _ = build(stage_one_run_config(cfg), tmp)
+        trainer.fit()
+        train = splits.train
+        loader = None if train.in_memory else eval_loader(train, trainer.settings.loader)
+        preds = predict_dataset(trainer.model, train, precision=cfg.trainer.precision, loader=loader)
+        errors = error_set(preds, train.y)
+        np.save(tmp / "error_set.npy", errors.numpy())
+        groups = train.group.cpu()
+        record = {"version": CACHE_VERSION, "config": config, "num_train": len(train),
+                  "labels_sha": _labels_sha(train), "steps": trainer.step,
+                  "error_set_size": int(errors.numel()),
+                  "group_counts": torch.bincount(groups, minlength=train.num_groups).tolist(),
+                  "group_errors": torch.bincount(groups[errors], minlength=train.num_groups).tolist(),
+                  "group_names": list(train.group_names)}
+        write_text(tmp / "stage_one.json", json.dumps(record, indent=2, sort_keys=True))
+        tmp.chmod(0o755)  # mkdtemp's folder is private; the entry is as readable as any output
+        try:
+            os.replace(tmp, entry)
+        except OSError:  # another run finished the same stage one first: keep its entry
+            if not (entry / "stage_one.json").is_file():
+                raise
+            shutil.rmtree(tmp)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+
+
+def jtt_stage_one(cfg: DictConfig) -> StageOne:
+    """Return stage one for ``cfg``: reused from its cache entry, or trained and cached now."""
+    check_jtt_config(cfg)
+    config = stage_one_config(cfg)
+    entry = _entry(cfg, config)
+    cached = (entry / "stage_one.json").is_file()
+    if not cached:
+        if cfg.method.stage_one_dir is not None:
+            raise FileNotFoundError(f"method.stage_one_dir={entry} holds no stage_one.json: it must be a "
+                                    f"JTT stage-one cache entry (stage_one_<hash> under method.cache_dir)")
+        log.info("JTT stage one: training ERM for %s, caching it in %s", _describe_t(cfg), entry)
+        _train_stage_one(cfg, config, entry)
+    record = json.loads((entry / "stage_one.json").read_text())
+    differ = differing_keys(config, record["config"])
+    if differ or record.get("version") != CACHE_VERSION:
+        raise ValueError(f"the JTT stage-one cache {entry} was made with another config ("
+                         + "; ".join(differ or [f"version {record.get('version')!r}"]) + "); use "
+                         f"method.stage_one_dir=null to train or reuse the stage one of this config")
+    if cached:
+        log.info("JTT stage one: reusing the cached stage one in %s (error set of %d of %d training "
+                 "examples)", entry, record["error_set_size"], record["num_train"])
+    errors = torch.from_numpy(np.load(entry / "error_set.npy")).to(torch.int64)
+    summary = {"jtt/lambda_up": int(cfg.method.lambda_up), "jtt/upweight": cfg.method.upweight,
+               "jtt/error_set_size": int(errors.numel()), "jtt/stage_one_steps": record["steps"],
+               "jtt/stage_one_cache": "reused" if cached else "trained",
+               "jtt/stage_one_dir": str(entry)}
+    summary.update({f"jtt/error_set_group_{g}": n for g, n in enumerate(record["group_errors"])})
+    return StageOne(errors, record["num_train"], record["labels_sha"], summary, _report(cfg, record))
+
+
+def _describe_t(cfg: DictConfig) -> str:
+    """Return JTT's T in words: ``50 steps`` or ``1 epochs``."""
+    stage = cfg.method.stage_one
+    return f"{stage.epochs} epochs" if stage.epochs is not None else f"{stage.max_steps} steps"
+
+
+def _report(cfg: DictConfig, record: dict[str, Any]) -> str:
+    rows = [[g, name, record["group_counts"][g], record["group_errors"][g],
+             f"{100 * record['group_errors'][g] / max(record['group_counts'][g], 1):.1f}"]
+            for g, name in enumerate(record["group_names"])]
+    how = ("duplicated in the sampler: one epoch is the training split plus the error set repeated "
+           f"{cfg.method.lambda_up} times" if cfg.method.upweight == "sample"
+           else f"loss weights 1 + {cfg.method.lambda_up} on the error set")
+    return (f"## JTT (Liu et al., ICML 2021)\n\nStage one: ERM for {record['steps']} steps "
+            f"({_describe_t(cfg)}), final model. Error set: {record['error_set_size']} of "
+            f"{record['num_train']} training examples misclassified. Stage two: a new model, each "
+            f"error example counted 1 + lambda_up = {1 + int(cfg.method.lambda_up)} times ({how}). "
+            "Neither stage uses group labels; the table counts the error set per true group for "
+            "this report only.\n\n"
+            + markdown_table(["group", "name", "train count", "in error set", "% of group"], rows))

@@ -1,0 +1,63 @@
+"""JTT's error set and its duplication counts: in the order, and in what the trainer really sees."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from robustml.data.contract import GroupedTensorDataset
+from robustml.losses import ERMLoss
+from robustml.methods import UpsampledOrder, error_set, upsampled_indices, upweight_loss_weights
+from robustml.models import MLP
+from robustml.train import Trainer, TrainSettings
+
+
+def test_error_set_is_the_misclassified_examples():
+    preds = torch.tensor([0, 1, 1, 0, 1, 0])
+    y = torch.tensor([0, 0, 1, 1, 1, 1])
+    assert error_set(preds, y).tolist() == [1, 3, 5]
+    assert error_set(y, y).numel() == 0
+
+
+def test_each_error_example_occurs_one_plus_lambda_up_times_per_epoch():
+    errors = torch.tensor([2, 5, 6])
+    counts = torch.bincount(upsampled_indices(8, errors, 4), minlength=8)
+    assert counts.tolist() == [1, 1, 5, 1, 1, 5, 5, 1]
+    order = UpsampledOrder(8, errors, 4)
+    drawn = order(torch.Generator().manual_seed(0))
+    assert order.epoch_size == 8 + 4 * 3 == drawn.numel()
+    assert torch.bincount(drawn, minlength=8).tolist() == counts.tolist()
+    assert upweight_loss_weights(8, errors, 4).tolist() == counts.float().tolist()
+
+
+def test_the_trainer_sees_each_error_example_one_plus_lambda_up_times_per_epoch(tmp_path):
+    n, batch_size, lambda_up = 30, 7, 3
+    gen = torch.Generator().manual_seed(0)
+    data = GroupedTensorDataset(torch.randn(n, 4, generator=gen), torch.randint(0, 2, (n,), generator=gen),
+                                torch.randint(0, 2, (n,), generator=gen), num_classes=2,
+                                attr_names=("a", "b"))
+    errors = torch.tensor([0, 4, 9, 29])
+    order = UpsampledOrder(n, errors, lambda_up)
+    epoch = -(-order.epoch_size // batch_size)
+    trainer = Trainer(MLP((4,), 1, hidden_dims=(4,)), ERMLoss(4),
+                      torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=0.1), data, data,
+                      TrainSettings(max_steps=2 * epoch, batch_size=batch_size, progress=False),
+                      run_dir=tmp_path, sampler=order, epoch_size=order.epoch_size)
+    batches = trainer._batches()
+    for _ in range(2):
+        seen = torch.cat([next(batches)["index"].cpu() for _ in range(epoch)])
+        expected = torch.ones(n, dtype=torch.int64)
+        expected[errors] += lambda_up
+        assert torch.bincount(seen, minlength=n).tolist() == expected.tolist()
+    assert trainer.position == (2, 0)
+
+
+@pytest.mark.parametrize("errors,lambda_up,match", [
+    (torch.tensor([0, 8]), 2, r"must index the 8 training examples"),
+    (torch.tensor([0.0]), 2, "int64"),
+    (torch.tensor([1]), -1, "method.lambda_up must be an integer >= 0"),
+    (torch.tensor([1]), 1.5, "method.lambda_up must be an integer >= 0"),
+])
+def test_bad_error_sets_and_lambda_up_are_named(errors, lambda_up, match):
+    with pytest.raises(ValueError, match=match):
+        upsampled_indices(8, errors, lambda_up)
