@@ -20,7 +20,7 @@ import numpy as np
 from cleanlab.filter import find_label_issues as _cleanlab_find_label_issues
 from cleanlab.rank import get_label_quality_scores
 
-FILTER_BY = (
+CLEANLAB_FILTERS = (
     "prune_by_noise_rate",
     "prune_by_class",
     "both",
@@ -29,6 +29,8 @@ FILTER_BY = (
     "low_normalized_margin",
     "low_self_confidence",
 )
+FILTER_BY = CLEANLAB_FILTERS + ("lowest_quality",)
+"""Filters of :func:`find_label_issues`: cleanlab's ``filter_by`` options and ``lowest_quality``."""
 QUALITY_METHODS = ("self_confidence", "normalized_margin", "confidence_weighted_entropy")
 ROW_SUM_TOL = 1e-4
 
@@ -129,7 +131,7 @@ def find_label_issues(
     labels,
     pred_probs,
     *,
-    filter_by: str = "prune_by_noise_rate",
+    filter_by: str = "lowest_quality",
     quality_method: str = "self_confidence",
     groups=None,
     num_groups: int | None = None,
@@ -143,7 +145,15 @@ def find_label_issues(
     Args:
         labels: Shape ``(N,)`` given (possibly noisy) labels in ``[0, C)``.
         pred_probs: Shape ``(N, C)`` out-of-sample predicted probabilities.
-        filter_by: One of :data:`FILTER_BY` (cleanlab's options).
+        filter_by: One of :data:`FILTER_BY`: cleanlab's ``filter_by`` options, or
+            ``"lowest_quality"``: as many examples as ``prune_by_noise_rate`` flags (the count
+            confident learning estimates, Sec. 3.2), but chosen by one ranking of the
+            ``quality_method`` score across all classes instead of per pair of given and
+            suggested class. With symmetric noise of rate ``rho`` over ``C`` classes the
+            probability that label ``y~`` of ``x`` is wrong, ``rho/(C-1) (1 - p(y~|x)) /
+            p_noisy(y~|x)``, falls as ``p_noisy(y~|x) = (1 - rho) p(y~|x) + rho/(C-1) (1 -
+            p(y~|x))`` rises, so the lowest self-confidence over all classes is where errors are
+            most likely.
         quality_method: One of :data:`QUALITY_METHODS`; ``"self_confidence"`` scores an example by
             ``pred_probs[i, labels[i]]``.
         groups: Optional shape ``(N,)`` group ids in ``[0, num_groups)`` for a per-group report.
@@ -168,8 +178,13 @@ def find_label_issues(
         )
     if groups is not None:
         groups = _check_groups(groups, labels.shape[0], num_groups)
-    is_issue = _cleanlab_find_label_issues(labels, probs, filter_by=filter_by, n_jobs=n_jobs)
     quality = get_label_quality_scores(labels, probs, method=quality_method)
+    cleanlab_filter = "prune_by_noise_rate" if filter_by == "lowest_quality" else filter_by
+    is_issue = _cleanlab_find_label_issues(labels, probs, filter_by=cleanlab_filter, n_jobs=n_jobs)
+    if filter_by == "lowest_quality":
+        count = int(np.count_nonzero(is_issue))
+        is_issue = np.zeros(labels.shape[0], dtype=bool)
+        is_issue[np.argsort(quality, kind="stable")[:count]] = True
     report = None if groups is None else per_group_report(is_issue, groups, num_groups=num_groups)
     return LabelIssues(
         is_issue=np.asarray(is_issue, dtype=bool),
