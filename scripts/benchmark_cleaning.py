@@ -7,8 +7,8 @@ its boolean mask of flagged examples:
 - ``robustml``: :func:`robustml.cleaning.detect_label_issues` ``(x, noisy_labels)`` with every
   default (``configs/cleaning/confident_learning.yaml`` holds the same): images get the
   cross-fitted MLP fast path, tables ``HistGradientBoostingClassifier()`` 5-fold; then
-  ``filter_by="lowest_quality"`` (cleanlab's ``prune_by_noise_rate`` count, one ranking of
-  self-confidence across classes).
+  ``filter_by="lowest_label_posterior"`` (cleanlab's ``prune_by_noise_rate`` count, the
+  examples least likely correct under cleanlab's noise matrix, across classes).
 - ``cleanlab_cleanlearning``: ``CleanLearning(LogisticRegression(max_iter=500), cv_n_folds=5)
   .find_label_issues(X, labels)`` on the flattened inputs.
 - ``hgb_cross_val_predict`` (tabular cases): ``cleanlab.filter.find_label_issues`` on

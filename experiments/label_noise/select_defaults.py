@@ -21,8 +21,9 @@ detector can rank (a reference for what is reachable, not a candidate). For ever
 script also records the highest precision at which it reaches the best baseline's recall.
 
 Rule fixed before the runs: a pair scores one point per (case, seed, metric) in which it is at
-least the best baseline's value; the most points per run wins, ties go to the cheaper model,
-then to the higher mean of precision + recall.
+least the best baseline's value; the most points wins, ties go to the cheaper model, then to
+the higher mean of precision + recall. Only pairs run on every development run are ranked
+(``--models`` drops candidates, e.g. where CPU time is short).
 
     OMP_NUM_THREADS=1 python experiments/label_noise/select_defaults.py \\
         --json experiments/label_noise/select_defaults.json --threads 1
@@ -56,7 +57,8 @@ _spec = importlib.util.spec_from_file_location("benchmark_cleaning",
 bench = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(bench)
 
-FILTERS = ("prune_by_noise_rate", "lowest_quality", "low_self_confidence", "confident_learning")
+FILTERS = ("prune_by_noise_rate", "lowest_label_posterior", "lowest_quality",
+           "low_self_confidence", "confident_learning")
 COST = {"hgb": 1, "hgb_l2": 1, "hgb_logreg": 1.1, "hgb_repeat3": 3, "cross_fit": 1}
 
 
@@ -142,7 +144,8 @@ def choose(results: dict) -> list[dict]:
                 t["points"] += sum(s[m] >= best[m] for m in best)
                 t["sum"] += s["precision"] + s["recall"]
                 t["runs"] += 1
-    ranked = sorted(totals.values(), key=lambda t: (-t["points"] / t["runs"],
+    everywhere = max(t["runs"] for t in totals.values())  # pairs fitted on every development run
+    ranked = sorted((t for t in totals.values() if t["runs"] == everywhere), key=lambda t: (-t["points"],
                                                     COST[t["pair"].split("+")[0]],
                                                     -t["sum"] / t["runs"]))
     return [{"pair": t["pair"], "points": t["points"], "runs": t["runs"],

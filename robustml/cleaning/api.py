@@ -13,7 +13,8 @@ Pipeline: out-of-sample probabilities (:func:`robustml.cleaning.methods.out_of_s
 gradient boosting for 2-D inputs, cross-fitted networks otherwise, or the model given), then
 :func:`robustml.cleaning.find_label_issues` (cleanlab's confident learning, Northcutt, Jiang,
 Chuang, JAIR 2021, Sec. 3; by default as many flags as its ``prune_by_noise_rate``, chosen by
-the lowest self-confidence across classes), then the group guard
+the lowest estimated probability that the given label is true, across classes:
+:mod:`robustml.cleaning.ranking`), then the group guard
 (:func:`robustml.cleaning.apply_group_cap`).
 """
 
@@ -33,7 +34,7 @@ from robustml.cleaning.methods import AUTO, out_of_sample_probs
 
 #: Shipped defaults of the pipeline (``configs/cleaning/confident_learning.yaml`` holds the same).
 NUM_FOLDS = 5
-FILTER_BY = "lowest_quality"
+FILTER_BY = "lowest_label_posterior"
 QUALITY_METHOD = "self_confidence"
 GUARDED = "guarded"  # label_issues.csv action of a row the group guard kept
 
@@ -151,7 +152,7 @@ def detect_label_issues(
         num_classes: Number of classes; default ``labels.max() + 1``.
         num_folds: Folds ``K >= 2``.
         filter_by: One of :data:`robustml.cleaning.FILTER_BY` (cleanlab's ``filter_by`` options
-            and the default ``"lowest_quality"``, see :func:`~robustml.cleaning.find_label_issues`).
+            and the ranked ones, see :func:`~robustml.cleaning.find_label_issues`).
         quality_method: cleanlab's label-quality score.
         seed: Seed of the folds, the parts and the default models.
         csv_path: If given, write the flagged rows there (:func:`write_label_issues_csv`).

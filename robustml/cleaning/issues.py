@@ -20,6 +20,8 @@ import numpy as np
 from cleanlab.filter import find_label_issues as _cleanlab_find_label_issues
 from cleanlab.rank import get_label_quality_scores
 
+from robustml.cleaning.ranking import label_posterior, lowest
+
 CLEANLAB_FILTERS = (
     "prune_by_noise_rate",
     "prune_by_class",
@@ -29,8 +31,10 @@ CLEANLAB_FILTERS = (
     "low_normalized_margin",
     "low_self_confidence",
 )
-FILTER_BY = CLEANLAB_FILTERS + ("lowest_quality",)
-"""Filters of :func:`find_label_issues`: cleanlab's ``filter_by`` options and ``lowest_quality``."""
+RANKED_FILTERS = ("lowest_label_posterior", "lowest_quality")
+FILTER_BY = CLEANLAB_FILTERS + RANKED_FILTERS
+"""Filters of :func:`find_label_issues`: cleanlab's ``filter_by`` options and the two ranked
+ones of :mod:`robustml.cleaning.ranking`."""
 QUALITY_METHODS = ("self_confidence", "normalized_margin", "confidence_weighted_entropy")
 ROW_SUM_TOL = 1e-4
 
@@ -131,7 +135,7 @@ def find_label_issues(
     labels,
     pred_probs,
     *,
-    filter_by: str = "lowest_quality",
+    filter_by: str = "lowest_label_posterior",
     quality_method: str = "self_confidence",
     groups=None,
     num_groups: int | None = None,
@@ -146,14 +150,10 @@ def find_label_issues(
         labels: Shape ``(N,)`` given (possibly noisy) labels in ``[0, C)``.
         pred_probs: Shape ``(N, C)`` out-of-sample predicted probabilities.
         filter_by: One of :data:`FILTER_BY`: cleanlab's ``filter_by`` options, or
-            ``"lowest_quality"``: as many examples as ``prune_by_noise_rate`` flags (the count
-            confident learning estimates, Sec. 3.2), but chosen by one ranking of the
-            ``quality_method`` score across all classes instead of per pair of given and
-            suggested class. With symmetric noise of rate ``rho`` over ``C`` classes the
-            probability that label ``y~`` of ``x`` is wrong, ``rho/(C-1) (1 - p(y~|x)) /
-            p_noisy(y~|x)``, falls as ``p_noisy(y~|x) = (1 - rho) p(y~|x) + rho/(C-1) (1 -
-            p(y~|x))`` rises, so the lowest self-confidence over all classes is where errors are
-            most likely.
+            one of :data:`RANKED_FILTERS` (:mod:`robustml.cleaning.ranking`): as many examples as
+            ``prune_by_noise_rate`` flags, ranked across classes by the estimated probability
+            that the given label is true (``"lowest_label_posterior"``, the default) or by the
+            ``quality_method`` score (``"lowest_quality"``).
         quality_method: One of :data:`QUALITY_METHODS`; ``"self_confidence"`` scores an example by
             ``pred_probs[i, labels[i]]``.
         groups: Optional shape ``(N,)`` group ids in ``[0, num_groups)`` for a per-group report.
@@ -179,12 +179,11 @@ def find_label_issues(
     if groups is not None:
         groups = _check_groups(groups, labels.shape[0], num_groups)
     quality = get_label_quality_scores(labels, probs, method=quality_method)
-    cleanlab_filter = "prune_by_noise_rate" if filter_by == "lowest_quality" else filter_by
+    cleanlab_filter = "prune_by_noise_rate" if filter_by in RANKED_FILTERS else filter_by
     is_issue = _cleanlab_find_label_issues(labels, probs, filter_by=cleanlab_filter, n_jobs=n_jobs)
-    if filter_by == "lowest_quality":
-        count = int(np.count_nonzero(is_issue))
-        is_issue = np.zeros(labels.shape[0], dtype=bool)
-        is_issue[np.argsort(quality, kind="stable")[:count]] = True
+    if filter_by in RANKED_FILTERS:
+        scores = label_posterior(labels, probs) if filter_by == RANKED_FILTERS[0] else quality
+        is_issue = lowest(scores, int(np.count_nonzero(is_issue)))
     report = None if groups is None else per_group_report(is_issue, groups, num_groups=num_groups)
     return LabelIssues(
         is_issue=np.asarray(is_issue, dtype=bool),

@@ -187,7 +187,7 @@ def clean_splits(cfg: DictConfig, splits: DataSplits, run_dir: str | Path) -> Cl
 
     Steps: out-of-sample probabilities (cached), :func:`robustml.cleaning.find_label_issues`
     with ``cfg.cleaning.filter_by`` (cleanlab's confident joint, Northcutt et al. 2021, Sec. 3,
-    Eq. 1; ``lowest_quality`` ranks its count across classes),
+    Eq. 1; the ranked filters of :mod:`robustml.cleaning.ranking` rank its count across classes),
     :func:`~robustml.cleaning.apply_group_cap` with ``cfg.cleaning.guard`` (at most
     ``max_fraction`` of each group flagged, ``protect_groups`` never), then
     :func:`~robustml.cleaning.apply_action` with ``cfg.cleaning.action``.

@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 import torch
 from cleaning_data import logreg_fit_predict, make_blobs, precision_recall
+from cleanlab.count import estimate_py_and_noise_matrices_from_probabilities
 from cleanlab.filter import find_label_issues as cleanlab_find_label_issues
 from omegaconf import OmegaConf
 from sklearn.ensemble import HistGradientBoostingClassifier
@@ -39,8 +40,11 @@ def test_default_on_tabular_inputs_is_gradient_boosting_cross_validated():
         model.fit(blobs.x[train], labels[train])
         expected[held] = model.predict_proba(blobs.x[held])
     np.testing.assert_allclose(report.pred_probs, expected, atol=1e-6)
-    count = int(cleanlab_find_label_issues(labels, expected).sum())  # filter_by="lowest_quality"
-    lowest = np.argsort(expected[np.arange(labels.size), labels], kind="stable")[:count]
+    count = int(cleanlab_find_label_issues(labels, expected).sum())  # lowest_label_posterior
+    _, noise, _, _ = estimate_py_and_noise_matrices_from_probabilities(labels, expected)
+    posterior = [noise[y, y] * p[y] / sum(noise[y, j] * p[j] for j in range(4))
+                 for y, p in zip(labels, expected)]
+    lowest = np.argsort(posterior, kind="stable")[:count]
     np.testing.assert_array_equal(np.flatnonzero(report.is_issue), np.sort(lowest))
     np.testing.assert_array_equal(report.is_issue, report.is_issue_before_guard)
     assert report.per_group is None and report.quality.shape == labels.shape
