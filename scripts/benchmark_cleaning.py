@@ -205,7 +205,12 @@ def main() -> None:
                         help="methods to run (the others keep their results from --json)")
     parser.add_argument("--threads", type=int, default=None,
                         help="torch and BLAS/OpenMP threads (default: all)")
+    parser.add_argument("--markdown", action="store_true",
+                        help="print the summary table of --json and run nothing")
     args = parser.parse_args()
+    if args.markdown:
+        print(markdown(json.loads(args.json.read_text())))
+        return
     if args.threads is not None:
         torch.set_num_threads(args.threads)
     results = json.loads(args.json.read_text()) if args.json.is_file() else {}
@@ -222,6 +227,29 @@ def main() -> None:
                 with atomic_path(args.json) as tmp:
                     tmp.write_text(json.dumps(results, indent=2) + "\n")
     print(f"wrote {args.json}")
+
+
+LABELS = {"robustml": "**robustml defaults**", "cleanlab_cleanlearning": "CleanLearning",
+          "hgb_cross_val_predict": "HGB cross_val_predict",
+          "ablation_network_2fold": "ablation: 2-fold networks, no heads"}
+
+
+def markdown(results: dict) -> str:
+    """Return the summary table of ``results`` (mean ± sample std over seeds) as markdown."""
+    lines = ["| case | method | seeds | seconds | precision | recall | flagged |",
+             "|---|---|---|---|---|---|---|"]
+    for name, case in results["cases"].items():
+        for method in (m for m in METHODS if m in case):
+            entry = case[method]
+
+            def cell(metric: str, digits: int) -> str:
+                std = entry["std"][metric]
+                return f"{entry[metric]:.{digits}f}" + ("" if std is None else
+                                                         f" ± {std:.{digits}f}")
+            seeds = ",".join(str(s) for s in entry["seeds"])
+            lines.append(f"| {name} | {LABELS[method]} | {seeds} | {cell('seconds', 1)} | "
+                         f"{cell('precision', 3)} | {cell('recall', 3)} | {cell('flagged', 0)} |")
+    return "\n".join(lines)
 
 
 def settings(threads: int | None) -> dict:

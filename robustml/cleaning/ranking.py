@@ -12,7 +12,8 @@ where ``T[i, j] = P(given = i | true = j)`` is cleanlab's noise matrix (estimate
 confident joint) and the out-of-sample probabilities ``p(. | x)`` stand in for the true-label
 posterior. With symmetric noise ``T`` has one value on its diagonal and one off it, so the order
 is that of the self-confidence ``p(y~ | x)``; with noise from class ``c`` into ``c + 1`` only the
-classes that can produce the given label enter the denominator.
+classes that can produce the given label enter the denominator. ``filter_by="lowest_quality"``
+ranks by cleanlab's label-quality score instead (the self-confidence ``p(y~ | x)`` by default).
 """
 
 from __future__ import annotations
