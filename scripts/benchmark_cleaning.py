@@ -156,8 +156,9 @@ def summarize(name: str, runs: dict[str, dict]) -> dict:
                               for m, v in values.items()}
         out[method]["seeds"] = [int(s) for s in seeds]
     out["targets"] = targets(name, out)
-    out["targets_met_on_every_seed"] = {
-        key: all(runs[s]["targets"].get(key, False) for s in runs) for key in out["targets"]}
+    out["targets_met_on_every_seed"] = {  # over the seeds whose run holds the methods compared
+        key: all(runs[s]["targets"][key] for s in runs if key in runs[s]["targets"])
+        for key in out["targets"]}
     return out
 
 
