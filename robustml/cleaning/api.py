@@ -11,8 +11,11 @@ Example::
 
 Pipeline: out-of-sample probabilities (:func:`robustml.cleaning.methods.out_of_sample_probs`:
 gradient boosting for 2-D inputs, cross-fitted networks otherwise, or the model given), then
-cleanlab's ``find_label_issues`` (Northcutt, Jiang, Chuang, JAIR 2021, Sec. 3), then the group
-guard (:func:`robustml.cleaning.apply_group_cap`).
+:func:`robustml.cleaning.find_label_issues` (cleanlab's confident learning, Northcutt, Jiang,
+Chuang, JAIR 2021, Sec. 3; by default as many flags as its ``prune_by_noise_rate``, chosen by
+the lowest estimated probability that the given label is true, across classes:
+:mod:`robustml.cleaning.ranking`), then the group guard
+(:func:`robustml.cleaning.apply_group_cap`).
 """
 
 from __future__ import annotations
@@ -32,7 +35,7 @@ from robustml.validation import check_int
 
 #: Shipped defaults of the pipeline (``configs/cleaning/confident_learning.yaml`` holds the same).
 NUM_FOLDS = 5
-FILTER_BY = "prune_by_noise_rate"
+FILTER_BY = "lowest_label_posterior"
 QUALITY_METHOD = "self_confidence"
 GUARDED = "guarded"  # label_issues.csv action of a row the group guard kept
 
@@ -149,7 +152,8 @@ def detect_label_issues(
         guard: A :class:`GroupGuard` (``GroupGuard()`` caps nothing); needs ``groups``.
         num_classes: Number of classes; default ``labels.max() + 1``.
         num_folds: Folds ``K >= 2``.
-        filter_by: cleanlab's ``filter_by`` (see :data:`robustml.cleaning.FILTER_BY`).
+        filter_by: One of :data:`robustml.cleaning.FILTER_BY` (cleanlab's ``filter_by`` options
+            and the ranked ones, see :func:`~robustml.cleaning.find_label_issues`).
         quality_method: cleanlab's label-quality score.
         seed: Seed of the folds, the parts and the default models.
         csv_path: If given, write the flagged rows there (:func:`write_label_issues_csv`).

@@ -21,8 +21,9 @@ Features are comparable only within one network, hence one set of heads per part
 Measured against the alternative of scoring each part with the output layer of the network
 trained on the other part (2-fold cross-validation, ``KFoldNetwork`` with ``num_folds=2``, the
 same networks), on the 60,000 MNIST training images, one seed (``scripts/benchmark_cleaning.py``,
-``ablation_network_2fold``): precision / recall 0.950 / 0.964 against 0.904 / 0.922 with 30%
-class-conditional noise, 0.951 / 0.962 against 0.940 / 0.957 with 20% symmetric noise. Refitting
+``ablation_network_2fold``, run at commit 00c5e7f with ``filter_by="prune_by_noise_rate"``):
+precision / recall 0.950 / 0.964 against 0.904 / 0.922 with 30% class-conditional noise,
+0.951 / 0.962 against 0.940 / 0.957 with 20% symmetric noise. Refitting
 the last layer on 4/5 of the scored part's labels adds what those labels say to features learned
 from the other part.
 """

@@ -21,9 +21,10 @@ import torch
 from cleanlab.filter import find_label_issues as _cleanlab_find_label_issues
 from cleanlab.rank import get_label_quality_scores
 
+from robustml.cleaning.ranking import label_posterior, lowest
 from robustml.validation import check_ids
 
-FILTER_BY = (
+CLEANLAB_FILTERS = (
     "prune_by_noise_rate",
     "prune_by_class",
     "both",
@@ -32,6 +33,10 @@ FILTER_BY = (
     "low_normalized_margin",
     "low_self_confidence",
 )
+RANKED_FILTERS = ("lowest_label_posterior", "lowest_quality")
+FILTER_BY = CLEANLAB_FILTERS + RANKED_FILTERS
+"""Filters of :func:`find_label_issues`: cleanlab's ``filter_by`` options and the two ranked
+ones of :mod:`robustml.cleaning.ranking`."""
 QUALITY_METHODS = ("self_confidence", "normalized_margin", "confidence_weighted_entropy")
 ROW_SUM_TOL = 1e-4
 
@@ -124,7 +129,7 @@ def find_label_issues(
     labels,
     pred_probs,
     *,
-    filter_by: str = "prune_by_noise_rate",
+    filter_by: str = "lowest_label_posterior",
     quality_method: str = "self_confidence",
     groups=None,
     num_groups: int | None = None,
@@ -138,7 +143,11 @@ def find_label_issues(
     Args:
         labels: Shape ``(N,)`` given (possibly noisy) labels in ``[0, C)``.
         pred_probs: Shape ``(N, C)`` out-of-sample predicted probabilities.
-        filter_by: One of :data:`FILTER_BY` (cleanlab's options).
+        filter_by: One of :data:`FILTER_BY`: cleanlab's ``filter_by`` options, or
+            one of :data:`RANKED_FILTERS` (:mod:`robustml.cleaning.ranking`): as many examples as
+            ``prune_by_noise_rate`` flags, ranked across classes by the estimated probability
+            that the given label is true (``"lowest_label_posterior"``, the default) or by the
+            ``quality_method`` score (``"lowest_quality"``).
         quality_method: One of :data:`QUALITY_METHODS`; ``"self_confidence"`` scores an example by
             ``pred_probs[i, labels[i]]``.
         groups: Optional shape ``(N,)`` group ids in ``[0, num_groups)`` for a per-group report.
@@ -163,8 +172,12 @@ def find_label_issues(
         )
     if groups is not None:
         groups = _check_groups(groups, labels.shape[0], num_groups)
-    is_issue = _cleanlab_find_label_issues(labels, probs, filter_by=filter_by, n_jobs=n_jobs)
     quality = get_label_quality_scores(labels, probs, method=quality_method)
+    cleanlab_filter = "prune_by_noise_rate" if filter_by in RANKED_FILTERS else filter_by
+    is_issue = _cleanlab_find_label_issues(labels, probs, filter_by=cleanlab_filter, n_jobs=n_jobs)
+    if filter_by in RANKED_FILTERS:
+        scores = label_posterior(labels, probs) if filter_by == RANKED_FILTERS[0] else quality
+        is_issue = lowest(scores, int(np.count_nonzero(is_issue)))
     report = None if groups is None else per_group_report(is_issue, groups, num_groups=num_groups)
     return LabelIssues(
         is_issue=np.asarray(is_issue, dtype=bool),

@@ -185,8 +185,9 @@ def _cleaned_train(train: GroupedTensorDataset, action: str, keep_idx: np.ndarra
 def clean_splits(cfg: DictConfig, splits: DataSplits, run_dir: str | Path) -> CleanedData:
     """Find label issues in ``splits.train`` and return the cleaned training split.
 
-    Steps: out-of-sample probabilities (cached), ``cleanlab.filter.find_label_issues`` with
-    ``cfg.cleaning.filter_by`` (confident joint, Northcutt et al. 2021, Sec. 3, Eq. 1),
+    Steps: out-of-sample probabilities (cached), :func:`robustml.cleaning.find_label_issues`
+    with ``cfg.cleaning.filter_by`` (cleanlab's confident joint, Northcutt et al. 2021, Sec. 3,
+    Eq. 1; the ranked filters of :mod:`robustml.cleaning.ranking` rank its count across classes),
     :func:`~robustml.cleaning.apply_group_cap` with ``cfg.cleaning.guard`` (at most
     ``max_fraction`` of each group flagged, ``protect_groups`` never), then
     :func:`~robustml.cleaning.apply_action` with ``cfg.cleaning.action``.
@@ -273,7 +274,7 @@ def render_cleaning_md(totals: dict[str, Any], settings: dict[str, Any],
     method = METHOD_TEXT[settings["method"]].format(**settings)
     guard = settings["guard"]
     lines = ["## Label cleaning", "",
-             f"Confident learning (Northcutt et al., JAIR 2021; cleanlab `filter_by="
+             f"Confident learning (Northcutt et al., JAIR 2021, through cleanlab; `filter_by="
              f"{settings['filter_by']}`) on out-of-sample probabilities from {method}. "
              f"Guard: at most {100 * guard['max_fraction']:g}% of each group flagged, protected "
              f"groups {list(guard['protect_groups']) or 'none'}. Action: `{settings['action']}`.",
