@@ -22,7 +22,8 @@ from robustml.train.checkpoint import load_checkpoint, save_checkpoint
 from robustml.validation import check_int, check_real
 from robustml.train.evaluate import PRECISIONS, autocast, evaluate, forward_in_chunks
 
-SELECTIONS = {"worst_group": "val/acc_worst_group", "avg": "val/acc_avg", "last": None}
+SELECTIONS = {"worst_group": "val/acc_worst_group", "avg": "val/acc_avg", "last": None,
+              "worst_class": "val/acc_worst_class", "worst_inferred_group": "val/acc_worst_inferred_group"}
 
 
 @dataclass
@@ -35,7 +36,8 @@ class TrainSettings:
         eval_every: Evaluate on train and val every this many steps (and at the last step).
         chunk_size: Compute each batch's forward pass in row chunks of this size (same gradient).
         precision: ``"fp32"`` or ``"bf16"`` (autocast; losses stay in float32).
-        select: Model selection on val: ``"worst_group"`` accuracy, ``"avg"`` accuracy, or ``"last"``.
+        select: Model selection on val: ``"worst_group"`` accuracy, ``"avg"`` accuracy, ``"last"``,
+            ``"worst_class"`` accuracy or ``"worst_inferred_group"`` accuracy (needs ``groups``).
         l2_weight: Weight of ``sum ||w||^2`` added to the loss (scaled with the loss's ``loss_scale``).
         reset_optimizer_at_anneal: Clear the optimizer state when a penalty schedule anneals.
         seed: Seed of the data order.
