@@ -49,7 +49,7 @@ def describe_group_label_use(cfg: DictConfig) -> dict[str, str]:
     if cfg.sampler.kind != "uniform":
         uses.append(f"{cfg.sampler.kind} sampling used {cfg.sampler.partition} labels")
     if OmegaConf.select(cfg, "groups") is not None:
-        uses.append(f"no group labels for the {cfg.groups.method} groups, inferred from a reference model")
+        uses.append(f"none: {cfg.groups.method} groups inferred from a reference model without group labels")
     if cfg.augment is not None:
         uses.append("counterfactual augmentation used the spurious-attribute labels (attr)")
     if cfg.cleaning is not None and (cfg.cleaning.guard.max_fraction < 1 or cfg.cleaning.guard.protect_groups):

@@ -30,7 +30,7 @@ def test_inferred_partition_feeds_loss_sampler_and_selection(overrides, tmp_path
     assert 0 <= final["train/inferred_purity_group_0"] <= 1 and "val/inferred_adjusted_rand" in final
     report = (tmp_path / "run" / "report.md").read_text()
     assert f"## Inferred groups ({method}, no group labels)" in report
-    assert "no group labels for the" in report
+    assert "groups inferred from a reference model without group labels" in report
     record = json.loads((tmp_path / "run" / "metrics.jsonl").read_text().splitlines()[-1])
     assert "val/acc_worst_class" in record and "val/acc_worst_inferred_group" in record
     assert len(list((tmp_path / "runs" / "reference_cache").glob("*/reference.json"))) == 1
