@@ -25,7 +25,7 @@ for experiment in "${experiments[@]}"; do
     [ -f "$dir/metrics.json" ] && continue
     mkdir -p "$dir"
     if [ "$experiment" = colored_digits_group_dro ]; then choice="loss=group_dro"; else choice="experiment=$experiment"; fi
-    echo "$choice seed=$seed data.root=$DATA_ROOT hydra.run.dir=$dir"
+    echo "$choice seed=$seed paths.data_root=$DATA_ROOT hydra.run.dir=$dir"
   done
 done | xargs -r -P "$JOBS" -L 1 sh -c \
   'OMP_NUM_THREADS=${OMP_NUM_THREADS:-1} nice -n 10 '"$TRAIN"' "$0" "$@" trainer.progress=false \

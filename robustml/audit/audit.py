@@ -89,6 +89,10 @@ def audit_predictions(dataset: GroupedDataset, preds: np.ndarray | torch.Tensor,
                        slice_groups, stress)
 
 
+def _device(model: torch.nn.Module) -> torch.device:
+    return next((p.device for p in model.parameters()), torch.device("cpu"))
+
+
 @torch.no_grad()
 def model_outputs(model: torch.nn.Module, dataset: GroupedDataset,
                   batch_size: int = 1024) -> tuple[np.ndarray, np.ndarray]:
@@ -100,7 +104,7 @@ def model_outputs(model: torch.nn.Module, dataset: GroupedDataset,
     if not hasattr(model, "features"):
         raise TypeError(f"model must have a features(x) method, got {type(model).__name__}")
     model.eval()
-    device = next(model.parameters()).device
+    device = _device(model)
     preds, feats = [], []
     for x in dataset.x.split(batch_size):
         x = x.to(device)
@@ -112,6 +116,6 @@ def model_outputs(model: torch.nn.Module, dataset: GroupedDataset,
 def audit_model(model: torch.nn.Module, dataset: GroupedDataset, **options: Any) -> AuditResult:
     """Audit ``model`` on ``dataset`` (in memory); ``options`` go to :func:`audit_predictions`."""
     preds, features = model_outputs(model, dataset)
-    device = next(model.parameters()).device
+    device = _device(model)
     options.setdefault("predict_fn", lambda x: predict(model(x.to(device))).to(x.device))
     return audit_predictions(dataset, preds, features, **options)
