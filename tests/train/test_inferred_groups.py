@@ -66,3 +66,25 @@ def test_a_trained_run_can_be_the_reference(tmp_path):
 def test_inferred_partition_misconfigurations_are_named(overrides, match, tmp_path):
     with pytest.raises(ValueError, match=match):
         run(_cfg(tmp_path, *overrides), run_dir=tmp_path / "run", summary="none")
+
+
+@pytest.mark.parametrize("method", ["error_split", "eiil", "clustering"])
+def test_inference_reads_no_group_label(method, tmp_path):
+    """Scrambling the spurious attribute (hence the groups) leaves every inferred partition unchanged."""
+    import torch
+    from robustml.data.contract import DataSplits
+    from robustml.models import MLP
+    from robustml.train.inferred import infer_partitions
+    from robustml.train.instantiate import build_from
+    cfg = _cfg(tmp_path, f"groups={method}", "groups.num_steps=100" if method == "eiil" else "seed=0")
+    splits = build_from(cfg, "data")
+    generator = torch.Generator().manual_seed(1)
+    scrambled = DataSplits(*(split.replace(attr=torch.randint(0, split.num_attrs, (len(split),), generator=generator))
+                             for _, split in splits.items()))
+    assert not torch.equal(scrambled.train.group, splits.train.group)
+    torch.manual_seed(0)
+    model = MLP(splits.input_shape, 1, hidden_dims=(16,)).eval()
+    first = infer_partitions(cfg, model, splits, {})
+    second = infer_partitions(cfg, model, scrambled, {})
+    for name in ("train", "val"):
+        assert torch.equal(first[name].ids, second[name].ids)
