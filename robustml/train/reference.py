@@ -63,6 +63,7 @@ def trained_reference(cfg: DictConfig, num_train: int) -> tuple[Path, str]:
 
     Returns ``(folder, "trained" | "reused")``; the folder holds ``config.yaml``,
     ``checkpoints/best.pt`` and ``reference.json`` (written last: its presence marks a finished stage).
+    A stage that was stopped before ``reference.json`` resumes from its ``checkpoints/last.pt``.
     """
     from robustml.train.build import build, resolve_device, seed_everything
     ref_cfg = reference_config(cfg, num_train)
@@ -71,6 +72,8 @@ def trained_reference(cfg: DictConfig, num_train: int) -> tuple[Path, str]:
     if done.is_file():
         log.info("reference model: reusing %s", folder)
         return folder, "reused"
+    if (folder / "checkpoints" / "last.pt").is_file():  # a stage that was stopped: continue it
+        ref_cfg.trainer.resume = True
     write_text(folder / "config.yaml", OmegaConf.to_yaml(ref_cfg))
     seed_everything(ref_cfg.seed, resolve_device(ref_cfg.trainer.device))
     trainer, _, _ = build(ref_cfg, folder)

@@ -88,3 +88,17 @@ def test_inference_reads_no_group_label(method, tmp_path):
     second = infer_partitions(cfg, model, scrambled, {})
     for name in ("train", "val"):
         assert torch.equal(first[name].ids, second[name].ids)
+
+
+def test_a_stopped_reference_stage_resumes_from_its_last_checkpoint(tmp_path):
+    from robustml.train.reference import trained_reference
+    cfg = _cfg(tmp_path, "groups=error_split", "groups.reference.max_steps=4")
+    folder, status = trained_reference(cfg, num_train=1000)
+    assert status == "trained"
+    history = (folder / "metrics.jsonl").read_text()
+    (folder / "reference.json").unlink()          # as if the process died before finishing
+    again, status = trained_reference(cfg, num_train=1000)
+    assert again == folder and status == "trained"
+    assert "resume: true" in (folder / "config.yaml").read_text()
+    assert (folder / "metrics.jsonl").read_text() == history   # continued at step 4: nothing retrained
+    assert trained_reference(cfg, num_train=1000)[1] == "reused"
