@@ -5,7 +5,8 @@
 # Each run writes runs/<experiment>/seeds/seed<N>/ (skipped when its metrics.json exists); ERM
 # reference stages land in runs/reference_cache/<config hash>/ and are shared by the rows whose
 # reference configs are equal (the same data, model, optimizer, trainer values and seed).
-# colored_digits_group_dro is `robustml-train loss=group_dro` (the labelled reference row).
+# colored_digits_group_dro is `robustml-train loss=group_dro` (the labelled reference row);
+# colored_digits_eiil_irm_last is colored_digits_eiil_irm reporting the last step (trainer.select=last).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 DATA_ROOT=${DATA_ROOT:-../shared/data}
@@ -15,6 +16,7 @@ TRAIN=${TRAIN:-.venv/bin/robustml-train}
 experiments=("$@")
 if [ ${#experiments[@]} -eq 0 ]; then
   experiments=(colored_digits_group_dro colored_digits_inferred_group_dro colored_digits_eiil_irm
+               colored_digits_eiil_irm_last
                colored_mnist_eiil_irm colored_mnist_inferred_group_dro
                adult_inferred_group_dro adult_eiil_irm celeba_attributes_inferred_group_dro
                celeba_attributes_eiil_irm)
@@ -24,9 +26,13 @@ for experiment in "${experiments[@]}"; do
     dir="runs/$experiment/seeds/seed$seed"
     [ -f "$dir/metrics.json" ] && continue
     mkdir -p "$dir"
-    if [ "$experiment" = colored_digits_group_dro ]; then choice="loss=group_dro"; else choice="experiment=$experiment"; fi
-    echo "$choice seed=$seed paths.data_root=$DATA_ROOT hydra.run.dir=$dir"
+    case "$experiment" in
+      colored_digits_group_dro) choice="loss=group_dro" ;;
+      colored_digits_eiil_irm_last) choice="experiment=colored_digits_eiil_irm trainer.select=last" ;;
+      *) choice="experiment=$experiment" ;;
+    esac
+    echo "hydra.run.dir=$dir $choice seed=$seed paths.data_root=$DATA_ROOT"
   done
 done | xargs -r -P "$JOBS" -L 1 sh -c \
   'OMP_NUM_THREADS=${OMP_NUM_THREADS:-1} nice -n 10 '"$TRAIN"' "$0" "$@" trainer.progress=false \
-     > "${3#hydra.run.dir=}/train.out" 2>&1 && echo "done $0 $1" || echo "FAILED $0 $1 (see ${3#hydra.run.dir=}/train.out)"'
+     > "${0#hydra.run.dir=}/train.out" 2>&1 && echo "done $*" || echo "FAILED $* (see ${0#hydra.run.dir=}/train.out)"'
