@@ -78,6 +78,7 @@ class GroupedDataset(Dataset):
         self.name = name
         self.group = y * self.num_attrs + attr
         self.index = torch.arange(n, device=y.device)
+        self.inferred = None  # robustml.groups.InferredGroups, set by group inference (partition "inferred")
 
     # Metadata -------------------------------------------------------------------------------
     @property
@@ -112,20 +113,27 @@ class GroupedDataset(Dataset):
         return torch.bincount(self.env, minlength=self.num_envs)
 
     def partition(self, name: str) -> tuple[torch.Tensor, int]:
-        """Return the ids and the number of parts of a partition: ``"group"`` or ``"env"``."""
+        """Return the ids and the number of parts of a partition: ``"group"``, ``"env"`` or ``"inferred"``."""
         if name == "group":
             return self.group, self.num_groups
         if name == "env":
             if self.env is None:
                 raise ValueError(f"partition 'env' requested but dataset {self.name!r} has no env")
             return self.env, self.num_envs
-        raise ValueError(f"partition must be 'group' or 'env', got {name!r}")
+        if name == "inferred":
+            if self.inferred is None:
+                raise ValueError(f"partition 'inferred' requested but dataset {self.name!r} has no "
+                                 "inferred groups; choose a method with groups=error_split|eiil|clustering")
+            return self.inferred.ids, self.inferred.num_parts
+        raise ValueError(f"partition must be 'group', 'env' or 'inferred', got {name!r}")
 
     def metadata(self) -> dict[str, torch.Tensor]:
         """Return the metadata arrays ``y, group, attr, index`` (and ``env``), shape ``(N,)`` each."""
         fields = {"y": self.y, "group": self.group, "attr": self.attr, "index": self.index}
         if self.env is not None:
             fields["env"] = self.env
+        if self.inferred is not None:
+            fields["inferred"] = self.inferred.ids
         return fields
 
     def __len__(self) -> int:

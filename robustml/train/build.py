@@ -23,6 +23,7 @@ from robustml.data.contract import DataSplits, GroupedTensorDataset
 from robustml.data.samplers import GroupBalancedSampler, balanced_sample_weights
 from robustml.losses import CounterfactualConsistencyPenalty, GroupLoss, PenalizedLoss, num_outputs_for
 from robustml.train import distributed
+from robustml.train.inferred import attach_inferred_groups
 from robustml.train.instantiate import build_from, runtime_kwargs
 from robustml.train.loop import Trainer, TrainSettings
 
@@ -58,6 +59,8 @@ def resolve_device(name: str) -> torch.device:
 def build_sampling(cfg: DictConfig, train: GroupedTensorDataset) -> tuple[Any, torch.Tensor | None]:
     """Return ``(sampler, sample_weights)`` for ``cfg.sampler`` (uniform, group_balanced, reweight)."""
     partitions = {"group": (train.group, train.num_groups), "class": (train.y, train.num_classes)}
+    if train.inferred is not None:
+        partitions["inferred"] = train.partition("inferred")
     if cfg.sampler.partition not in partitions:
         raise ValueError(f"sampler.partition must be one of {sorted(partitions)}, got "
                          f"{cfg.sampler.partition!r}")
@@ -129,6 +132,7 @@ def build(cfg: DictConfig, run_dir: Path, *,
     # the trainer moves each DataLoader batch.
     splits = DataSplits(*(split.to(device) for _, split in splits.items()),
                         description=splits.description)
+    attach_inferred_groups(cfg, splits)  # cfg.groups: partitions inferred from a reference model
     num_outputs = num_outputs_for(splits.num_classes)
     model = build_from(cfg, "model", input_shape=splits.input_shape, num_outputs=num_outputs).to(device)
     ids, num_parts = splits.train.partition(cfg.loss.partition)

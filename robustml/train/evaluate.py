@@ -13,6 +13,7 @@ from torch import nn
 
 from robustml.data.contract import Batch, GroupedDataset
 from robustml.data.loading import LoaderSettings, eval_loader, iter_inputs
+from robustml.groups.partition import selection_metrics
 from robustml.losses.functional import predict
 from robustml.metrics import group_accuracy
 
@@ -130,4 +131,5 @@ def evaluate(model: nn.Module, dataset: GroupedDataset, *, prefix: str,
     y, groups = dataset.y.to(preds.device), dataset.group.to(preds.device)
     metrics = group_accuracy(preds, y, groups, dataset.num_groups,
                              train_counts=None if train_counts is None else train_counts.to(preds.device))
+    metrics.update(selection_metrics(preds, y, dataset.num_classes, dataset.inferred))  # worst class, inferred
     return {f"{prefix}/{key}": value for key, value in metrics.items()}

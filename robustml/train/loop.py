@@ -24,7 +24,8 @@ from robustml.train.rng import capture_rng, restore_rng, unique_generators
 from robustml.validation import check_int, check_real
 from robustml.train.evaluate import PRECISIONS, autocast
 
-SELECTIONS = {"worst_group": "val/acc_worst_group", "avg": "val/acc_avg", "last": None}
+SELECTIONS = {"worst_group": "val/acc_worst_group", "avg": "val/acc_avg", "last": None,
+              "worst_class": "val/acc_worst_class", "worst_inferred_group": "val/acc_worst_inferred_group"}
 
 
 @dataclass
@@ -37,7 +38,8 @@ class TrainSettings:
         eval_every: Evaluate on train and val every this many steps (and at the last step).
         chunk_size: Compute each batch's forward pass in row chunks of this size (same gradient).
         precision: ``"fp32"`` or ``"bf16"`` (autocast; losses stay in float32).
-        select: Model selection on val: ``"worst_group"`` accuracy, ``"avg"`` accuracy, or ``"last"``.
+        select: Model selection on val: ``"worst_group"`` accuracy, ``"avg"`` accuracy, ``"last"``,
+            ``"worst_class"`` accuracy or ``"worst_inferred_group"`` accuracy (needs ``groups``).
         l2_weight: Weight of ``sum ||w||^2`` added to the loss (scaled with the loss's ``loss_scale``).
         reset_optimizer_at_anneal: Clear the optimizer state when a penalty schedule anneals
             (any penalized loss inside the criterion, e.g. IRM wrapped by a consistency penalty).

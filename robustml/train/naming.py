@@ -18,7 +18,7 @@ from omegaconf import DictConfig, ListConfig, OmegaConf
 
 # Config groups that change what a run does, in naming order, with the default choice (left out).
 NOTABLE_GROUPS = {"model": "mlp", "sampler": "uniform", "augment": "none", "cleaning": "none",
-                  "method": "none", "optimizer": "adam", "scheduler": "none"}
+                  "method": "none", "optimizer": "adam", "scheduler": "none", "groups": "none"}
 RESOLVER = "run_name"
 
 

@@ -18,10 +18,10 @@ from robustml.data.loading import eval_loader
 from robustml.losses import predict
 from robustml.report import (plot_group_accuracy, plot_history, render_console_summary,
                              write_metrics_json, write_report_md, write_text)
-from robustml.train import distributed
+from robustml.train import distributed, methods
 from robustml.train.build import build, resolve_device, seed_everything
+from robustml.train.inferred import inferred_report
 from robustml.train.memory import keep_freed_memory
-from robustml.train import methods
 from robustml.train.naming import register_run_name_resolver
 from robustml.validation import check_int
 
@@ -34,7 +34,9 @@ register_run_name_resolver()
 
 SELECTION_LABELS = {"worst_group": "validation group labels (val worst-group accuracy)",
                     "avg": "none (val average accuracy)",
-                    "last": "none (the last checkpoint)"}
+                    "last": "none (the last checkpoint)",
+                    "worst_class": "none (val worst-class accuracy)",
+                    "worst_inferred_group": "none (val worst inferred-group accuracy, groups inferred on val)"}
 
 
 def describe_group_label_use(cfg: DictConfig) -> dict[str, str]:
@@ -46,6 +48,8 @@ def describe_group_label_use(cfg: DictConfig) -> dict[str, str]:
         uses.append("the loss used environment labels (partition=env), not group labels")
     if cfg.sampler.kind != "uniform":
         uses.append(f"{cfg.sampler.kind} sampling used {cfg.sampler.partition} labels")
+    if OmegaConf.select(cfg, "groups") is not None:
+        uses.append(f"none: {cfg.groups.method} groups inferred from a reference model without group labels")
     if cfg.augment is not None:
         uses.append("counterfactual augmentation used the spurious-attribute labels (attr)")
     if cfg.cleaning is not None and (cfg.cleaning.guard.max_fraction < 1 or cfg.cleaning.guard.protect_groups):
@@ -168,6 +172,9 @@ def _evaluate_selected(cfg: DictConfig, trainer: Trainer, splits: DataSplits,
             precision=cfg.trainer.precision, settings=trainer.settings.loader, loader=loader))
     stress, tables = stress_test(trainer.model, splits)
     final.update(stress)
+    inferred, inferred_tables = inferred_report(splits)
+    final.update(inferred)
+    tables.extend(inferred_tables)
     if cleaned is not None:
         final.update(cleaned.summary)
         # The train-mix averages weight groups by the training data's counts (Trainer.train_counts).

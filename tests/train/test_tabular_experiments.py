@@ -13,7 +13,8 @@ EXPERIMENTS = sorted(p.stem for p in (REPO / "configs" / "experiment").glob("*.y
 
 
 def test_every_tabular_method_has_an_experiment_config():
-    methods = ("erm", "group_balanced", "reweight", "group_dro", "jtt", "dfr")
+    methods = ("erm", "group_balanced", "reweight", "group_dro", "jtt", "dfr", "inferred_group_dro",
+               "eiil_irm")
     assert EXPERIMENTS == sorted(f"{d}_{m}" for d in ("adult", "celeba_attributes") for m in methods)
 
 

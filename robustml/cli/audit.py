@@ -1,0 +1,42 @@
+"""``robustml-audit``: where does a trained model fail? Per-group accuracy, slices, stress test.
+
+    robustml-audit runs/colored_digits_erm/<date_time>                # its own data, test split
+    robustml-audit runs/adult_erm/<date_time> data.root=../shared/data --split val
+    robustml-audit --predictions preds.npy --features feats.npy data=adult data.root=../shared/data
+
+Writes ``audit.md``, ``audit.json`` and ``plots/`` into ``<run>/audit/`` (or ``--out``).
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Sequence
+from pathlib import Path
+
+from robustml.cli.errors import report_errors
+
+
+def audit(argv: Sequence[str] | None = None) -> Path:
+    """Parse ``argv`` (the command line), audit, print where the outputs are; return that folder."""
+    parser = argparse.ArgumentParser(prog="robustml-audit", description=__doc__.split("\n")[0])
+    parser.add_argument("run", nargs="?", help="a run folder (config.yaml + checkpoints/best.pt)")
+    parser.add_argument("overrides", nargs="*", help="data overrides: data=<name>, data.<key>=<value>")
+    parser.add_argument("--split", default="test", choices=("train", "val", "test"))
+    parser.add_argument("--out", default=None, help="output folder (default: <run>/audit)")
+    parser.add_argument("--predictions", default=None, help=".npy of predicted classes (N,)")
+    parser.add_argument("--features", default=None, help=".npy of features (N, D)")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the clustering and stress test")
+    args = parser.parse_args(argv)
+    run, overrides = args.run, list(args.overrides)
+    if run is not None and "=" in run:  # no run folder: the first positional is an override
+        run, overrides = None, [run, *overrides]
+    from robustml.train.audit import audit_run  # torch, scikit-learn: after argument parsing
+    out = audit_run(run, overrides, split=args.split, out_dir=args.out, predictions=args.predictions,
+                    features=args.features, seed=args.seed)
+    print(f"Audit written to {out}/audit.md (audit.json, plots/)")
+    return out
+
+
+def main() -> None:
+    """Console entry point ``robustml-audit`` (errors print once, as for the other scripts)."""
+    report_errors(audit)

@@ -1,0 +1,90 @@
+"""Orchestration of one audit (``robustml-audit``): load a run's model and data, audit, write.
+
+The audit itself is :mod:`robustml.audit`; this module builds its inputs from configs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import torch
+from hydra import compose, initialize_config_module
+from omegaconf import DictConfig, OmegaConf
+
+from robustml.audit import audit_model, audit_predictions, write_audit
+from robustml.data.contract import DataSplits
+from robustml.features import cached_features
+from robustml.losses import predict
+from robustml.train.evaluate import predict_dataset
+from robustml.train.instantiate import build_from
+from robustml.train.reference import load_trained_model
+
+
+def audit_data(run_cfg: DictConfig | None, overrides: Sequence[str]) -> DataSplits:
+    """Build the audited data: the run's own data config, with ``data.*`` overrides applied.
+
+    ``data=<name>`` (a config of ``configs/data/``) replaces the run's data config, composed with
+    the other ``data.*`` overrides; without a run, the overrides compose ``configs/train.yaml``.
+    """
+    overrides = list(overrides)
+    unknown = [o for o in overrides if not o.split("=", 1)[0].lstrip("+").startswith("data")]
+    if unknown:
+        raise ValueError(f"robustml-audit takes data overrides only (data=<name>, data.<key>=<value>), "
+                         f"got {unknown}")
+    if run_cfg is None or any(o.startswith("data=") for o in overrides):
+        with initialize_config_module(config_module="robustml.configs", version_base="1.3"):
+            cfg = compose(config_name="train", overrides=overrides)
+    else:
+        cfg = OmegaConf.merge(OmegaConf.create({"data": run_cfg.data}), OmegaConf.from_dotlist(overrides))
+    return build_from(cfg, "data")
+
+
+def audit_run(source: str | Path | None, overrides: Sequence[str] = (), *, split: str = "test",
+              out_dir: str | Path | None = None, predictions: str | Path | None = None,
+              features: str | Path | None = None, seed: int = 0) -> Path:
+    """Audit a trained run (its folder) or saved predictions and features; return the output folder.
+
+    Args:
+        source: A run folder (``config.yaml`` and ``checkpoints/best.pt``), or ``None`` with
+            ``predictions`` and ``features``.
+        overrides: ``data=...`` / ``data.<key>=...`` overrides of the audited data.
+        split: ``"train"``, ``"val"`` or ``"test"``.
+        out_dir: Output folder (default ``<run>/audit``, or ``audit`` without a run).
+        predictions: A ``.npy`` of predicted classes ``(N,)`` of ``split``, in dataset order.
+        features: A ``.npy`` of features ``(N, D)`` of ``split``, in dataset order.
+        seed: Seed of the clustering and the stress test.
+    """
+    if split not in ("train", "val", "test"):
+        raise ValueError(f"split must be 'train', 'val' or 'test', got {split!r}")
+    if (source is None) == (predictions is None and features is None):
+        raise ValueError("give either a run folder or both --predictions and --features, not both or neither")
+    if source is None and (predictions is None or features is None):
+        raise ValueError("saved outputs need both --predictions (N,) and --features (N, D)")
+    run_cfg = None
+    if source is not None:
+        if not (Path(source) / "config.yaml").is_file():
+            raise FileNotFoundError(f"{source} is not a run folder: it has no config.yaml (give the "
+                                    "folder robustml-train wrote, with config.yaml and checkpoints/best.pt)")
+        run_cfg = OmegaConf.load(Path(source) / "config.yaml")
+    splits = audit_data(run_cfg, overrides)
+    dataset = dict(splits.items())[split]
+    names = getattr(splits, "feature_names", None)
+    names = names if names is not None and dataset.in_memory and dataset.x.dim() == 2 else None
+    out_dir = Path(out_dir) if out_dir is not None else (Path(source) / "audit" if source else Path("audit"))
+    if source is None:
+        result = audit_predictions(dataset, np.load(predictions), np.load(features), split=split,
+                                   feature_names=names, seed=seed)
+        label = f"saved predictions {predictions}"
+    else:
+        model = load_trained_model(source, None, splits)
+        if dataset.in_memory:
+            result = audit_model(model, dataset, split=split, feature_names=names, seed=seed)
+        else:
+            feats = np.asarray(cached_features(model, dataset, out_dir / "features", progress=False))
+            result = audit_predictions(dataset, predict_dataset(model, dataset).cpu().numpy(), feats,
+                                       split=split, seed=seed)
+        label = f"run {source}"
+    torch.manual_seed(seed)
+    return write_audit(result, out_dir, source=label)

@@ -1,0 +1,149 @@
+"""Infer a run's groups without group labels (``cfg.groups``) and report how they match the true ones.
+
+:func:`attach_inferred_groups` runs the chosen method of :mod:`robustml.groups` on a reference
+model (:mod:`robustml.train.reference`) over the training and validation splits and sets each
+split's ``inferred`` partition, which ``loss.partition=inferred``, ``sampler.partition=inferred``
+and ``trainer.select=worst_inferred_group`` then use. Validation's parts come from the same
+reference model: its error split, its own EIIL assignment, or the training clusters' ``predict``.
+No group label is read until :func:`inferred_report` compares the parts with the true groups.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from omegaconf import DictConfig, OmegaConf
+
+from robustml.data.contract import DataSplits, GroupedDataset
+from robustml.data.loading import LoaderSettings, eval_loader, iter_inputs
+from robustml.features import cached_features
+from robustml.groups import (InferredGroups, cluster_names, cluster_within_classes, eiil_environments,
+                             error_split, error_split_names, partition_agreement)
+from robustml.losses import predict
+from robustml.report.tables import markdown_table, percent
+from robustml.train.reference import load_trained_model, trained_reference
+
+METHODS = ("error_split", "eiil", "clustering")
+
+
+def _uses_of_inferred(cfg: DictConfig) -> list[str]:
+    uses = [f"{key}=inferred" for key in ("loss.partition", "sampler.partition")
+            if OmegaConf.select(cfg, key) == "inferred"]
+    if cfg.trainer.select == "worst_inferred_group":
+        uses.append("trainer.select=worst_inferred_group")
+    return uses
+
+
+@torch.no_grad()
+def dataset_logits(model: torch.nn.Module, dataset: GroupedDataset, batch_size: int = 4096) -> torch.Tensor:
+    """Return ``model``'s logits on every example of ``dataset`` in order, shape ``(N, C)``, float32."""
+    device = next(model.parameters()).device
+    if dataset.in_memory:
+        return torch.cat([model(x.to(device)).float() for x in dataset.x.split(batch_size)])
+    loader = eval_loader(dataset, LoaderSettings(eval_batch_size=min(batch_size, 256)))
+    return torch.cat([model(batch["x"]).float() for batch in iter_inputs(loader, device)])
+
+
+def _reference(cfg: DictConfig, splits: DataSplits, device: torch.device) -> tuple[torch.nn.Module, dict[str, Any]]:
+    source = cfg.groups.reference.checkpoint
+    if source is None:
+        folder, status = trained_reference(cfg, len(splits.train))
+        source, details = folder, {"reference": f"ERM stage, {status}: {folder}"}
+    else:
+        details = {"reference": f"given checkpoint: {source}"}
+    return load_trained_model(source, cfg.model, splits, device), details
+
+
+def infer_partitions(cfg: DictConfig, model: torch.nn.Module, splits: DataSplits,
+                     details: dict[str, Any]) -> dict[str, InferredGroups]:
+    """Return ``{"train", "val"}`` partitions of ``cfg.groups.method`` from the reference ``model``."""
+    groups, method = cfg.groups, cfg.groups.method
+    train, val = splits.train, splits.val
+    names = train.class_names
+    if method == "error_split":
+        ids = {name: error_split(predict(dataset_logits(model, split)).cpu(), split.y.cpu(),
+                                 split.num_classes) for name, split in (("train", train), ("val", val))}
+        num_parts, part_names = 2 * train.num_classes, error_split_names(names)
+    elif method == "eiil":
+        ids = {}
+        for name, split in (("train", train), ("val", val)):
+            result = eiil_environments(dataset_logits(model, split).cpu(), split.y.cpu(),
+                                       num_steps=groups.num_steps, lr=groups.lr, seed=cfg.seed)
+            ids[name] = result.env
+            details[f"{name} IRMv1 penalty of the reference model on the inferred environments"] = result.penalty
+        num_parts, part_names = 2, ["env=0", "env=1"]
+    else:
+        cache_dir = Path(groups.reference.cache_dir) / "features"
+        feats = {name: np.asarray(cached_features(model, split, cache_dir, progress=False))
+                 for name, split in (("train", train), ("val", val))}
+        candidates = groups.num_clusters
+        candidates = int(candidates) if isinstance(candidates, int) else [int(k) for k in candidates]
+        clusters = cluster_within_classes(feats["train"], train.y.cpu().numpy(), train.num_classes,
+                                          num_clusters=candidates, method=groups.clusterer,
+                                          num_components=groups.num_components, seed=cfg.seed)
+        ids = {name: torch.from_numpy(clusters.predict(feats[name], split.y.cpu().numpy()))
+               for name, split in (("train", train), ("val", val))}
+        num_parts, part_names = clusters.num_parts, cluster_names(names, clusters.num_clusters)
+        details["clusters per class (silhouette)"] = ", ".join(
+            f"y={c}: {k}" + (f" ({', '.join(f'{j}: {s:.3f}' for j, s in scores.items())})" if scores else "")
+            for c, k, scores in zip(names, clusters.num_clusters, clusters.silhouette))
+    return {name: InferredGroups(ids[name].to(split.device), num_parts, part_names, method, details)
+            for name, split in (("train", train), ("val", val))}
+
+
+def attach_inferred_groups(cfg: DictConfig, splits: DataSplits) -> None:
+    """Set ``splits.train.inferred`` and ``splits.val.inferred`` when ``cfg.groups`` asks for them.
+
+    Raises:
+        ValueError: When a setting uses the inferred partition but ``groups`` is null, or the
+            method is unknown.
+    """
+    from robustml.train.build import resolve_device, seed_everything
+    groups = OmegaConf.select(cfg, "groups")
+    if groups is None:
+        uses = _uses_of_inferred(cfg)
+        if uses:
+            raise ValueError(f"{uses[0]} needs inferred groups, but groups is null; choose a method "
+                             "with groups=error_split|eiil|clustering")
+        return
+    if groups.method not in METHODS:
+        raise ValueError(f"groups.method must be one of {list(METHODS)}, got {groups.method!r}")
+    device = resolve_device(cfg.trainer.device)
+    model, details = _reference(cfg, splits, device)
+    for name, partition in infer_partitions(cfg, model, splits, details).items():
+        getattr(splits, name).inferred = partition
+    seed_everything(cfg.seed, device)  # the run's own draws do not depend on the reference stage
+
+
+def inferred_report(splits: DataSplits) -> tuple[dict[str, Any], list[str]]:
+    """Return metrics and a markdown section comparing the inferred parts with the true groups."""
+    train = splits.train
+    if train.inferred is None:
+        return {}, []
+    part = train.inferred
+    metrics: dict[str, Any] = {"inferred/method": part.method, "inferred/num_parts": part.num_parts}
+    rows, parts_rows = [], []
+    for name, split in (("train", splits.train), ("val", splits.val)):
+        agreement = partition_agreement(split.inferred.ids.cpu().numpy(), split.group.cpu().numpy(),
+                                        split.num_groups)
+        metrics.update({f"{name}/inferred_{key}": value for key, value in agreement.items()})
+        counts = split.inferred.counts().tolist()
+        metrics.update({f"{name}/inferred_count_{k}": c for k, c in enumerate(counts)})
+    for g, group_name in enumerate(train.group_names):
+        rows.append([g, group_name] + [percent(metrics[f"{s}/inferred_{kind}_group_{g}"])
+                                       for s in ("train", "val") for kind in ("purity", "share")])
+    for k, part_name in enumerate(part.names):
+        parts_rows.append([k, part_name, metrics[f"train/inferred_count_{k}"], metrics[f"val/inferred_count_{k}"]])
+    text = (f"## Inferred groups ({part.method}, no group labels)\n\n"
+            + "".join(f"- {key}: {value}\n" for key, value in part.details.items())
+            + f"- adjusted Rand index with the true groups: train {metrics['train/inferred_adjusted_rand']:.3f}, "
+            f"val {metrics['val/inferred_adjusted_rand']:.3f}\n\n"
+            + markdown_table(["part", "name", "train count", "val count"], parts_rows) + "\n\n"
+            "Per true group: purity = share of its main inferred part (the part holding most of the "
+            "group) that belongs to the group; share = fraction of the group inside that part.\n\n"
+            + markdown_table(["group", "name", "train purity (%)", "train share (%)", "val purity (%)",
+                              "val share (%)"], rows))
+    return metrics, [text]
