@@ -25,3 +25,7 @@ def _clean_task(cfg: DictConfig) -> None:
 def main() -> Any:
     """Console entry point ``robustml-clean``."""
     return console(_clean_task, "clean")
+
+
+if __name__ == "__main__":
+    main()

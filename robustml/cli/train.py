@@ -39,3 +39,7 @@ def main() -> Any:
         return console(_train_task, "train")
     finally:
         distributed.shutdown()
+
+
+if __name__ == "__main__":
+    main()

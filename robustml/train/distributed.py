@@ -14,7 +14,7 @@ What makes N processes train the same model as one process with the same global 
   or one that duplicates examples);
 - the loss of each process is scaled so that the gradient DDP averages is the gradient of the
   global-batch loss (:func:`global_loss`); Group DRO all-reduces its group statistics itself;
-- evaluation splits are sharded the same way and the per-group counts all-reduced
+- evaluation splits are sharded the same way and the shares' predictions gathered
   (:func:`evaluate_sharded`), so every process holds the same metrics and selects the same step;
 - rank 0 is the only process that writes files, into the run folder it broadcasts
   (:func:`agree_on_run_dir`).
@@ -40,8 +40,7 @@ from robustml.data.loading import LoaderSettings, iter_inputs
 from robustml.data.samplers import shard_bounds
 from robustml.losses import ERMLoss, GroupDROLoss
 from robustml.losses.functional import predict
-from robustml.metrics import GroupAccuracy
-from robustml.train.evaluate import autocast, evaluate, forward_in_chunks
+from robustml.train.evaluate import autocast, evaluate, forward_in_chunks, metrics_of_predictions
 
 DISTRIBUTABLE_LOSSES = (ERMLoss, GroupDROLoss)
 
@@ -211,9 +210,9 @@ def evaluate_sharded(model: nn.Module, dataset: GroupedDataset, *, prefix: str,
                      settings: LoaderSettings) -> dict[str, float]:
     """Return ``{prefix}/{metric}`` of :func:`~robustml.train.evaluate.evaluate`, over processes.
 
-    Each process predicts its contiguous share of ``dataset`` and the per-group counts are summed
-    over processes (:class:`~robustml.metrics.GroupAccuracy`), so every process gets the metrics
-    of the whole split.
+    Each process predicts its contiguous share of ``dataset``; the shares are gathered on every
+    process, which computes the metrics of the whole split from them (the same function as one
+    process: group, worst-class and inferred-group accuracies).
     """
     device = next(model.parameters()).device
     ids = local_share(torch.arange(len(dataset)))
@@ -229,10 +228,9 @@ def evaluate_sharded(model: nn.Module, dataset: GroupedDataset, *, prefix: str,
         with autocast(device, precision):
             preds = torch.cat([predict(model(batch["x"])) for batch in iter_inputs(loader, device)])
     model.train(was_training)
-    meter = GroupAccuracy(dataset.num_groups, validate_args=False,
-                          train_counts=None if train_counts is None else train_counts.cpu()).to(preds.device)
-    meter.update(preds, dataset.y[ids].to(preds.device), dataset.group[ids].to(preds.device))
-    return {f"{prefix}/{key}": value for key, value in meter.compute().items()}
+    shares: list[torch.Tensor | None] = [None] * world_size()
+    dist.all_gather_object(shares, preds.cpu())  # contiguous shares, in rank order: the whole split
+    return metrics_of_predictions(torch.cat(shares), dataset, prefix=prefix, train_counts=train_counts)
 
 
 def evaluate_split(model: nn.Module, dataset: GroupedDataset, *, prefix: str,

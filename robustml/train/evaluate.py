@@ -128,6 +128,12 @@ def evaluate(model: nn.Module, dataset: GroupedDataset, *, prefix: str,
     (streamed in batches for on-disk data, see :func:`predict_dataset`).
     """
     preds = predict_dataset(model, dataset, precision=precision, loader=loader)
+    return metrics_of_predictions(preds, dataset, prefix=prefix, train_counts=train_counts)
+
+
+def metrics_of_predictions(preds: torch.Tensor, dataset: GroupedDataset, *, prefix: str,
+                           train_counts: torch.Tensor | None = None) -> dict[str, float]:
+    """Return ``{prefix}/{metric}`` of predictions ``preds`` (shape ``(len(dataset),)``) of ``dataset``."""
     y, groups = dataset.y.to(preds.device), dataset.group.to(preds.device)
     metrics = group_accuracy(preds, y, groups, dataset.num_groups,
                              train_counts=None if train_counts is None else train_counts.to(preds.device))

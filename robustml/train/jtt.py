@@ -16,9 +16,6 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import os
-import shutil
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -27,6 +24,7 @@ import numpy as np
 import torch
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
+from robustml.atomic import atomic_folder
 from robustml.data.contract import GroupedDataset
 from robustml.data.loading import eval_loader
 from robustml.methods.jtt import UpsampledOrder, check_lambda_up, error_set, upweight_loss_weights
@@ -129,9 +127,7 @@ def _train_stage_one(cfg: DictConfig, config: dict[str, Any], entry: Path) -> No
     """Train stage one into a temporary folder next to ``entry`` and rename it into place."""
     from robustml.train.build import build  # build imports the loop; stage one is its own run
     from robustml.train.evaluate import predict_dataset
-    entry.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=entry.parent, prefix=f".{entry.name}."))
-    try:
+    with atomic_folder(entry) as tmp:  # the entry is whole or absent
         trainer, splits, _ = build(stage_one_run_config(cfg), tmp)
         trainer.fit()
         train = splits.train
@@ -147,16 +143,6 @@ def _train_stage_one(cfg: DictConfig, config: dict[str, Any], entry: Path) -> No
                   "group_errors": torch.bincount(groups[errors], minlength=train.num_groups).tolist(),
                   "group_names": list(train.group_names)}
         write_text(tmp / "stage_one.json", json.dumps(record, indent=2, sort_keys=True))
-        tmp.chmod(0o755)  # mkdtemp's folder is private; the entry is as readable as any output
-        try:
-            os.replace(tmp, entry)
-        except OSError:  # another run finished the same stage one first: keep its entry
-            if not (entry / "stage_one.json").is_file():
-                raise
-            shutil.rmtree(tmp)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
 
 
 def jtt_stage_one(cfg: DictConfig) -> StageOne:
@@ -176,7 +162,7 @@ def jtt_stage_one(cfg: DictConfig) -> StageOne:
     if differ or record.get("version") != CACHE_VERSION:
         raise ValueError(f"the JTT stage-one cache {entry} was made with another config ("
                          + "; ".join(differ or [f"version {record.get('version')!r}"]) + "); use "
-                         f"method.stage_one_dir=null to train or reuse the stage one of this config")
+                         "method.stage_one_dir=null to train or reuse the stage one of this config")
     if cached:
         log.info("JTT stage one: reusing the cached stage one in %s (error set of %d of %d training "
                  "examples)", entry, record["error_set_size"], record["num_train"])

@@ -32,7 +32,13 @@ def test_default_run_writes_every_output(tmp_path):
 
 @pytest.mark.parametrize("experiment", EXPERIMENTS)
 def test_every_experiment_config_runs_under_debug_smoke(experiment, tmp_path):
-    cfg = compose_train([f"experiment={experiment}", "debug=smoke", f"paths.data_root={SHARED_DATA}"])
+    # debug=smoke shortens the final stage; a first stage (JTT's stage one, EIIL's environment
+    # search) keeps its own length unless shortened too, as here. Caches go to tmp_path.
+    short = {"_jtt": ["method.stage_one.epochs=null", "method.stage_one.max_steps=2"],
+             "_eiil_irm": ["groups.num_steps=20"]}
+    extra = next((v for k, v in short.items() if experiment.endswith(k)), [])
+    cfg = compose_train([f"experiment={experiment}", "debug=smoke", f"paths.data_root={SHARED_DATA}",
+                         f"paths.output_root={tmp_path / 'runs'}", *extra])
     if "mnist" in cfg.data._target_ and not mnist_available():
         pytest.skip(f"MNIST not found under {SHARED_DATA}; this experiment needs it")
     needs = {"adult_splits": SHARED_DATA / "adult" / "adult.data",
