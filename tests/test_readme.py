@@ -46,10 +46,12 @@ def _bash_blocks() -> list[list[tuple[str, str | None]]]:
 
 def _is_slow(command: str) -> bool:
     """Lines that train several models are ``slow``: full-size runs on MNIST (Colored MNIST,
-    cleaning 60,000 images), sweeps (``-m``) and two-stage JTT runs. Each mechanism they use has
+    cleaning 60,000 images), sweeps (``robustml-train -m``, and ``robustml-collect`` over them) and
+    two-stage JTT runs. Each mechanism they use has
     a fast test of its own in the default suite."""
     full_mnist = "experiment=colored_mnist" in command or "data=mnist" in command
-    several = " -m " in f" {command} " or "_jtt" in command
+    sweep = "robustml-train -m " in command or "robustml-collect " in command  # collect reads a sweep
+    several = sweep or "_jtt" in command
     return (full_mnist and "debug=smoke" not in command) or several
 
 
