@@ -72,6 +72,14 @@ def autocast(device: torch.device, precision: str):
     return torch.autocast(device_type=device.type, dtype=torch.bfloat16)
 
 
+# Rows per forward block of in-memory prediction. On a CPU, blocks whose activations fit in the
+# core's cache run the matrix products faster: predicting 60,000 Colored MNIST-shaped inputs with
+# one thread took 0.66x the time in blocks of 512 rows as in blocks of 8,192 with the IRM paper's
+# MLP (392-390-390-1) and 0.84x with colored_mnist_erm's (392-256-256-1): medians of 5 interleaved
+# rounds, AMD EPYC, AVX2, no AVX-512.
+PREDICT_ROWS = {"cpu": 512, "accelerator": 8192}
+
+
 def forward_in_chunks(model: nn.Module, x: torch.Tensor, chunk_size: int | None) -> torch.Tensor:
     """Return ``model(x)`` computed over row chunks of ``chunk_size`` (one call when ``None``).
 
@@ -90,11 +98,11 @@ def model_device(model: nn.Module) -> torch.device:
 
 @torch.no_grad()
 def predict_dataset(model: nn.Module, dataset: GroupedDataset, *, precision: str = "fp32",
-                    batch_size: int = 8192, loader: Iterable[Batch] | None = None) -> torch.Tensor:
+                    batch_size: int | None = None, loader: Iterable[Batch] | None = None) -> torch.Tensor:
     """Return predicted class ids for every example of ``dataset``, shape ``(N,)``, in order.
 
     An in-memory dataset is predicted from ``dataset.x`` in row blocks of ``batch_size`` on its
-    device. An on-disk dataset is streamed in batches through ``loader`` (default:
+    device (default :data:`PREDICT_ROWS`: cache-sized blocks on a CPU, large ones on a GPU). An on-disk dataset is streamed in batches through ``loader`` (default:
     :func:`~robustml.data.loading.eval_loader` with default settings, evaluation transform) and
     each batch is moved to the model's device; no more than one batch of inputs is in memory.
     """
@@ -102,7 +110,8 @@ def predict_dataset(model: nn.Module, dataset: GroupedDataset, *, precision: str
     model.eval()
     if dataset.in_memory:
         with autocast(dataset.x.device, precision):
-            preds = torch.cat([predict(model(x)) for x in dataset.x.split(batch_size)])
+            rows = batch_size or PREDICT_ROWS["cpu" if dataset.x.device.type == "cpu" else "accelerator"]
+            preds = torch.cat([predict(model(x)) for x in dataset.x.split(rows)])
     else:
         device = model_device(model)
         loader = eval_loader(dataset, LoaderSettings()) if loader is None else loader
