@@ -31,8 +31,10 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import sklearn
+import torch
 from joblib import Parallel, delayed
 from sklearn.linear_model import LogisticRegression
+from sklearn.multiclass import OneVsRestClassifier
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import StandardScaler
 
@@ -53,6 +55,7 @@ class DFRResult:
         tuning: Worst-group accuracy of each ``C`` on the tuning split, in grid order.
         fit_on: ``"val"`` or ``"train"``, the split whose group labels were used for fitting.
         subsample_size: Rows per balanced subsample of the final fits (``G * min_g``).
+        num_refits: Fits averaged into the final model.
         group_counts: Rows of each group in the split the final fits drew from.
     """
 
@@ -61,11 +64,49 @@ class DFRResult:
     tuning: dict[float, float]
     fit_on: str
     subsample_size: int
+    num_refits: int
     group_counts: list[int] = field(default_factory=list)
 
     def predict(self, features: np.ndarray) -> np.ndarray:
         """Return predicted class ids ``(N,)`` for ``features`` of shape ``(N, D)``."""
         return self.model.predict(np.asarray(features, dtype=np.float64))
+
+    def linear(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """Return the scaler and logistic regression folded into one layer ``(weight, bias)``.
+
+        ``features @ weight.T + bias`` equals ``decision_function`` of the pipeline: shape
+        ``(1, D)`` and ``(1,)`` for two classes (class 1 when positive), ``(C, D)`` and ``(C,)``
+        for ``C >= 3`` (the argmax), float32 like the models' logits.
+        """
+        scaler, head = self.model.named_steps["scaler"], self.model.named_steps["logreg"]
+        weight = head.coef_ / scaler.scale_   # scikit-learn stores a scale of 1 for constant columns
+        bias = head.intercept_ - weight @ scaler.mean_
+        return (torch.from_numpy(np.ascontiguousarray(weight)).float(),
+                torch.from_numpy(np.ascontiguousarray(bias)).float())
+
+
+class DFRClassifier(torch.nn.Module):
+    """A trained model whose last layer is DFR's: ``features(x)`` of the base, then the folded head.
+
+    Args:
+        base: The model whose ``features(x)`` DFR was fitted on.
+        weight: ``(C_out, D)`` from :meth:`DFRResult.linear`.
+        bias: ``(C_out,)``.
+    """
+
+    def __init__(self, base: torch.nn.Module, weight: torch.Tensor, bias: torch.Tensor) -> None:
+        super().__init__()
+        self.base = base
+        self.register_buffer("weight", weight)
+        self.register_buffer("bias", bias)
+
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        """Return the base model's penultimate features, shape ``(N, D)``."""
+        return self.base.features(x)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Return DFR's logits, shape ``(N, C_out)``."""
+        return torch.nn.functional.linear(self.features(x).float(), self.weight, self.bias)
 
 
 def _check(features: np.ndarray, y: np.ndarray, groups: np.ndarray, name: str) -> tuple[np.ndarray, ...]:
@@ -122,9 +163,24 @@ def worst_group_accuracy(preds: np.ndarray, y: np.ndarray, groups: np.ndarray, n
 
 
 def _fit(x: np.ndarray, y: np.ndarray, C: float, max_iter: int, seed: int) -> LogisticRegression:
-    """Fit the L1 logistic regression; liblinear's shuffling is seeded, so every fit is reproducible."""
-    return LogisticRegression(C=C, solver="liblinear", max_iter=max_iter, random_state=seed,
-                              **L1_PENALTY).fit(x, y)
+    """Fit the L1 logistic regression; liblinear's shuffling is seeded, so every fit is reproducible.
+
+    With three or more classes liblinear fits one binary model per class against the rest (its
+    one-vs-rest scheme, which scikit-learn 1.7+ no longer runs inside ``LogisticRegression``): the
+    per-class coefficients are stacked into one linear model whose ``predict`` is the argmax of
+    the class scores, as ``OneVsRestClassifier.predict`` is.
+    """
+    def model() -> LogisticRegression:
+        return LogisticRegression(C=C, solver="liblinear", max_iter=max_iter, random_state=seed,
+                                  **L1_PENALTY)
+    if np.unique(y).size <= 2:
+        return model().fit(x, y)
+    ovr = OneVsRestClassifier(model()).fit(x, y)
+    head = ovr.estimators_[0]
+    head.coef_ = np.vstack([e.coef_ for e in ovr.estimators_])
+    head.intercept_ = np.concatenate([e.intercept_ for e in ovr.estimators_])
+    head.classes_ = ovr.classes_
+    return head
 
 
 def _tune(x_fit: np.ndarray, y_fit: np.ndarray, x_score: np.ndarray, y_score: np.ndarray,
@@ -207,7 +263,8 @@ def dfr_on_validation(train_features: np.ndarray, val_features: np.ndarray, val_
     model, size = _averaged(x_val, y_val, g_val, num_groups, C, scaler, rng, num_refits=num_refits,
                             max_iter=max_iter, seed=seed, n_jobs=n_jobs, split="validation",
                             group_names=group_names)
-    return DFRResult(model, C, scores, "val", size, np.bincount(g_val, minlength=num_groups).tolist())
+    return DFRResult(model, C, scores, "val", size, num_refits,
+                     np.bincount(g_val, minlength=num_groups).tolist())
 
 
 def dfr_on_train(train_features: np.ndarray, train_y: np.ndarray, train_groups: np.ndarray,
@@ -241,4 +298,5 @@ def dfr_on_train(train_features: np.ndarray, train_y: np.ndarray, train_groups: 
     model, size = _averaged(x_train, y_train, g_train, num_groups, C, scaler, rng,
                             num_refits=num_refits, max_iter=max_iter, seed=seed, n_jobs=n_jobs,
                             split="training", group_names=group_names)
-    return DFRResult(model, C, scores, "train", size, np.bincount(g_train, minlength=num_groups).tolist())
+    return DFRResult(model, C, scores, "train", size, num_refits,
+                     np.bincount(g_train, minlength=num_groups).tolist())

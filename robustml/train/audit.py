@@ -9,15 +9,16 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
-import torch
 from hydra import compose, initialize_config_module
 from omegaconf import DictConfig, OmegaConf
 
 from robustml.audit import audit_model, audit_predictions, write_audit
 from robustml.data.contract import DataSplits
 from robustml.features import cached_features
-from robustml.losses import predict
-from robustml.train.evaluate import predict_dataset
+from robustml.heads.dfr import DFRClassifier
+from robustml.train.checkpoint import load_checkpoint
+from robustml.train.dfr import DFR_HEAD
+from robustml.train.evaluate import model_device, predict_dataset
 from robustml.train.instantiate import build_from
 from robustml.train.reference import load_trained_model
 
@@ -79,12 +80,15 @@ def audit_run(source: str | Path | None, overrides: Sequence[str] = (), *, split
         label = f"saved predictions {predictions}"
     else:
         model = load_trained_model(source, None, splits)
+        head = Path(source) / "checkpoints" / DFR_HEAD
+        if head.is_file():  # a DFR run predicts with its refitted last layer, not best.pt's head
+            layer = load_checkpoint(head, map_location=model_device(model))
+            model = DFRClassifier(model, layer["weight"], layer["bias"]).eval()
         if dataset.in_memory:
             result = audit_model(model, dataset, split=split, feature_names=names, seed=seed)
         else:
             feats = np.asarray(cached_features(model, dataset, out_dir / "features", progress=False))
             result = audit_predictions(dataset, predict_dataset(model, dataset).cpu().numpy(), feats,
                                        split=split, seed=seed)
-        label = f"run {source}"
-    torch.manual_seed(seed)
+        label = f"run {source}" + (" (its DFR last layer)" if isinstance(model, DFRClassifier) else "")
     return write_audit(result, out_dir, source=label)

@@ -114,8 +114,14 @@ def build(cfg: DictConfig, run_dir: Path, *,
     """Instantiate data (cleaned if ``cfg.cleaning``), model, loss, optimizer and scheduler.
 
     ``jtt``: JTT's stage one, whose error set stage two upweights (sampler or loss weights).
+
+    Python, numpy and torch are seeded with ``cfg.seed`` here, and again just before the model is
+    built: the model's initial weights and every later draw depend on the seed only, not on
+    whether this process trained an earlier stage (JTT's stage one, cleaning's folds, a reference
+    model for inferred groups) or reused it from its cache.
     """
     device = resolve_device(cfg.trainer.device)
+    seed_everything(cfg.seed, device)
     splits: DataSplits = build_from(cfg, "data")
     # The train-mix average weights groups by the training data's mix, also when cleaning prunes
     # or relabels examples (the report says so).
@@ -133,6 +139,7 @@ def build(cfg: DictConfig, run_dir: Path, *,
     splits = DataSplits(*(split.to(device) for _, split in splits.items()),
                         description=splits.description)
     attach_inferred_groups(cfg, splits)  # cfg.groups: partitions inferred from a reference model
+    seed_everything(cfg.seed, device)  # the same draws from here whether stages ran or were reused
     num_outputs = num_outputs_for(splits.num_classes)
     model = build_from(cfg, "model", input_shape=splits.input_shape, num_outputs=num_outputs).to(device)
     ids, num_parts = splits.train.partition(cfg.loss.partition)

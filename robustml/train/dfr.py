@@ -28,6 +28,7 @@ from robustml.train.methods import config_of, data_identity, differing_keys
 
 FIT_ON = ("val", "train")
 SPLIT_PREFIXES = ("train/", "val/", "test/")
+DFR_HEAD = "dfr_head.pt"  # in checkpoints/: DFR's last layer, the scaler folded in
 
 
 def _base_keys(cfg: DictConfig) -> dict[str, Any]:
@@ -61,9 +62,10 @@ def fit_dfr(cfg: DictConfig, features: dict[str, np.ndarray], splits: DataSplits
     if options.fit_on not in FIT_ON:
         raise ValueError(f"method.fit_on must be one of {list(FIT_ON)}, got {options.fit_on!r}")
     labels = {name: (split.y.cpu().numpy(), split.group.cpu().numpy()) for name, split in splits.items()}
-    common = {"C_grid": [float(c) for c in options.C_grid], "num_refits": options.num_refits,
-              "max_iter": options.max_iter, "seed": cfg.seed, "n_jobs": options.n_jobs,
+    common = {"C_grid": [float(c) for c in options.C_grid], "max_iter": options.max_iter, "seed": cfg.seed, "n_jobs": options.n_jobs,
               "group_names": splits.group_names}
+    if options.num_refits is not None:  # null: each function's default, the authors' count
+        common["num_refits"] = options.num_refits
     if options.fit_on == "val":
         return dfr_on_validation(features["train"], features["val"], *labels["val"],
                                  splits.num_groups, **common)
@@ -81,6 +83,8 @@ def dfr_stage(cfg: DictConfig, trainer: Trainer, splits: DataSplits, final: dict
     start = time.perf_counter()
     result = fit_dfr(cfg, features, splits)
     seconds = time.perf_counter() - start
+    weight, bias = result.linear()  # robustml-audit applies it on top of best.pt's features
+    save_checkpoint(trainer.run_dir / "checkpoints" / DFR_HEAD, {"weight": weight, "bias": bias})
     out = {key: value for key, value in final.items() if not key.startswith(SPLIT_PREFIXES)}
     out.update({f"base/{key}": value for key, value in final.items() if key.startswith(SPLIT_PREFIXES)})
     for name, split in splits.items():
@@ -89,7 +93,7 @@ def dfr_stage(cfg: DictConfig, trainer: Trainer, splits: DataSplits, final: dict
                                  train_counts=trainer.train_counts.cpu())
         out.update({f"{name}/{key}": value for key, value in metrics.items()})
     out.update({"dfr/C": result.C, "dfr/fit_on": result.fit_on, "dfr/fit_seconds": round(seconds, 3),
-                "dfr/subsample_size": result.subsample_size, "dfr/num_refits": cfg.method.num_refits})
+                "dfr/subsample_size": result.subsample_size, "dfr/num_refits": result.num_refits})
     out.update({f"dfr/tuning_worst_group_C_{c:g}": score for c, score in result.tuning.items()})
     return out, [_report(cfg, result, final, out), *tables]
 
@@ -104,7 +108,7 @@ def _report(cfg: DictConfig, result: DFRResult, base: dict[str, Any], dfr: dict[
     return (f"## DFR (Kirichenko et al., ICLR 2023)\n\nThe base model's last layer is replaced by an "
             f"L1 logistic regression (liblinear) on its standardized penultimate features, fitted on "
             f"group-balanced subsets of the {fit_on} split ({result.subsample_size} rows each, "
-            f"{cfg.method.num_refits} fits averaged), so DFR uses the {fit_on} split's group labels. "
+            f"{result.num_refits} fits averaged), so DFR uses the {fit_on} split's group labels. "
             f"The per-group tables of this report are DFR's; the base model's metrics are "
             f"`base/...` in metrics.json (the stress test, if any, is the base model's).\n\n"
             + markdown_table(["model", "val worst", "val avg", "test worst", "test avg"], rows)

@@ -101,7 +101,7 @@ def attach_inferred_groups(cfg: DictConfig, splits: DataSplits) -> None:
         ValueError: When a setting uses the inferred partition but ``groups`` is null, or the
             method is unknown.
     """
-    from robustml.train.build import resolve_device, seed_everything
+    from robustml.train.build import resolve_device
     groups = OmegaConf.select(cfg, "groups")
     if groups is None:
         uses = _uses_of_inferred(cfg)
@@ -115,7 +115,6 @@ def attach_inferred_groups(cfg: DictConfig, splits: DataSplits) -> None:
     model, details = _reference(cfg, splits, device)
     for name, partition in infer_partitions(cfg, model, splits, details).items():
         getattr(splits, name).inferred = partition
-    seed_everything(cfg.seed, device)  # the run's own draws do not depend on the reference stage
 
 
 def inferred_report(splits: DataSplits) -> tuple[dict[str, Any], list[str]]:

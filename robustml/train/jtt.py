@@ -67,10 +67,6 @@ class StageOne:
         lambda_up = check_lambda_up(cfg.method.lambda_up)
         if cfg.method.upweight == "loss":
             return None, upweight_loss_weights(len(train), self.errors, lambda_up), len(train)
-        if not cfg.trainer.batch_size:
-            raise ValueError("method.upweight=sample duplicates error examples in mini-batches and needs "
-                             "trainer.batch_size; with the full batch (trainer.batch_size=null) use "
-                             "method.upweight=loss, the same objective")
         order = UpsampledOrder(len(train), self.errors, lambda_up)
         return order, None, order.epoch_size
 
@@ -84,6 +80,10 @@ def check_jtt_config(cfg: DictConfig) -> None:
     check_lambda_up(cfg.method.lambda_up)
     if cfg.method.upweight not in UPWEIGHTS:
         raise ValueError(f"method.upweight must be one of {list(UPWEIGHTS)}, got {cfg.method.upweight!r}")
+    if cfg.method.upweight == "sample" and not cfg.trainer.batch_size:  # before stage one trains
+        raise ValueError("method.upweight=sample duplicates error examples in mini-batches and needs "
+                         "trainer.batch_size; with the full batch (trainer.batch_size=null) use "
+                         "method.upweight=loss, the same objective")
     if cfg.sampler.kind != "uniform":
         raise ValueError(f"JTT's upweighting replaces the sampler: sampler must be uniform, got "
                          f"sampler.kind={cfg.sampler.kind!r}")

@@ -65,7 +65,7 @@ def trained_reference(cfg: DictConfig, num_train: int) -> tuple[Path, str]:
     ``checkpoints/best.pt`` and ``reference.json`` (written last: its presence marks a finished stage).
     A stage that was stopped before ``reference.json`` resumes from its ``checkpoints/last.pt``.
     """
-    from robustml.train.build import build, resolve_device, seed_everything
+    from robustml.train.build import build
     ref_cfg = reference_config(cfg, num_train)
     folder = Path(cfg.groups.reference.cache_dir) / reference_key(ref_cfg)
     done = folder / "reference.json"
@@ -75,8 +75,7 @@ def trained_reference(cfg: DictConfig, num_train: int) -> tuple[Path, str]:
     if (folder / "checkpoints" / "last.pt").is_file():  # a stage that was stopped: continue it
         ref_cfg.trainer.resume = True
     write_text(folder / "config.yaml", OmegaConf.to_yaml(ref_cfg))
-    seed_everything(ref_cfg.seed, resolve_device(ref_cfg.trainer.device))
-    trainer, _, _ = build(ref_cfg, folder)
+    trainer, _, _ = build(ref_cfg, folder)  # seeds with ref_cfg.seed
     result = trainer.fit()
     write_text(done, json.dumps({"steps": trainer.step, "selected_step": result["best_step"],
                                  "train_seconds": round(result["elapsed"], 3)}, indent=2) + "\n")

@@ -19,7 +19,7 @@ from robustml.losses import predict
 from robustml.report import (plot_group_accuracy, plot_history, render_console_summary,
                              write_metrics_json, write_report_md, write_text)
 from robustml.train import distributed, methods
-from robustml.train.build import build, resolve_device, seed_everything
+from robustml.train.build import build
 from robustml.train.inferred import inferred_report
 from robustml.train.memory import keep_freed_memory
 from robustml.train.naming import register_run_name_resolver
@@ -127,7 +127,6 @@ def run(cfg: DictConfig, run_dir: str | Path | None = None, *, summary: str = "f
     if main:
         write_text(run_dir / "config.yaml", OmegaConf.to_yaml(cfg, resolve=True))
     keep_freed_memory()   # full-batch steps reuse their large buffers instead of faulting them in
-    seed_everything(cfg.seed, resolve_device(cfg.trainer.device))
     stage_one = methods.before_build(cfg)   # JTT's stage one (trained, or reused from its cache)
     trainer, splits, cleaned = build(cfg, run_dir, jtt=stage_one)
     result = methods.fit(cfg, trainer)       # trainer.fit(), or a DFR base run's checkpoint

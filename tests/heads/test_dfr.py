@@ -143,3 +143,23 @@ def test_bad_options_are_named(kwargs, match):
     x_val, y_val, g_val = planted(200, 0.2, seed=10)
     with pytest.raises(ValueError, match=match):
         dfr_on_validation(x_val, x_val, y_val, g_val, NUM_GROUPS, **kwargs)
+
+
+def test_three_classes_fit_one_vs_rest_like_scikit_learns_classifier():
+    """liblinear is binary: with 3 classes each fit is OneVsRestClassifier's, coefficients stacked."""
+    from sklearn.multiclass import OneVsRestClassifier
+
+    rng = np.random.default_rng(0)
+    y = np.repeat([0, 1, 2], 120)
+    attr = rng.integers(0, 2, y.size)
+    x = rng.normal(size=(y.size, 4)) + 2.0 * np.eye(3, 4)[y] + 1.5 * attr[:, None] * np.array([0, 0, 0, 1])
+    groups = 2 * y + attr
+    result = dfr_on_validation(x, x, y, groups, 6, num_refits=3, seed=0)
+    assert result.model.named_steps["logreg"].coef_.shape == (3, 4)
+    assert (result.predict(x) == y).mean() > 0.8  # chance: 1/3
+    scaled = StandardScaler().fit_transform(x)
+    direct = OneVsRestClassifier(logreg(0.3, 0)).fit(scaled, y)
+    from robustml.heads.dfr import _fit
+    ours = _fit(scaled, y, 0.3, 100, 0)
+    np.testing.assert_array_equal(ours.predict(scaled), direct.predict(scaled))
+    np.testing.assert_allclose(ours.coef_, np.vstack([e.coef_ for e in direct.estimators_]))

@@ -12,6 +12,7 @@ from robustml.data.datasets.colored_digits import colored_digits_splits
 from robustml.features import cached_split_features
 from robustml.heads import dfr_on_validation
 from robustml.models import MLP
+from robustml.train.audit import audit_run
 from robustml.train.jtt import STAGE_ONE_KEYS, jtt_stage_one
 from robustml.train.run import describe_group_label_use, run
 from support import compose_train
@@ -26,16 +27,20 @@ def _jtt(tmp_path, *overrides):
 
 def test_a_lambda_up_sweep_trains_stage_one_once(tmp_path, caplog):
     caplog.set_level("INFO", logger="robustml.train.jtt")
-    results = [run(_jtt(tmp_path, f"method.lambda_up={lam}"), run_dir=tmp_path / f"run{lam}", summary="none")
-               for lam in (2, 5, 9)]
-    assert [r["jtt/stage_one_cache"] for r in results] == ["trained", "reused", "reused"]
+    results = [run(_jtt(tmp_path, f"method.lambda_up={lam}"), run_dir=tmp_path / f"run{i}", summary="none")
+               for i, lam in enumerate((2, 5, 9, 2))]
+    assert [r["jtt/stage_one_cache"] for r in results] == ["trained", "reused", "reused", "reused"]
     assert len({r["jtt/stage_one_dir"] for r in results}) == 1
     assert len(list((tmp_path / "cache").iterdir())) == 1
-    assert sum("reusing the cached stage one" in m for m in caplog.messages) == 2
+    assert sum("reusing the cached stage one" in m for m in caplog.messages) == 3
     assert results[0]["jtt/error_set_size"] > 0 and "test/acc_worst_group" in results[0]
-    assert results[0]["test/acc_worst_group"] != results[2]["test/acc_worst_group"]
+    # Stage two is the same run whether its stage one was trained in this process or reused.
+    untimed = [{k: v for k, v in r.items() if "seconds" not in k and k != "jtt/stage_one_cache"}
+               for r in results]
+    assert untimed[0] == untimed[3]
+    assert results[3]["test/acc_worst_group"] != results[2]["test/acc_worst_group"]  # lambda_up counts
     assert not any("lambda_up" in key or "upweight" in key for key in STAGE_ONE_KEYS)
-    report = (tmp_path / "run5" / "report.md").read_text()
+    report = (tmp_path / "run1" / "report.md").read_text()
     assert "## JTT" in report and "Training: none (JTT: the error set" in report
 
 
@@ -79,6 +84,7 @@ def test_a_stage_one_cache_from_another_config_is_refused_naming_the_keys(tmp_pa
 def test_sample_upweighting_with_the_full_batch_asks_for_loss_weights(tmp_path):
     with pytest.raises(ValueError, match="method.upweight=loss"):
         run(_jtt(tmp_path, "method.upweight=sample"), run_dir=tmp_path / "run", summary="none")
+    assert not (tmp_path / "cache").exists()  # refused before stage one trained
 
 
 def test_dfr_run_reports_dfr_metrics_equal_to_a_direct_fit_on_the_cached_features(tmp_path):
@@ -98,6 +104,13 @@ def test_dfr_run_reports_dfr_metrics_equal_to_a_direct_fit_on_the_cached_feature
     assert final["test/acc_worst_group"] == pytest.approx(worst) and final["dfr/C"] == direct.C
     report = (tmp_path / "run" / "report.md").read_text()
     assert "## DFR" in report and "DFR's last layer: validation group labels" in report
+    assert final["dfr/num_refits"] == 20  # num_refits: null is the authors' count on validation
+
+    # robustml-audit of the run audits DFR's last layer (saved beside best.pt), not the base head.
+    audit = json.loads((audit_run(tmp_path / "run", out_dir=tmp_path / "audit") / "audit.json").read_text())
+    assert "DFR last layer" in audit["source"]
+    for key in ("test/acc_worst_group", "test/acc_avg"):
+        assert audit["per_group"][key] == pytest.approx(final[key], abs=1e-6)
 
     # The same base model from the finished run: no training, the same DFR result.
     again = run(compose_train(["experiment=colored_digits_dfr", *FAST, f"method.base_run={tmp_path / 'run'}",
