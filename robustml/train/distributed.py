@@ -28,19 +28,19 @@ from __future__ import annotations
 import os
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import torch
 import torch.distributed as dist
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
-from torch.utils.data import DataLoader, Subset
+from torch.utils.data import DataLoader
 
 from robustml.data.contract import GroupedDataset
-from robustml.data.loading import LoaderSettings, iter_inputs
+from robustml.data.loading import LoaderSettings, eval_loader
 from robustml.data.samplers import shard_bounds
 from robustml.losses import ERMLoss, GroupDROLoss
-from robustml.losses.functional import predict
-from robustml.train.evaluate import autocast, evaluate, forward_in_chunks, metrics_of_predictions
+from robustml.train.evaluate import evaluate, forward_in_chunks, metrics_of_predictions, predict_dataset
 
 DISTRIBUTABLE_LOSSES = (ERMLoss, GroupDROLoss)
 
@@ -123,6 +123,15 @@ def launch_arguments(argv: list[str]) -> list[str]:
     if not any(a.startswith("hydra.run.dir=") for a in argv):
         extra.append("hydra.run.dir=.")
     return [*argv, *extra]
+
+
+def gather(value: Any) -> list[Any]:
+    """Return every process's ``value`` (any picklable object) in rank order; ``[value]`` alone."""
+    if not is_distributed():
+        return [value]
+    values: list[Any] = [None] * world_size()
+    dist.all_gather_object(values, value)
+    return values
 
 
 def agree_on_run_dir(run_dir: Path) -> Path:
@@ -214,22 +223,11 @@ def evaluate_sharded(model: nn.Module, dataset: GroupedDataset, *, prefix: str,
     process, which computes the metrics of the whole split from them (the same function as one
     process: group, worst-class and inferred-group accuracies).
     """
-    device = next(model.parameters()).device
     ids = local_share(torch.arange(len(dataset)))
-    was_training = model.training
-    model.eval()
-    if dataset.in_memory:
-        with autocast(dataset.x.device, precision):
-            preds = torch.cat([predict(model(x)) for x in dataset.x[ids.to(dataset.x.device)].split(8192)])
-    else:
-        base = dataset.for_eval() if hasattr(dataset, "for_eval") else dataset
-        loader = DataLoader(Subset(base, ids.tolist()), batch_size=settings.eval_batch_size,
-                            num_workers=settings.num_workers, pin_memory=settings.pin_memory)
-        with autocast(device, precision):
-            preds = torch.cat([predict(model(batch["x"])) for batch in iter_inputs(loader, device)])
-    model.train(was_training)
-    shares: list[torch.Tensor | None] = [None] * world_size()
-    dist.all_gather_object(shares, preds.cpu())  # contiguous shares, in rank order: the whole split
+    share = dataset.subset(ids.to(dataset.x.device) if dataset.in_memory else ids)
+    loader = None if share.in_memory else eval_loader(share, settings)
+    preds = predict_dataset(model, share, precision=precision, loader=loader)
+    shares = gather(preds.cpu())  # contiguous shares, in rank order: the whole split
     return metrics_of_predictions(torch.cat(shares), dataset, prefix=prefix, train_counts=train_counts)
 
 

@@ -178,13 +178,13 @@ class Trainer:
     def best_path(self) -> Path:
         return self.run_dir / "checkpoints" / "best.pt"
 
-    def _state(self) -> dict[str, Any]:
+    def _state(self, rng: list[dict[str, Any]]) -> dict[str, Any]:
+        """Return the checkpoint; ``rng`` holds every process's random states, in rank order."""
         state = {"model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
                  "criterion": self.criterion.state_dict(), "step": self.step,
                  "best_step": self.best_step, "best_score": self.best_score,
                  "history": self.history, "elapsed": self.elapsed,
-                 "rng": capture_rng(self._generators), "data_position": self.position,
-                 "config": self.config}
+                 "rng": rng, "data_position": self.position, "config": self.config}
         if self.scheduler is not None:
             state["scheduler"] = self.scheduler.state_dict()
         return state
@@ -197,7 +197,13 @@ class Trainer:
         self.criterion.load_state_dict(state["criterion"])
         if self.scheduler is not None:
             self.scheduler.load_state_dict(state["scheduler"])
-        restore_rng(state["rng"], self._generators)
+        # Each process draws from its own generators (dropout on its share of the batch): under
+        # torchrun every process restores the states it saved, so a resumed run is exact there too.
+        if len(state["rng"]) != distributed.world_size():
+            raise ValueError(f"{self.last_path} was saved by {len(state['rng'])} process(es), but this "
+                             f"run has {distributed.world_size()}: resume with the same number "
+                             f"(torchrun --nproc_per_node={len(state['rng'])}, or none for 1)")
+        restore_rng(state["rng"][distributed.rank()], self._generators)
         self.step, self.best_step, self.best_score = state["step"], state["best_step"], state["best_score"]
         self.history, self.elapsed = state["history"], state["elapsed"]
         self.position = tuple(state["data_position"])
@@ -338,13 +344,14 @@ class Trainer:
             best = metric is None or self.best_step == 0 or score > self.best_score
             if best:
                 self.best_step, self.best_score = self.step, score
+            rng = distributed.gather(capture_rng(self._generators))  # on every process
             if distributed.is_main():  # every process holds the same record, model and choice
                 append_jsonl(self.run_dir / "metrics.jsonl", record)
                 if best:
                     save_checkpoint(self.best_path, {"model": self.model.state_dict(),
                                                      "criterion": self.criterion.state_dict(),
                                                      "step": self.step})
-                save_checkpoint(self.last_path, self._state())
+                save_checkpoint(self.last_path, self._state(rng))
             bar.set_postfix(loss=f"{loss:.4f}", val_worst=f"{record['val/acc_worst_group']:.3f}")
         bar.close()
         distributed.barrier()  # best.pt is written before any process loads it

@@ -21,6 +21,7 @@ import torch.multiprocessing as mp
 
 from support import compose_train
 from robustml.data.samplers import EpochBatchSampler, shard_bounds
+import robustml.train.loop as loop
 from robustml.train import distributed
 from robustml.train.run import run
 
@@ -34,7 +35,22 @@ SCENARIOS = {
     "mini_batch_erm_reweight": ["sampler=reweight", "trainer.batch_size=99"],
 }
 REFUSED = {"irm": ["loss=irm"]}
+# Resumed under torchrun: dropout draws from each process's own generator, on uneven shares.
+RESUMED = ["loss=group_dro", "model.dropout=0.3", "trainer.batch_size=99"]
 WORLD_SIZE = 2
+
+
+class _Crash(Exception):
+    """Raised inside training step 6 on every process (after the checkpoint of step 4)."""
+
+
+def _crash_at_step_6(train_step):
+    def crashing(self, batch):
+        loss = train_step(self, batch)
+        if self.step + 1 == 6:
+            raise _Crash
+        return loss
+    return crashing
 
 
 def _worker(rank: int, init_file: str, root: str) -> None:
@@ -44,6 +60,17 @@ def _worker(rank: int, init_file: str, root: str) -> None:
     try:
         for name, overrides in SCENARIOS.items():
             run(compose_train(COMMON + overrides), Path(root) / name, summary="none")
+        run(compose_train(COMMON + RESUMED), Path(root) / "uninterrupted", summary="none")
+        train_step = loop.Trainer._train_step
+        loop.Trainer._train_step = _crash_at_step_6(train_step)
+        try:
+            run(compose_train(COMMON + RESUMED), Path(root) / "resumed", summary="none")
+        except _Crash:
+            pass
+        finally:
+            loop.Trainer._train_step = train_step
+        run(compose_train(COMMON + RESUMED + ["trainer.resume=true"]), Path(root) / "resumed",
+            summary="none")
         for name, overrides in REFUSED.items():
             try:
                 run(compose_train(COMMON + overrides), Path(root) / name, summary="none")
@@ -92,6 +119,24 @@ def test_two_processes_match_one_process(name, two_process_runs, tmp_path):
                          json.loads((one_dir / "metrics.json").read_text()), f"{name}, final")
     # Rank 0 wrote the outputs; the other process wrote nothing beside them.
     assert sorted(p.name for p in two_dir.iterdir()) == sorted(p.name for p in one_dir.iterdir())
+
+
+def test_two_processes_resume_exactly(two_process_runs):
+    """A 2-process run stopped at step 6 and resumed from step 4's checkpoint ends as one never
+    stopped: weights, optimizer, Group DRO's weights and each process's own random state."""
+    resumed = json.loads((two_process_runs / "resumed" / "metrics.json").read_text())
+    uninterrupted = json.loads((two_process_runs / "uninterrupted" / "metrics.json").read_text())
+    assert resumed.pop("train_seconds") >= 0 and uninterrupted.pop("train_seconds") >= 0
+    assert resumed == uninterrupted
+    assert [{k: v for k, v in r.items() if k != "elapsed_s"} for r in _records(two_process_runs / "resumed")] \
+        == [{k: v for k, v in r.items() if k != "elapsed_s"} for r in _records(two_process_runs / "uninterrupted")]
+
+
+def test_a_checkpoint_of_two_processes_is_not_resumed_by_one(two_process_runs, tmp_path):
+    shutil.copytree(two_process_runs / "resumed", tmp_path / "run")
+    with pytest.raises(ValueError, match=r"saved by 2 process\(es\), but this run has 1: resume with "
+                                         r"the same number \(torchrun --nproc_per_node=2"):
+        run(compose_train(COMMON + RESUMED + ["trainer.resume=true"]), tmp_path / "run", summary="none")
 
 
 def test_a_loss_that_cannot_be_distributed_is_refused_by_name(two_process_runs):
