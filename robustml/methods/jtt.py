@@ -7,7 +7,10 @@ trains a new model from scratch on the training set with every example of ``E`` 
 ``1 + lambda_up`` times (Eq. 2). As in the authors' code (anniesch/jtt), the upweighting is by
 duplication: one epoch of stage two is the training set followed by ``E`` repeated ``lambda_up``
 times, shuffled (:class:`UpsampledOrder`); :func:`upweight_loss_weights` gives the loss-weight
-variant (equal to duplication in expectation, and exactly equal for a full-batch step).
+variant. For a full-batch step the two are the same objective. With mini-batches they differ: an
+epoch of the loss variant holds ``N`` examples instead of ``N + lambda_up * |E|`` (fewer steps per
+epoch), and the weighted loss is normalized by each batch's weight sum, a ratio estimator of the
+duplicated objective rather than an unbiased one.
 
 Only labels and predictions are needed: no group labels.
 """

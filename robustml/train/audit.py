@@ -44,7 +44,8 @@ def audit_data(run_cfg: DictConfig | None, overrides: Sequence[str]) -> DataSpli
 
 def audit_run(source: str | Path | None, overrides: Sequence[str] = (), *, split: str = "test",
               out_dir: str | Path | None = None, predictions: str | Path | None = None,
-              features: str | Path | None = None, seed: int = 0) -> Path:
+              features: str | Path | None = None, seed: int = 0,
+              num_clusters: int | Sequence[int] = (2, 3, 4, 5)) -> Path:
     """Audit a trained run (its folder) or saved predictions and features; return the output folder.
 
     Args:
@@ -56,6 +57,7 @@ def audit_run(source: str | Path | None, overrides: Sequence[str] = (), *, split
         predictions: A ``.npy`` of predicted classes ``(N,)`` of ``split``, in dataset order.
         features: A ``.npy`` of features ``(N, D)`` of ``split``, in dataset order.
         seed: Seed of the clustering and the stress test.
+        num_clusters: Candidate clusters per class (the silhouette picks one), or one count.
     """
     if split not in ("train", "val", "test"):
         raise ValueError(f"split must be 'train', 'val' or 'test', got {split!r}")
@@ -76,7 +78,7 @@ def audit_run(source: str | Path | None, overrides: Sequence[str] = (), *, split
     out_dir = Path(out_dir) if out_dir is not None else (Path(source) / "audit" if source else Path("audit"))
     if source is None:
         result = audit_predictions(dataset, np.load(predictions), np.load(features), split=split,
-                                   feature_names=names, seed=seed)
+                                   feature_names=names, seed=seed, num_clusters=num_clusters)
         label = f"saved predictions {predictions}"
     else:
         model = load_trained_model(source, None, splits)
@@ -85,10 +87,11 @@ def audit_run(source: str | Path | None, overrides: Sequence[str] = (), *, split
             layer = load_checkpoint(head, map_location=model_device(model))
             model = DFRClassifier(model, layer["weight"], layer["bias"]).eval()
         if dataset.in_memory:
-            result = audit_model(model, dataset, split=split, feature_names=names, seed=seed)
+            result = audit_model(model, dataset, split=split, feature_names=names, seed=seed,
+                                 num_clusters=num_clusters)
         else:
             feats = np.asarray(cached_features(model, dataset, out_dir / "features", progress=False))
             result = audit_predictions(dataset, predict_dataset(model, dataset).cpu().numpy(), feats,
-                                       split=split, seed=seed)
+                                       split=split, seed=seed, num_clusters=num_clusters)
         label = f"run {source}" + (" (its DFR last layer)" if isinstance(model, DFRClassifier) else "")
     return write_audit(result, out_dir, source=label)

@@ -57,6 +57,12 @@ def _reference(cfg: DictConfig, splits: DataSplits, device: torch.device) -> tup
     return load_trained_model(source, cfg.model, splits, device), details
 
 
+# EIIL's objective is symmetric in the two environments, and validation gets its own assignment.
+EIIL_VAL_NOTE = ("EIIL assigns validation environments by its own run on validation (the IRMv1 "
+                 "penalty is the same with the two environments swapped): env=0 on validation need "
+                 "not correspond to env=0 on train.\n\n")
+
+
 def infer_partitions(cfg: DictConfig, model: torch.nn.Module, splits: DataSplits,
                      details: dict[str, Any]) -> dict[str, InferredGroups]:
     """Return ``{"train", "val"}`` partitions of ``cfg.groups.method`` from the reference ``model``."""
@@ -141,7 +147,8 @@ def inferred_report(splits: DataSplits) -> tuple[dict[str, Any], list[str]]:
             + f"- adjusted Rand index with the true groups: train {metrics['train/inferred_adjusted_rand']:.3f}, "
             f"val {metrics['val/inferred_adjusted_rand']:.3f}\n\n"
             + markdown_table(["part", "name", "train count", "val count"], parts_rows) + "\n\n"
-            "Per true group: purity = share of its main inferred part (the part holding most of the "
+            + (EIIL_VAL_NOTE if part.method == "eiil" else "")
+            + "Per true group: purity = share of its main inferred part (the part holding most of the "
             "group) that belongs to the group; share = fraction of the group inside that part.\n\n"
             + markdown_table(["group", "name", "train purity (%)", "train share (%)", "val purity (%)",
                               "val share (%)"], rows))

@@ -71,6 +71,9 @@ def test_audit_command_on_a_trained_run_and_a_mismatched_dataset(tmp_path):
     text = (out / "audit.md").read_text()
     assert "## Slices where the model fails most" in text and "## Counterfactual stress test" in text
     assert json.loads((out / "audit.json").read_text())["split"] == "val"
+    fixed = audit([str(tmp_path / "run"), "--split", "val", "--num-clusters", "3", "--out", str(tmp_path / "k3")])
+    slices = json.loads((fixed / "audit.json").read_text())["slices"]
+    assert sorted({(s["label"], s["cluster"]) for s in slices}) == [(c, k) for c in (0, 1) for k in range(3)]
     np.save(tmp_path / "p.npy", np.zeros(10, dtype=np.int64))
     with pytest.raises(ValueError, match=r"does not fit a MLP built for this dataset \(input shape \(1, 8, 8\).*"
                                          r"use it with the data it was trained on"):

@@ -61,3 +61,24 @@ def test_the_trainer_sees_each_error_example_one_plus_lambda_up_times_per_epoch(
 def test_bad_error_sets_and_lambda_up_are_named(errors, lambda_up, match):
     with pytest.raises(ValueError, match=match):
         upsampled_indices(8, errors, lambda_up)
+
+
+def test_full_batch_loss_weights_equal_a_step_on_the_duplicated_training_set():
+    """The README's claim: with the full batch, upweight=loss is duplication exactly."""
+    n, lambda_up = 40, 4
+    gen = torch.Generator().manual_seed(0)
+    x, y = torch.randn(n, 5, generator=gen), torch.randint(0, 2, (n,), generator=gen)
+    errors = torch.tensor([1, 7, 20])
+    torch.manual_seed(0)
+    model = MLP((5,), 1, hidden_dims=(6,))
+    grads = []
+    for batch_x, batch_y, weight in (
+            (x, y, upweight_loss_weights(n, errors, lambda_up)),
+            (x[upsampled_indices(n, errors, lambda_up)], y[upsampled_indices(n, errors, lambda_up)], None)):
+        model.zero_grad()
+        extra = {} if weight is None else {"weight": weight}
+        ERMLoss(1)(model(batch_x), batch_y, torch.zeros(batch_x.shape[0], dtype=torch.int64), **extra).backward()
+        grads.append([p.grad.clone() for p in model.parameters()])
+    assert upsampled_indices(n, errors, lambda_up).numel() == n + lambda_up * errors.numel()
+    for weighted, duplicated in zip(*grads):
+        torch.testing.assert_close(weighted, duplicated)
