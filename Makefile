@@ -19,8 +19,9 @@ $(VENV)/.installed: pyproject.toml constraints.txt
 demo: setup
 	@$(BIN)/robustml-train
 
+# One test process per core (pytest-xdist; at most 4: each holds torch and the data in memory).
 test: setup
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n auto --maxprocesses 4
 
 test-slow: setup
-	$(BIN)/python -m pytest -q -m slow
+	$(BIN)/python -m pytest -q -n auto --maxprocesses 4 -m slow

@@ -22,3 +22,13 @@ def mnist_root() -> Path:
         pytest.skip(f"MNIST not found under {SHARED_DATA}/MNIST/raw; place torchvision's MNIST raw "
                     "files there (or run with data.download=true online) to run this test")
     return SHARED_DATA
+
+
+# pytest-xdist hands tests to its workers in collection order: the modules with the longest tests
+# go first, so that no worker is left running one of them alone at the end of the suite.
+LONGEST_FIRST = ("test_readme.py", "test_ddp.py", "test_sweeps.py", "test_cli.py", "test_kill_resume.py")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    rank = {name: i for i, name in enumerate(LONGEST_FIRST)}
+    items.sort(key=lambda item: rank.get(item.path.name, len(LONGEST_FIRST)))  # stable for the rest

@@ -94,6 +94,20 @@ def _shown_path(path: Path) -> str:
         return str(path)
 
 
+# What debug=smoke (cfg.smoke) sets in the stages before the final run, where the config has them.
+SMOKE_STAGES = {"method.stage_one.max_steps": 2, "method.stage_one.epochs": None,
+                "groups.num_steps": 20}
+
+
+def shorten_for_smoke(cfg: DictConfig) -> None:
+    """Under ``debug=smoke``, set :data:`SMOKE_STAGES` in ``cfg`` (each key only where it exists)."""
+    if not cfg.get("smoke"):
+        return
+    for key, value in SMOKE_STAGES.items():
+        if OmegaConf.select(cfg, key, default="<absent>") != "<absent>":
+            OmegaConf.update(cfg, key, value)
+
+
 def check_run_config(cfg: DictConfig) -> None:
     """Raise naming the key when a top-level run setting has the wrong type or range.
 
@@ -122,6 +136,7 @@ def run(cfg: DictConfig, run_dir: str | Path | None = None, *, summary: str = "f
     if summary not in ("full", "line", "none"):
         raise ValueError(f"summary must be 'full', 'line' or 'none', got {summary!r}")
     check_run_config(cfg)
+    shorten_for_smoke(cfg)
     run_dir = distributed.agree_on_run_dir(_run_dir(run_dir))  # under torchrun: rank 0's folder
     main = distributed.is_main()  # the one process that writes files and prints
     if main:
