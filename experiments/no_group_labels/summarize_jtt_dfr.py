@@ -3,7 +3,8 @@
 Rows per dataset: ERM (the base model of the DFR runs: the ``base/...`` metrics of the same
 runs, before the last layer is refitted), JTT and DFR, each over the seeds found under
 ``runs/no_group_labels/<dataset>_<method>/seed*/metrics.json``. Accuracies in percent; std is the
-sample standard deviation over seeds (ddof=1).
+sample standard deviation over seeds (ddof=1). A row with no runs under ``--runs`` keeps its entry
+of the committed ``jtt_dfr.json``, marked as kept (runs made on another machine or checkout).
 
     .venv/bin/python experiments/no_group_labels/summarize_jtt_dfr.py
 """
@@ -43,13 +44,17 @@ def mean_std(values: list[float]) -> dict[str, float]:
     return {"mean": mean, "std": std, "n": len(values)}
 
 
-def summarize(root: Path) -> dict[str, dict]:
+def summarize(root: Path, previous: dict[str, dict] | None = None) -> dict[str, dict]:
+    """Return the rows of the runs under ``root``; a row without runs there keeps its ``previous``
+    entry (the committed summary), marked ``"kept": true``."""
     table: dict[str, dict] = {}
     for dataset in DATASETS:
         for row, method, prefix, training, selection in ROWS:
             paths = sorted(glob.glob(str(root / f"{dataset}_{method}" / "seed*" / "metrics.json")))
             runs = [json.loads(Path(p).read_text()) for p in paths]
             if not runs:
+                if previous and f"{dataset} | {row}" in previous:
+                    table[f"{dataset} | {row}"] = {**previous[f"{dataset} | {row}"], "kept": True}
                 continue
             stats = {key: mean_std([100 * r[prefix + key] for r in runs]) for key in KEYS
                      if all(r.get(prefix + key) is not None for r in runs)}
@@ -96,10 +101,13 @@ def to_markdown(table: dict[str, dict]) -> str:
              "|---|---|---|---|---|---|---|---|---|"]
     for entry in table.values():
         stats = entry["metrics"]
-        lines.append(f"| {entry['dataset']} | {entry['row']} | {entry['seeds']} | "
+        kept = " †" if entry.get("kept") else ""
+        lines.append(f"| {entry['dataset']} | {entry['row']}{kept} | {entry['seeds']} | "
                      + " | ".join(cell(stats, k) for k in KEYS)
                      + f" | {entry['training_group_labels']} | {entry['selection_group_labels']} |")
-    return HEADER + "\n".join(lines) + "\n\n" + PUBLISHED + "\n"
+    note = ("\n\n† Kept from the previous summary: its runs (the same command, an earlier commit) are "
+            "not under the runs folder of this summary." if any(e.get("kept") for e in table.values()) else "")
+    return HEADER + "\n".join(lines) + note + "\n\n" + PUBLISHED + "\n"
 
 
 def colored_mnist_target(table: dict[str, dict]) -> str:
@@ -122,7 +130,8 @@ def main() -> None:
     parser.add_argument("--runs", type=Path, default=Path("runs/no_group_labels"))
     parser.add_argument("--out", type=Path, default=Path("experiments/no_group_labels/jtt_dfr"))
     args = parser.parse_args()
-    table = summarize(args.runs)
+    committed = args.out.with_suffix(".json")
+    table = summarize(args.runs, json.loads(committed.read_text()) if committed.is_file() else None)
     write_text(args.out.with_suffix(".json"), json.dumps(table, indent=2, sort_keys=True) + "\n")
     text = to_markdown(table) + colored_mnist_target(table)
     write_text(args.out.with_suffix(".md"), text)

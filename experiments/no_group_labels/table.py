@@ -4,7 +4,8 @@ labelled references.
 Rows of this study are summarized from their runs (``runs/<experiment>/seeds/seed*/``, written
 by run.sh); the labelled reference rows (ERM, Group DRO with true groups) are read from the
 committed ``experiments/<dataset>/results.json`` of the same protocol. Accuracies in percent,
-mean ± sample std over seeds.
+mean ± sample std over seeds. A row whose runs are not under ``runs/`` keeps its entry of the
+committed ``results.json``, marked with † (runs made in another checkout).
 
     .venv/bin/python experiments/no_group_labels/table.py
 """
@@ -16,9 +17,12 @@ import json
 import runpy
 from pathlib import Path
 
+from robustml.report import write_text
+
 REPO = Path(__file__).resolve().parents[2]
 SUMMARY = runpy.run_path(str(REPO / "scripts" / "summarize_runs.py"))
 KEYS = ["test/acc_worst_group", "test/acc_avg", "train/inferred_adjusted_rand"]
+KEPT = " †"
 
 # (dataset, row name, source, training labels, selection): source is a committed results.json
 # row ("results:<row>") or this study's runs ("runs:<experiment>").
@@ -42,15 +46,19 @@ ROWS = [
 ]
 
 
-def _stats(dataset: str, source: str) -> tuple[dict, str]:
+def _stats(dataset: str, source: str, kept: dict | None) -> tuple[dict, str]:
+    """Return a row's statistics and where they come from; ``kept``: its committed entry."""
     kind, name = source.split(":", 1)
     if kind == "results":
         committed = json.loads((REPO / "experiments" / dataset / "results.json").read_text())
         return committed[name], f"experiments/{dataset}/results.json"
     runs = [json.loads(Path(p).read_text()) for p in sorted(glob.glob(str(REPO / "runs" / name / "seeds" / "*" / "metrics.json")))]
-    if not runs:
-        return {}, f"{name} (no finished run)"
-    return SUMMARY["summarize"]({name: runs}, KEYS)[name], name
+    if runs:
+        return SUMMARY["summarize"]({name: runs}, KEYS)[name], name
+    if kept and any(key in kept for key in KEYS):  # runs made in another checkout: keep the entry
+        stats = {key: kept[key] for key in KEYS if key in kept}
+        return stats, kept["source"] if kept["source"].endswith(KEPT) else kept["source"] + KEPT
+    return {}, f"{name} (no finished run)"
 
 
 def _cell(stats: dict, key: str) -> str:
@@ -63,18 +71,22 @@ def _cell(stats: dict, key: str) -> str:
 def main() -> None:
     lines = ["| data | row | training group labels | selection (labels) | source | runs | test worst-group | test average | train ARI |",
              "|---|---|---|---|---|---|---|---|---|"]
+    out = REPO / "experiments" / "no_group_labels" / "results"
+    previous = json.loads(out.with_suffix(".json").read_text()) if out.with_suffix(".json").is_file() else {}
     record = {}
     for dataset, row, source, training, selection in ROWS:
-        stats, origin = _stats(dataset, source)
+        stats, origin = _stats(dataset, source, previous.get(f"{dataset}/{row}"))
         n = max((s["n"] for s in stats.values()), default=0)
         lines.append(f"| {dataset} | {row} | {training} | {selection} | {origin} | {n} | "
                      + " | ".join(_cell(stats, key) for key in KEYS) + " |")
         record[f"{dataset}/{row}"] = {"source": origin, "training_labels": training, "selection": selection, **stats}
     text = "\n".join(lines) + "\n"
+    if any(entry["source"].endswith(KEPT) for entry in record.values()):
+        text += ("\n" + KEPT.strip() + ": kept from the committed results.json; its runs (the same "
+                 "command, an earlier commit) are not under runs/ in this checkout.\n")
     print(text)
-    out = REPO / "experiments" / "no_group_labels" / "results"
-    out.with_suffix(".md").write_text(text)
-    out.with_suffix(".json").write_text(json.dumps(record, indent=2, sort_keys=True) + "\n")
+    write_text(out.with_suffix(".md"), text)
+    write_text(out.with_suffix(".json"), json.dumps(record, indent=2, sort_keys=True) + "\n")
 
 
 if __name__ == "__main__":
