@@ -39,7 +39,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import statistics
 import time
 import warnings
@@ -50,6 +49,7 @@ import numpy as np
 import torch
 from threadpoolctl import threadpool_limits
 
+from robustml.report.machine import machine_info
 from robustml.cleaning import KFoldNetwork, detect_label_issues
 from robustml.data.contract import GroupedTensorDataset
 from robustml.data.datasets import mnist_splits, with_label_noise
@@ -65,7 +65,6 @@ CASES = {  # name: (data, noise kind, rate)
 METHODS = ("robustml", "cleanlab_cleanlearning", "hgb_cross_val_predict", "ablation_network_2fold")
 BASELINES = ("cleanlab_cleanlearning", "hgb_cross_val_predict")
 METRICS = ("seconds", "precision", "recall", "flagged")
-CPU_FLAGS = ("avx2", "avx512f", "avx512_bf16", "amx_bf16")
 
 
 def load_train(data: str, root: str) -> GroupedTensorDataset:
@@ -180,19 +179,6 @@ def targets(name: str, case: dict) -> dict[str, bool]:
     return out
 
 
-def machine() -> dict[str, object]:
-    cpu, flags = platform.processor(), set()
-    cpuinfo = Path("/proc/cpuinfo")
-    if cpuinfo.is_file():
-        lines = cpuinfo.read_text().splitlines()
-        names = [line.split(":", 1)[1].strip() for line in lines if line.startswith("model name")]
-        cpu = names[0] if names else cpu
-        flags = {f for line in lines if line.startswith("flags") for f in line.split(":")[1].split()}
-    return {"cpu": cpu, "cores": os.cpu_count(), "torch_threads": torch.get_num_threads(),
-            "cpu_flags": {flag: flag in flags for flag in CPU_FLAGS},
-            "torch": torch.__version__, "python": platform.python_version()}
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--json", type=Path, required=True, help="results file (merged by case)")
@@ -265,7 +251,7 @@ def settings(threads: int | None) -> dict:
         "cases": "mean and sample std over the noise seeds in runs/<case>/<seed>",
         "timing": "wall clock from data in memory to the flagged mask; one process, "
                   "sequential, in the order listed per case",
-        "machine": machine()}
+        "machine": machine_info()}
 
 
 if __name__ == "__main__":

@@ -26,8 +26,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
 import re
 import statistics
 import subprocess
@@ -43,13 +41,13 @@ from omegaconf import OmegaConf
 from sklearn.linear_model import LogisticRegression
 from sklearn.preprocessing import StandardScaler
 
+from robustml.report.machine import machine_info
 from robustml.features import cached_split_features
 from robustml.heads import C_GRID, dfr_on_validation
 from robustml.losses import num_outputs_for
 from robustml.report import write_text
 from robustml.train.instantiate import build_from
 
-CPU_FLAGS = ("avx2", "avx512f", "avx512_bf16", "amx_bf16")
 L1 = ({"l1_ratio": 1.0} if tuple(int(p) for p in sklearn.__version__.split(".")[:2]) >= (1, 8)
       else {"penalty": "l1"})
 
@@ -161,20 +159,6 @@ def benchmark_jtt_sweep(experiment: str, lambdas: list[int], overrides: list[str
                 "wall_seconds_total": round(total, 1)}
 
 
-def machine() -> dict:
-    cpu, flags = platform.processor(), set()
-    cpuinfo = Path("/proc/cpuinfo")
-    if cpuinfo.is_file():
-        lines = cpuinfo.read_text().splitlines()
-        names = [line.split(":", 1)[1].strip() for line in lines if line.startswith("model name")]
-        cpu = names[0] if names else cpu
-        flags = {f for line in lines if line.startswith("flags") for f in line.split(":")[1].split()}
-    return {"cpu": cpu, "cores": os.cpu_count(), "torch_threads": torch.get_num_threads(),
-            "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS"),
-            "cpu_flags": {flag: flag in flags for flag in CPU_FLAGS},
-            "scikit-learn": sklearn.__version__, "torch": torch.__version__}
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--run", type=Path, required=True, help="a finished robustml-train run directory")
@@ -186,7 +170,7 @@ def main() -> None:
     parser.add_argument("--jtt-override", action="append", default=[],
                         help="extra override for the JTT sweep (repeatable), e.g. data.root=...")
     args = parser.parse_args()
-    result = {"machine": machine(), "dfr": benchmark_dfr(args.run, args.repeats, args.cache_dir),
+    result = {"machine": machine_info(), "dfr": benchmark_dfr(args.run, args.repeats, args.cache_dir),
               "jtt_sweep": benchmark_jtt_sweep(args.jtt_experiment,
                                                [int(v) for v in args.lambdas.split(",")], args.jtt_override)}
     write_text(args.json, json.dumps(result, indent=2) + "\n")

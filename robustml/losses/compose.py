@@ -33,7 +33,7 @@ from numbers import Integral
 import torch
 from torch import nn
 
-from robustml.losses.base import GroupLoss
+from robustml.losses.base import GroupLoss, environments_argument
 from robustml.losses.checks import check_finite, check_inputs, check_nonnegative, check_weight
 
 class PenalizedLoss(GroupLoss):
@@ -214,3 +214,17 @@ def _nonnegative_int(name: str, value: int) -> int:
     if isinstance(value, bool) or not isinstance(value, Integral) or value < 0:
         raise ValueError(f"{name} must be an integer >= 0, got {value!r}")
     return int(value)
+
+
+class EnvironmentPenalizedLoss(PenalizedLoss):
+    """A :class:`PenalizedLoss` over environments (IRM, V-REx): ``envs=`` aliases ``groups``."""
+
+    def forward(self, logits: torch.Tensor, target: torch.Tensor, groups: torch.Tensor | None = None,
+                *, weight: torch.Tensor | None = None, envs: torch.Tensor | None = None,
+                update: bool | None = None) -> torch.Tensor:
+        """Return the (rescaled) penalized loss; environment ids as ``groups`` or ``envs``.
+
+        ``update`` advances the schedule (default: in training mode; see :class:`PenalizedLoss`).
+        """
+        return super().forward(logits, target, environments_argument(groups, envs), weight=weight,
+                               update=update)

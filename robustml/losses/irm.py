@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import torch
 
-from robustml.losses.base import GroupLoss, environments_argument
-from robustml.losses.compose import PenalizedLoss
+from robustml.losses.base import GroupLoss
+from robustml.losses.compose import EnvironmentPenalizedLoss
 from robustml.losses.erm import ERMLoss
 from robustml.losses.checks import check_finite, check_inputs, check_weight
 from robustml.losses.functional import mean_irm_penalty
@@ -76,7 +76,7 @@ class IRMPenalty(GroupLoss):
         return check_finite(penalty, "IRM penalty")
 
 
-class IRMLoss(PenalizedLoss):
+class IRMLoss(EnvironmentPenalizedLoss):
     """IRMv1 objective: mean loss + scheduled ``penalty_weight`` * :class:`IRMPenalty`.
 
     **Environments go in ``groups``.** Like every robustml loss, ``forward(logits, target,
@@ -118,13 +118,3 @@ class IRMLoss(PenalizedLoss):
                                             closed_form=closed_form, seed=seed)},
                          weights={"irm": penalty_weight}, anneal_steps=anneal_steps,
                          warmup_weight=warmup_weight, rescale=rescale)
-
-    def forward(self, logits: torch.Tensor, target: torch.Tensor, groups: torch.Tensor | None = None,
-                *, weight: torch.Tensor | None = None, envs: torch.Tensor | None = None,
-                update: bool | None = None) -> torch.Tensor:
-        """Return the (rescaled) penalized loss; environment ids as ``groups`` or ``envs``.
-
-        ``update`` advances the schedule (default: in training mode; see :class:`PenalizedLoss`).
-        """
-        return super().forward(logits, target, environments_argument(groups, envs), weight=weight,
-                               update=update)

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import torch
 
-from robustml.losses.base import GroupLoss, environments_argument
-from robustml.losses.compose import PenalizedLoss
+from robustml.losses.base import GroupLoss
+from robustml.losses.compose import EnvironmentPenalizedLoss
 from robustml.losses.erm import ERMLoss
 from robustml.losses.checks import check_finite
 from robustml.losses.functional import vrex_penalty
@@ -37,7 +37,7 @@ class VRExPenalty(GroupLoss):
                                          weight=weight), "V-REx penalty")
 
 
-class VRExLoss(PenalizedLoss):
+class VRExLoss(EnvironmentPenalizedLoss):
     """V-REx objective: mean loss + scheduled ``penalty_weight`` * :class:`VRExPenalty`.
 
     **Environments go in ``groups``.** Like every robustml loss, ``forward(logits, target,
@@ -74,13 +74,3 @@ class VRExLoss(PenalizedLoss):
         super().__init__(num_groups, ERMLoss(num_groups), {"vrex": VRExPenalty(num_groups)},
                          weights={"vrex": penalty_weight}, anneal_steps=anneal_steps,
                          warmup_weight=warmup_weight, rescale=rescale)
-
-    def forward(self, logits: torch.Tensor, target: torch.Tensor, groups: torch.Tensor | None = None,
-                *, weight: torch.Tensor | None = None, envs: torch.Tensor | None = None,
-                update: bool | None = None) -> torch.Tensor:
-        """Return the (rescaled) penalized loss; environment ids as ``groups`` or ``envs``.
-
-        ``update`` advances the schedule (default: in training mode; see :class:`PenalizedLoss`).
-        """
-        return super().forward(logits, target, environments_argument(groups, envs), weight=weight,
-                               update=update)
