@@ -13,9 +13,17 @@ is never used to choose, unless an *oracle* table is asked for, which then says 
 and in every output (the protocol of DomainBed's ``collect_results``: a named selection rule per
 table, oracle tables labelled as such).
 
+Keys of the data (``data.*``: which validation split, its size, the data set) always define the
+setting, never a hyperparameter: validation metrics of different validation splits are not
+comparable, and choosing between them would choose the validation split. Runs that validate on
+the test distribution (``data.val=oracle``) are refused unless an oracle table is asked for. Two
+runs of one configuration with the same seed (a copied or rerun folder) are refused, naming both.
+
 Spread over seeds: the sample standard deviation (``ddof=1``; 0 for a single seed) and a
-percentile bootstrap 95% interval of the mean test worst-group accuracy (seeds resampled with
-replacement).
+percentile bootstrap 95% interval of the mean test worst-group accuracy over seeds (seeds
+resampled with replacement; test examples are not resampled, so it leaves out the sampling error
+of a small test group, and with 2 seeds it spans the two values). With one seed there is no
+interval (NaN, shown as ``n/a``).
 """
 
 from __future__ import annotations
@@ -23,6 +31,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -32,7 +41,12 @@ import numpy as np
 import yaml
 
 RULE_PREFIX = "val/acc_"
-IGNORED_KEYS = ("seed", "name", "trainer.resume", "trainer.progress")
+PER_GROUP = re.compile(r"group_\d+")  # one group's accuracy: not a selection rule (group_mean is)
+# Keys that change no result: a resume's switches (robustml.train.checkpoint.RESUME_EXEMPT_KEYS),
+# where the run executed and how its data was loaded.
+IGNORED_KEYS = ("seed", "name", "trainer.resume", "trainer.resume_force", "trainer.progress",
+                "cleaning.progress", "trainer.device", "trainer.num_workers", "trainer.pin_memory",
+                "trainer.persistent_workers", "trainer.eval_batch_size")
 IGNORED_PREFIXES = ("paths.", "hydra.")
 REPORTED = (("test/acc_worst_group", "test worst-group (%)"), ("test/acc_avg", "test average (%)"))
 
@@ -105,7 +119,7 @@ def valid_rules(runs: Sequence[Run]) -> list[str]:
     keys = [set(run.final) for run in runs if run.final is not None]
     common = set.intersection(*keys) if keys else set()
     return sorted(key[len(RULE_PREFIX):] for key in common
-                  if key.startswith(RULE_PREFIX) and not key.startswith(RULE_PREFIX + "group_"))
+                  if key.startswith(RULE_PREFIX) and not PER_GROUP.fullmatch(key[len(RULE_PREFIX):]))
 
 
 def varying_keys(runs: Sequence[Run]) -> list[str]:
@@ -127,8 +141,11 @@ def _mean_std(values: Sequence[float]) -> dict[str, float]:
 
 def bootstrap_interval(values: Sequence[float], *, num_resamples: int = 10_000,
                        seed: int = 0) -> tuple[float, float]:
-    """Return the percentile bootstrap 95% interval of the mean of ``values`` (resampled with replacement)."""
+    """Return the percentile bootstrap 95% interval of the mean of ``values`` (resampled with
+    replacement); ``(nan, nan)`` for fewer than two values, which have no spread to resample."""
     array = np.asarray(values, dtype=float)
+    if array.size < 2:
+        return float("nan"), float("nan")
     draws = np.random.default_rng(seed).integers(0, array.size, size=(num_resamples, array.size))
     low, high = np.percentile(array[draws].mean(axis=1), [2.5, 97.5])
     return float(low), float(high)
@@ -166,16 +183,30 @@ def collect(sweep_dir: str | Path, *, select: str = "worst_group", oracle: bool 
         raise ValueError(f"no run under {sweep_dir} has a metrics.json (all failed or are running)")
     select_key = _select_key(select, finished, oracle)
     varying = varying_keys(finished)
-    by = [key for key in varying if key.endswith("._target_")] if by is None else list(by)
+    if not oracle:
+        tested = [str(run.path) for run in finished if run.config.get("data.val") == "oracle"]
+        if tested:
+            raise ValueError(f"{len(tested)} run(s) validate on the test distribution "
+                             f"(data.val=oracle), e.g. {tested[0]}: choosing on their validation is "
+                             "choosing on test; pass --oracle for an oracle table, or collect a sweep "
+                             "without them")
+    by = ([key for key in varying if key.endswith("._target_") or key.startswith("data.")]
+          if by is None else list(by))
     unknown = [key for key in by if not any(key in run.config for run in finished)]
     if unknown:
         raise ValueError(f"--by keys {unknown} are not in the runs' config.yaml; keys that differ "
                          f"between runs: {varying}")
     hparam_keys = [key for key in varying if key not in by]
     groups: dict[str, dict[str, list[Run]]] = {}
+    seen: dict[tuple[str, str, Any], Path] = {}
     for run in finished:
         setting = ", ".join(f"{key}={run.config.get(key)}" for key in by) or "all runs"
         config = json.dumps({key: run.config.get(key) for key in hparam_keys}, default=str)
+        twin = seen.setdefault((setting, config, run.config.get("seed")), run.path)
+        if twin != run.path:
+            raise ValueError(f"{twin} and {run.path} are the same configuration with the same seed "
+                             f"({run.config.get('seed')}): a copied or rerun folder would count twice; "
+                             "remove one of them")
         groups.setdefault(setting, {}).setdefault(config, []).append(run)
     result = Collection(select, select_key, oracle, by,
                         unfinished=[str(run.path) for run in runs if run.final is None])
@@ -233,7 +264,8 @@ def rows_as_records(collection: Collection) -> list[dict[str, Any]]:
             for key, _ in REPORTED:
                 record[f"{key}_mean"], record[f"{key}_std"] = (row.metrics[key]["mean"],
                                                               row.metrics[key]["std"])
-            record["test/acc_worst_group_ci_low"], record["test/acc_worst_group_ci_high"] = row.interval
+            record["test/acc_worst_group_ci_low"], record["test/acc_worst_group_ci_high"] = (
+                (None, None) if np.isnan(row.interval[0]) else row.interval)  # JSON has no NaN
             records.append(record)
     return records
 
@@ -244,14 +276,16 @@ def render_markdown(collection: Collection) -> str:
 
     select_title = f"{'TEST (oracle)' if collection.oracle else 'val'} {collection.select_key.split('/acc_')[1]} (%)"
     headers = ("chosen", "hyperparameters", "seeds", select_title,
-               *(title for _, title in REPORTED), "test worst-group 95% CI (%)", "checkpoint rule")
+               *(title for _, title in REPORTED), "test worst-group, bootstrap 95% over seeds (%)",
+               "checkpoint rule")
     parts = [title(collection)]
     for setting, rows in collection.tables.items():
         body = [["<- chosen" if row.chosen else "",
                  " ".join(f"{k}={v}" for k, v in row.hparams.items()) or "(none differ)",
                  ",".join(str(s) for s in row.seeds), _pct(row.select),
                  *(_pct(row.metrics[key]) for key, _ in REPORTED),
-                 f"[{100 * row.interval[0]:.1f}, {100 * row.interval[1]:.1f}]",
+                 "n/a" if np.isnan(row.interval[0])
+                 else f"[{100 * row.interval[0]:.1f}, {100 * row.interval[1]:.1f}]",
                  ", ".join(row.checkpoint_rules)] for row in rows]
         parts.append(f"### {setting}\n\n{markdown_table(headers, body)}")
     if collection.unfinished:
@@ -302,7 +336,8 @@ def _plot(collection: Collection, path: Path) -> None:
             labels.append(f"{setting} {hparams}".strip())
             mean = 100 * row.metrics["test/acc_worst_group"]["mean"]
             means.append(mean)
-            errors.append([mean - 100 * row.interval[0], 100 * row.interval[1] - mean])
+            errors.append([0.0, 0.0] if np.isnan(row.interval[0])  # one seed: no interval
+                          else [mean - 100 * row.interval[0], 100 * row.interval[1] - mean])
             colors.append("tab:red" if row.chosen else "tab:gray")
     fig = Figure(figsize=(8, 0.4 * len(labels) + 1.5))
     FigureCanvasAgg(fig)

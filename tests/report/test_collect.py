@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import sys
 from pathlib import Path
 
@@ -101,7 +102,7 @@ def test_bootstrap_interval_is_the_percentile_interval_of_resampled_means():
     draws = np.random.default_rng(0).integers(0, 4, size=(10_000, 4))
     expected = np.percentile(values[draws].mean(axis=1), [2.5, 97.5])
     assert bootstrap_interval(values) == pytest.approx(tuple(expected))
-    assert bootstrap_interval([0.4]) == (0.4, 0.4)
+    assert all(np.isnan(bootstrap_interval([0.4])))  # one seed: no spread to resample
 
 
 def test_selecting_on_test_is_refused_and_unknown_rules_list_the_valid_ones(sweep):
@@ -128,3 +129,48 @@ def test_a_missing_sweep_folder_is_named(tmp_path, monkeypatch):
     monkeypatch.setattr(sys, "argv", ["robustml-collect", str(tmp_path / "missing")])
     with pytest.raises(SystemExit, match="Error: FileNotFoundError: SWEEP_DIR .*missing is not a folder"):
         main()
+
+
+def _two_runs(tmp_path, name, config_extra, seed=0):
+    values = (0.3, 0.9, 0.5, 0.2, 0.91)
+    _write_run(tmp_path / name, "ERMLoss", 0.001, seed, values)
+    config = yaml.safe_load((tmp_path / name / "config.yaml").read_text())
+    for key, value in config_extra.items():
+        node = config
+        *parents, last = key.split(".")
+        for parent in parents:
+            node = node.setdefault(parent, {})
+        node[last] = value
+    (tmp_path / name / "config.yaml").write_text(yaml.safe_dump(config))
+
+
+def test_data_keys_define_settings_and_an_oracle_validation_is_refused(tmp_path):
+    _two_runs(tmp_path, "a", {"data.val": "train_envs"})
+    _two_runs(tmp_path, "b", {"data.val": "oracle"})
+    with pytest.raises(ValueError, match=r"validate on the test distribution \(data.val=oracle\)"):
+        collect(tmp_path)
+    assert collect(tmp_path, oracle=True).by == ["data.val"]  # a setting, never a hyperparameter
+    (tmp_path / "b" / "config.yaml").write_text((tmp_path / "b" / "config.yaml").read_text()
+                                                .replace("val: oracle", "val_fraction: 0.5"))
+    result = collect(tmp_path)
+    assert len(result.tables) == 2 and all(len(rows) == 1 for rows in result.tables.values())
+
+
+def test_a_duplicate_seed_is_refused_and_resume_switches_are_not_hyperparameters(tmp_path):
+    _two_runs(tmp_path, "a", {"trainer.resume_force": False})
+    _two_runs(tmp_path, "b", {"trainer.resume_force": True}, seed=1)
+    rows = collect(tmp_path).tables["all runs"]
+    assert len(rows) == 1 and rows[0].seeds == [0, 1]
+    _two_runs(tmp_path, "c", {}, seed=1)
+    with pytest.raises(ValueError, match=r"same configuration with the same seed \(1\)"):
+        collect(tmp_path)
+
+
+def test_group_mean_is_a_selection_rule_and_single_seed_intervals_are_na(tmp_path):
+    _two_runs(tmp_path, "a", {})
+    metrics = json.loads((tmp_path / "a" / "metrics.json").read_text())
+    (tmp_path / "a" / "metrics.json").write_text(json.dumps({**metrics, "val/acc_group_mean": 0.6}))
+    result = collect(tmp_path, select="group_mean")
+    assert result.select_key == "val/acc_group_mean"
+    from robustml.report.collect import render_markdown
+    assert re.search(r"\| n/a +\|", render_markdown(result))
