@@ -93,12 +93,18 @@ def check_ids(name: str, ids: Any, upper: int | None = None, *, size: int | None
     """
     shape = "(N,)" if size is None else f"({size},)"
     kind = "integer" if any_int else "int64"
+    listed = False
     if not isinstance(ids, torch.Tensor):
         if not array_like or isinstance(ids, (str, bytes)) or not hasattr(ids, "__len__"):
             hint = "" if array_like else f"; convert it with torch.as_tensor({name})"
             raise TypeError(f"{name} must be an {kind} tensor of shape {shape}, got "
                             f"{type(ids).__name__}{hint}")
-        ids = np.asarray(ids)
+        listed = isinstance(ids, (list, tuple))
+        try:
+            ids = np.asarray(ids)
+        except ValueError as err:  # a ragged nested sequence
+            raise ValueError(f"{name} must be a flat sequence of shape {shape}, got a nested "
+                             f"sequence of uneven lengths ({err})") from None
     if ids.ndim != 1 or (size is not None and ids.shape[0] != size):
         suffix = f" to match {match}" if match and size is not None else ""
         raise ValueError(f"{name} must have shape {shape}{suffix}, got {tuple(ids.shape)}")
@@ -109,7 +115,8 @@ def check_ids(name: str, ids: Any, upper: int | None = None, *, size: int | None
         ok = ids.dtype == torch.int64 or (any_int and integral)
     else:
         integral = np.issubdtype(ids.dtype, np.integer)
-        ok = ids.size == 0 or (integral and (any_int or ids.dtype == np.int64))
+        # An empty Python list has no dtype (numpy makes it float); an empty float array does.
+        ok = (listed and ids.size == 0) or (integral and (any_int or ids.dtype == np.int64))
     if not ok:
         expected = "have an integer dtype" if any_int else "be int64"
         hint = " (convert it with .long())" if isinstance(ids, torch.Tensor) else ""

@@ -48,3 +48,11 @@ def test_valid_ids_are_returned_unchanged():
 def test_malformed_ids_raise_naming_the_argument(call, error, message):
     with pytest.raises(error, match=message):
         call()
+
+
+def test_ragged_and_empty_float_id_arrays_are_named():
+    with pytest.raises(ValueError, match="labels must be a flat sequence of shape"):
+        check_ids("labels", [[0, 1], [2]], array_like=True)
+    with pytest.raises(TypeError, match="labels must be int64, got dtype float64"):
+        check_ids("labels", np.zeros(0), array_like=True)
+    assert check_ids("labels", [], array_like=True).shape == (0,)

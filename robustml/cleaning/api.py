@@ -167,6 +167,9 @@ def detect_label_issues(
             with too few examples, groups without a guard or a guard without groups.
         TypeError: A model of another kind, or a network without ``features(x)`` for the fast path.
     """
+    for name, value in (("num_classes", num_classes), ("num_groups", num_groups)):
+        if value is not None:
+            check_int(name, value, minimum=1)
     labels = validate_labels(labels, num_classes=num_classes)
     if labels.size == 0:
         raise ValueError("labels must hold at least one label, got none (shape (0,))")

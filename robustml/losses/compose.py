@@ -50,7 +50,11 @@ class PenalizedLoss(GroupLoss):
     halves of :class:`~robustml.losses.IRMPenalty`, a nested penalized loss, Group DRO as a
     base) get the same value. The penalties themselves are nonlinear in the batch (a variance,
     a squared mean gradient), so micro-batches of an environment penalize their own risks,
-    as DDP processes do.
+    as DDP processes do. A Group DRO base is not exact under micro-batching this way: its ``q``
+    would be updated from the one micro-batch that passes ``update=True``, and the micro-batches
+    of a step would use different ``q``; for that, update the base alone on the whole batch
+    (``base(logits, y, groups, update=True)`` under ``torch.no_grad()``) and use its own
+    ``batch_counts`` recipe (see :class:`~robustml.losses.GroupDROLoss`).
 
     Per-example weights: a given ``weight`` goes to the base loss (whose risk becomes weighted,
     see its docs) and to every penalty, which decides what it weights:

@@ -133,7 +133,11 @@ class GroupDROLoss(GroupLoss):
             if update:
                 raise ValueError("batch_counts is for the micro-batches of a step whose q update "
                                  "is done, so it needs update=False, got update=True")
-            counts = _as_counts(batch_counts, self.num_groups).to(counts)
+            whole = _as_counts(batch_counts, self.num_groups, "batch_counts").to(counts)
+            if bool((whole < counts - 1e-6 * counts.abs().clamp(min=1)).any()):
+                raise ValueError(f"batch_counts must be the group counts of the whole batch, at least "
+                                 f"this micro-batch's own {counts.tolist()}, got {whole.tolist()}")
+            counts = whole
         world_size = 1
         if update:
             with torch.no_grad():
@@ -162,17 +166,18 @@ def _nonzero(counts: torch.Tensor) -> torch.Tensor:
     return torch.where(counts > 0, counts, torch.ones_like(counts))
 
 
-def _as_counts(group_counts: Sequence[int] | torch.Tensor, num_groups: int) -> torch.Tensor:
-    """Return ``group_counts`` as a float64 CPU tensor of shape ``(num_groups,)``, validated."""
+def _as_counts(group_counts: Sequence[int] | torch.Tensor, num_groups: int,
+               name: str = "group_counts") -> torch.Tensor:
+    """Return ``group_counts`` (the argument ``name``) as a float64 CPU tensor ``(num_groups,)``, validated."""
     if isinstance(group_counts, torch.Tensor):
         counts = group_counts.detach().to("cpu", torch.float64)
     else:
         counts = torch.tensor([float(c) for c in group_counts], dtype=torch.float64)
     if counts.shape != (num_groups,):
-        raise ValueError(f"group_counts must have shape ({num_groups},), one count per group, "
+        raise ValueError(f"{name} must have shape ({num_groups},), one count per group, "
                          f"got {tuple(counts.shape)}")
     if not bool(torch.isfinite(counts).all()) or bool((counts < 0).any()):
-        raise ValueError(f"group_counts must be finite and >= 0, got {counts.tolist()}")
+        raise ValueError(f"{name} must be finite and >= 0, got {counts.tolist()}")
     return counts
 
 

@@ -52,7 +52,7 @@ def reuse_base_run(cfg: DictConfig, trainer: Trainer) -> dict[str, Any]:
     best = load_checkpoint(base / "checkpoints" / "best.pt")
     last = load_checkpoint(base / "checkpoints" / "last.pt")
     save_checkpoint(trainer.best_path, best)
-    trainer.step = int(last["step"])
+    trainer.step, trainer.best_step = int(last["step"]), int(best["step"])
     return {"best_step": int(best["step"]), "history": last["history"], "elapsed": 0.0}
 
 

@@ -370,4 +370,9 @@ class Trainer:
     def load_best(self) -> None:
         """Load the selected checkpoint's weights (``best.pt``) into the model."""
         state = load_checkpoint(self.best_path, map_location=self.device)
+        if int(state["step"]) != self.best_step:  # a resumed run that replayed differently
+            raise RuntimeError(f"{self.best_path} holds the model of step {state['step']}, but the run "
+                               f"selected step {self.best_step}: the resumed steps did not replay the "
+                               "interrupted ones (trainer.resume_force, or nondeterministic kernels); "
+                               "train the run again without trainer.resume")
         self.model.load_state_dict(state["model"])

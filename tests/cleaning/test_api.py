@@ -165,3 +165,10 @@ def test_readme_clean_labels_example_runs(capsys):
                                 re.findall(r"\d+", out.splitlines()[0])[:3])
     assert hits >= 0.8 * corrupted and hits >= 0.6 * flagged, out
     assert "'flagged_before'" in out
+
+
+@pytest.mark.parametrize("name", ["num_classes", "num_groups"])
+def test_fractional_counts_are_named(name):
+    x, labels = np.random.default_rng(0).normal(size=(40, 3)), np.arange(40) % 2
+    with pytest.raises(TypeError, match=f"{name} must be an integer >= 1, got"):
+        detect_label_issues(x, labels, **{name: 2.7})

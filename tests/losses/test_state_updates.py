@@ -71,6 +71,10 @@ def test_group_dro_micro_batches_without_batch_counts_would_differ():
     assert not torch.allclose(local, whole)
     with pytest.raises(ValueError, match="batch_counts .* needs update=False"):
         criterion(logits, y, groups, update=True, batch_counts=counts)
+    with pytest.raises(ValueError, match=r"batch_counts must have shape \(4,\)"):
+        criterion(logits, y, groups, update=False, batch_counts=[1, 2, 3])
+    with pytest.raises(ValueError, match="batch_counts must be the group counts of the whole batch"):
+        criterion(logits[parts[1]], y[parts[1]], groups[parts[1]], update=False, batch_counts=[0, 0, 0, 0])
 
 
 def test_a_training_mode_call_for_logging_changes_no_state():

@@ -1,4 +1,5 @@
-"""Sweeps through Hydra's launchers: submitit's local executor end to end, the SLURM config's sbatch file."""
+"""Sweeps through Hydra's launchers: submitit's local executor and joblib end to end, and the
+SLURM config's sbatch file."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 import submitit
 from hydra import compose, initialize_config_module
 from hydra_plugins.hydra_submitit_launcher.config import BaseQueueConf
@@ -17,15 +19,18 @@ from robustml.report.collect import collect
 SCRIPT = Path(sys.executable).parent / "robustml-train"
 
 
-def test_submitit_local_sweep_runs_every_job_and_collects(tmp_path):
+@pytest.mark.parametrize("launcher", ["submitit_local", "joblib"])
+def test_a_launcher_sweep_runs_every_job_and_collects(launcher, tmp_path):
     sweep_dir = tmp_path / "sweep"
     env = {**os.environ, "OMP_NUM_THREADS": "1", "ROBUSTML_OUTPUT": str(tmp_path / "runs")}
-    out = subprocess.run([str(SCRIPT), "-m", "hydra/launcher=submitit_local", f"hydra.sweep.dir={sweep_dir}",
-                          "seed=0,1", "trainer.max_steps=4", "trainer.eval_every=2",
-                          "trainer.progress=false", "model.hidden_dims=[16]"],
+    parallel = ["hydra.launcher.n_jobs=2"] if launcher == "joblib" else []
+    out = subprocess.run([str(SCRIPT), "-m", f"hydra/launcher={launcher}", *parallel,
+                          f"hydra.sweep.dir={sweep_dir}", "seed=0,1", "trainer.max_steps=4",
+                          "trainer.eval_every=2", "trainer.progress=false", "model.hidden_dims=[16]"],
                          capture_output=True, text=True, timeout=600, env=env)
     assert out.returncode == 0, out.stderr[-3000:]
-    assert (sweep_dir / ".submitit").is_dir()  # the jobs went through submitit's executor
+    # The jobs went through the launcher: submitit's executor folder, or joblib's log line.
+    assert (sweep_dir / ".submitit").is_dir() if launcher == "submitit_local" else "Joblib" in out.stdout + out.stderr
     assert len(list(sweep_dir.glob("*/metrics.json"))) == 2
     assert "Sweep summary" in out.stdout
     result = collect(sweep_dir)
