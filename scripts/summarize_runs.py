@@ -61,6 +61,16 @@ def to_markdown(table: dict[str, dict], keys: list[str]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def replace_between(text: str, start: str, end: str, body: str) -> str:
+    """Return ``text`` with what lies between the marker lines ``start`` and ``end`` replaced by
+    ``body`` (how an experiment README shows the table a script wrote)."""
+    head, found, rest = text.partition(start + "\n")
+    _, found_end, tail = rest.partition(end)
+    if not (found and found_end):
+        raise ValueError(f"the README has no {start} ... {end} markers")
+    return head + start + "\n" + body.rstrip("\n") + "\n" + end + tail
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--row", action="append", required=True, metavar="NAME=GLOB",

@@ -15,9 +15,12 @@ import argparse
 import glob
 import json
 import math
+import runpy
 from pathlib import Path
 
 from robustml.report import write_text
+
+SUMMARY = runpy.run_path(str(Path(__file__).resolve().parents[2] / "scripts" / "summarize_runs.py"))
 
 DATASETS = ("colored_digits", "colored_mnist", "adult", "celeba_attributes")
 KEYS = ("test/acc_worst_group", "test/acc_avg", "test/acc_weighted_avg", "val/acc_worst_group")
@@ -76,6 +79,9 @@ def summarize(root: Path, previous: dict[str, dict] | None = None) -> dict[str, 
     return table
 
 
+SECTION_TITLE = "### JTT and DFR (from [jtt_dfr.md](jtt_dfr.md), which `summarize_jtt_dfr.py` writes)"
+
+
 def cell(stats: dict, key: str) -> str:
     return f"{stats[key]['mean']:.1f} ± {stats[key]['std']:.1f}" if key in stats else "n/a"
 
@@ -84,8 +90,8 @@ HEADER = """# JTT and DFR rows (no training group labels)
 
 Produced by `bash experiments/no_group_labels/run_jtt_dfr.sh` (each `<dataset>_jtt` and
 `<dataset>_dfr` experiment config, seeds 0-2, one thread, `nice -n 10`) and
-`.venv/bin/python experiments/no_group_labels/summarize_jtt_dfr.py` (this file and
-`jtt_dfr.json`). Mean ± sample std over the seeds, in percent; CPU: AMD EPYC, AVX2 (no AVX-512,
+`.venv/bin/python experiments/no_group_labels/summarize_jtt_dfr.py` (`jtt_dfr.md`,
+`jtt_dfr.json` and this section of the README). Mean ± sample std over the seeds, in percent; CPU: AMD EPYC, AVX2 (no AVX-512,
 no AMX), 2 cores shared with other jobs. The *ERM* row is the base model of the DFR runs (their
 `base/...` metrics), trained with the DFR config's protocol. Test accuracies are reported, never
 used: every choice is made on validation (which, on Colored MNIST and colored digits, is colored by
@@ -135,6 +141,11 @@ def main() -> None:
     write_text(args.out.with_suffix(".json"), json.dumps(table, indent=2, sort_keys=True) + "\n")
     text = to_markdown(table) + colored_mnist_target(table)
     write_text(args.out.with_suffix(".md"), text)
+    readme = args.out.parent / "README.md"
+    if readme.is_file():  # the README shows the same section between its markers
+        body = text.split("\n", 1)[1].lstrip("\n")
+        write_text(readme, SUMMARY["replace_between"](readme.read_text(), "<!-- jtt-dfr:start (copied from jtt_dfr.md) -->",
+                                           "<!-- jtt-dfr:end -->", SECTION_TITLE + "\n\n" + body))
     print(text)
 
 

@@ -87,6 +87,9 @@ def main() -> None:
     print(text)
     write_text(out.with_suffix(".md"), text)
     write_text(out.with_suffix(".json"), json.dumps(record, indent=2, sort_keys=True) + "\n")
+    readme = out.parent / "README.md"  # shows the same table between its markers
+    write_text(readme, SUMMARY["replace_between"](readme.read_text(), "<!-- results:start -->",
+                                                  "<!-- results:end -->", text))
 
 
 if __name__ == "__main__":
