@@ -35,6 +35,7 @@ ROWS = [
     ("colored_digits", "Group DRO, true groups", "runs:colored_digits_group_dro", "training groups", "val worst group (val group labels)"),
     ("colored_digits", "Group DRO, inferred groups (clustering)", "runs:colored_digits_inferred_group_dro", "none", "val worst inferred group (none)"),
     ("colored_digits", "IRM on EIIL environments", "runs:colored_digits_eiil_irm", "none", "val worst inferred group (none)"),
+    ("colored_digits", "IRM on EIIL environments, last step", "runs:colored_digits_eiil_irm_last", "none", "last step (none)"),
     ("adult", "ERM", "results:ERM", "none", "val worst group (val group labels)"),
     ("adult", "Group DRO, true groups", "results:Group DRO", "training groups", "val worst group (val group labels)"),
     ("adult", "Group DRO, inferred groups (clustering)", "runs:adult_inferred_group_dro", "none", "val worst inferred group (none)"),
