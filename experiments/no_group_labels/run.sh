@@ -5,7 +5,6 @@
 # Each run writes runs/<experiment>/seeds/seed<N>/ (skipped when its metrics.json exists); ERM
 # reference stages land in runs/reference_cache/<config hash>/ and are shared by the rows whose
 # reference configs are equal (the same data, model, optimizer, trainer values and seed).
-# colored_digits_group_dro is `robustml-train loss=group_dro` (the labelled reference row);
 # colored_digits_eiil_irm_last is colored_digits_eiil_irm reporting the last step (trainer.select=last).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -27,7 +26,6 @@ for experiment in "${experiments[@]}"; do
     [ -f "$dir/metrics.json" ] && continue
     mkdir -p "$dir"
     case "$experiment" in
-      colored_digits_group_dro) choice="loss=group_dro" ;;
       colored_digits_eiil_irm_last) choice="experiment=colored_digits_eiil_irm trainer.select=last" ;;
       *) choice="experiment=$experiment" ;;
     esac
