@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -13,6 +14,10 @@ from support import SHARED_DATA, mnist_available
 # The suite's tensors are tiny: one intra-op thread avoids OpenMP start-up and spin-wait costs that
 # dominate small problems on a 2-core machine (and keeps concurrent test processes from thrashing).
 torch.set_num_threads(1)
+# The same for every command a test starts (console scripts, README lines, torchrun): the suite
+# runs one test per core (pytest-xdist), and two commands spinning two OpenMP threads each on two
+# cores slowed each other down about 2x (the README tests: 207 s against 126 s).
+os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 
 @pytest.fixture

@@ -45,14 +45,15 @@ def _bash_blocks() -> list[list[tuple[str, str | None]]]:
 
 
 def _is_slow(command: str) -> bool:
-    """Lines that train several models are ``slow``: full-size runs on MNIST (Colored MNIST,
-    cleaning 60,000 images), sweeps (``robustml-train -m``, and ``robustml-collect`` over them) and
-    two-stage JTT runs. Each mechanism they use has
-    a fast test of its own in the default suite."""
+    """Lines that train several or large models are ``slow``: full-size runs on MNIST (Colored
+    MNIST, cleaning 60,000 images), sweeps (``robustml-train -m``, and ``robustml-collect`` over
+    them), two-stage JTT runs, ResNets on images and the lines that read such a run's checkpoint.
+    Each mechanism they use has a fast test of its own in the default suite."""
     full_mnist = "experiment=colored_mnist" in command or "data=mnist" in command
     sweep = "robustml-train -m " in command or "robustml-collect " in command  # collect reads a sweep
     several = sweep or "_jtt" in command
-    return (full_mnist and "debug=smoke" not in command) or several
+    large = "model=resnet" in command or "data.checkpoint=runs/" in command
+    return (full_mnist and "debug=smoke" not in command) or several or large
 
 
 def _checkout_copy(tmp_path: Path) -> Path:
@@ -116,11 +117,17 @@ def test_readme_mnist_lines_skip_with_a_reason():
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("command", [c for b in _bash_blocks() for c, _ in b if _is_slow(c)])
-def test_readme_slow_lines_run_as_written(command, tmp_path):
-    if "../shared/data" in command and not mnist_available():
-        pytest.skip("MNIST is not under ../shared/data; this README line needs it")
-    _check(command, None, _checkout_copy(tmp_path))
+@pytest.mark.parametrize("block", [pytest.param(b, id=b[0][0]) for b in _bash_blocks()
+                                   if any(_is_slow(c) for c, _ in b)])
+def test_readme_blocks_with_slow_lines_run_as_written(block, tmp_path):
+    """Run every line of a block that has a slow line, in order (a slow line may read the files
+    of the lines before it: a sweep folder, a run's checkpoint)."""
+    if any("../shared/data" in c for c, _ in block) and not mnist_available():
+        pytest.skip("MNIST is not under ../shared/data; this README block needs it")
+    cwd = _checkout_copy(tmp_path)
+    for command, expected in block:
+        if command not in ("make test", "make demo"):
+            _check(command, expected, cwd)
 
 
 def _parse_summary(text: str) -> dict:
