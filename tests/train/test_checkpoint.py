@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from robustml.data.contract import GroupedTensorDataset
+from support import toy_env_dataset
 from robustml.losses import IRMLoss
 from robustml.models import MLP
 from robustml.train import Trainer, TrainSettings, load_checkpoint, save_checkpoint
@@ -17,12 +17,7 @@ from robustml.train.rng import capture_rng, restore_rng
 
 
 def _toy(n=32, seed=0):
-    g = torch.Generator().manual_seed(seed)
-    x = torch.randn(n, 2, 3, 3, generator=g)
-    y = torch.randint(0, 2, (n,), generator=g)
-    attr = torch.randint(0, 2, (n,), generator=g)
-    return GroupedTensorDataset(x, y, attr, num_classes=2, attr_names=("a", "b"),
-                                env=attr.clone(), env_names=("e0", "e1"))
+    return toy_env_dataset(n, seed)
 
 
 def _trainer(tmp_path, config=None, **settings):

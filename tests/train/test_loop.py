@@ -3,19 +3,14 @@ import math
 import pytest
 import torch
 
-from robustml.data.contract import GroupedTensorDataset
+from support import toy_env_dataset
 from robustml.losses import ERMLoss
 from robustml.models import MLP
 from robustml.train import Trainer, TrainSettings, forward_in_chunks, load_checkpoint, save_checkpoint
 
 
 def _toy(n=64, seed=0):
-    g = torch.Generator().manual_seed(seed)
-    x = torch.randn(n, 2, 3, 3, generator=g)
-    y = torch.randint(0, 2, (n,), generator=g)
-    attr = torch.randint(0, 2, (n,), generator=g)
-    return GroupedTensorDataset(x, y, attr, num_classes=2, attr_names=("a", "b"),
-                                env=attr.clone(), env_names=("e0", "e1"))
+    return toy_env_dataset(n, seed)
 
 
 def _trainer(tmp_path, **settings):
