@@ -13,7 +13,10 @@ two training environments of ``size`` examples each, full batch:
    over a plain loop in the style of the IRM reference code (fp32, one unchunked forward per
    environment, autograd penalty, test-environment evaluation every step), same initial weights,
    ``--e2e-repeats`` interleaved rounds (median and spread of the per-round ratios); beside it,
-   ``*_eval_every_step``: the Trainer evaluating train and the test environment at every step too;
+   ``*_eval_every_step``, like for like: the Trainer evaluating the test environment at every step
+   too, as the reference does (``eval_every=1, eval_train="last"``: the reference reads its
+   training accuracy from its training forward, so the Trainer evaluates train once, at the end),
+   and ``*_full_eval_every_step``: train and the test environment at every step;
 4. ``augment_counterfactual``: ERM step with ``CounterfactualAugment`` / plain ERM step;
 5. ``peak_memory``: peak resident memory of ``robustml-train experiment=<name>`` runs
    (``--peak-memory colored_mnist_irm ...``), each a fresh process.
@@ -290,10 +293,11 @@ def accuracy(model, dataset) -> float:
 
 
 def _timed_trainer_run(model, criterion, train, test, device, args, *, precision: str, steps: int,
-                       eval_every: int) -> float:
+                       eval_every: int, eval_train: str) -> float:
     """Return the seconds of ``Trainer.fit`` for ``steps`` IRM steps, evaluating every ``eval_every``."""
-    settings = TrainSettings(max_steps=steps, eval_every=eval_every, chunk_size=args.chunk_size,
-                             precision=precision, select="last", l2_weight=L2_WEIGHT, progress=False)
+    settings = TrainSettings(max_steps=steps, eval_every=eval_every, eval_train=eval_train,
+                             chunk_size=args.chunk_size, precision=precision, select="last",
+                             l2_weight=L2_WEIGHT, progress=False)
     with tempfile.TemporaryDirectory() as run_dir:
         trainer = Trainer(model, criterion.to(device), torch.optim.Adam(model.parameters(), lr=LR),
                           train, test, settings, run_dir=run_dir, partition="env")
@@ -304,15 +308,23 @@ def _timed_trainer_run(model, criterion, train, test, device, args, *, precision
         return time.perf_counter() - start
 
 
+# Trainer runs of the end-to-end figure: name -> (eval_every, None: once at the end; eval_train).
+TRAINER_RUNS = {"trainer": (None, "every"), "trainer_eval_every_step": (1, "last"),
+                "trainer_full_eval_every_step": (1, "every")}
+
+
 def end_to_end(model0, train, test, device, args, *, precision: str, steps: int,
                repeats: int) -> dict:
     """Time ``steps`` IRM steps of the Trainer and of the fp32 reference loop, ``repeats`` rounds.
 
-    Every round runs, in an order rotated from round to round, the reference loop, the Trainer
-    evaluating train and the test environment once at the end (``eval_every=steps``, as a user
-    gets by default) and the Trainer evaluating both at every step (``eval_every=1``, like the
-    reference loop, which reads its test accuracy every step), each from the same initial weights.
-    The ratios are per round (Trainer seconds / reference seconds in the same round).
+    Every round runs, in an order rotated from round to round, the reference loop and three
+    Trainer runs, each from the same initial weights: ``trainer`` evaluates train and the test
+    environment once, at the end (``eval_every=steps``, as a user gets by default);
+    ``trainer_eval_every_step`` evaluates the test environment at every step and train at the end
+    (``eval_every=1, eval_train="last"``), the work of the reference loop, which reads its test
+    accuracy every step and its training accuracy from the training forward;
+    ``trainer_full_eval_every_step`` evaluates both at every step. The ratios are per round
+    (Trainer seconds / reference seconds in the same round).
     """
     envs = [(train.x[train.env == e], train.y[train.env == e].float()[:, None]) for e in (0, 1)]
     envs.append((test.x, test.y.float()[:, None]))
@@ -332,15 +344,15 @@ def end_to_end(model0, train, test, device, args, *, precision: str, steps: int,
         kept = keep_freed_memory()
         malloc["trainer"] = "keep_freed_memory" if kept else "unchanged (no mallopt)"
         criterion = IRMLoss(train.num_envs, penalty_weight=PENALTY_WEIGHT, anneal_steps=ANNEAL_STEPS)
+        eval_every, eval_train = TRAINER_RUNS[name]
         return _timed_trainer_run(model, criterion, train, test, device, args, precision=precision,
-                                  steps=steps, eval_every=1 if name == "trainer_eval_every_step"
-                                  else steps)
+                                  steps=steps, eval_every=eval_every or steps, eval_train=eval_train)
 
     malloc = {"reference": "glibc steady state (32 MB mmap threshold)"
               if set_malloc_thresholds(GLIBC_STEADY_MMAP_THRESHOLD, 2 * GLIBC_STEADY_MMAP_THRESHOLD)
               else "unchanged (no mallopt)"}
     reference_loop(deepcopy(model0), envs, 1)  # warm-up, untimed
-    names = ["reference", "trainer", "trainer_eval_every_step"]
+    names = ["reference", *TRAINER_RUNS]
     seconds: dict[str, list[float]] = {name: [] for name in names}
     for r in range(repeats):
         for name in names[r % len(names):] + names[:r % len(names)]:  # rotate the order
@@ -349,16 +361,13 @@ def end_to_end(model0, train, test, device, args, *, precision: str, steps: int,
     ours, reference = models["trainer"], models["reference"]
     max_diff = max(float((a - b).abs().max()) for a, b in zip(ours.state_dict().values(),
                                                              reference.state_dict().values()))
-    rounds = {name: [t / ref for t, ref in zip(seconds[name], seconds["reference"])]
-              for name in ("trainer", "trainer_eval_every_step")}
-    return {"ratio": statistics.median(rounds["trainer"]),
-            "ratio_eval_every_step": statistics.median(rounds["trainer_eval_every_step"]),
-            "ratio_rounds": rounds["trainer"],
-            "ratio_eval_every_step_rounds": rounds["trainer_eval_every_step"],
-            "ratio_range": [min(rounds["trainer"]), max(rounds["trainer"])],
-            "ratio_eval_every_step_range": [min(rounds["trainer_eval_every_step"]),
-                                            max(rounds["trainer_eval_every_step"])],
-            "steps": steps, "repeats": repeats, "trainer_precision": precision,
+    figures = {}
+    for name in TRAINER_RUNS:
+        suffix = name.removeprefix("trainer")
+        rounds = [t / ref for t, ref in zip(seconds[name], seconds["reference"])]
+        figures.update({f"ratio{suffix}": statistics.median(rounds), f"ratio{suffix}_rounds": rounds,
+                        f"ratio{suffix}_range": [min(rounds), max(rounds)]})
+    return {**figures, "steps": steps, "repeats": repeats, "trainer_precision": precision,
             "reference_precision": "fp32", "seconds": seconds,
             "trainer_train_acc": accuracy(ours, train),
             "reference_train_acc": accuracy(reference, train),
@@ -485,7 +494,7 @@ def main(argv: list[str] | None = None) -> dict:
     results["end_to_end"] = {}
     rounds["end_to_end"] = {}
     for precision in ("fp32", "bf16"):
-        for suffix in ("", "_eval_every_step"):
+        for suffix in ("", "_eval_every_step", "_full_eval_every_step"):
             detail = details.get(precision)
             results["end_to_end"][precision + suffix] = (None if detail is None
                                                          else detail["ratio" + suffix])

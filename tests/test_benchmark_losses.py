@@ -36,14 +36,16 @@ def test_tiny_run_writes_every_ratio(script, tmp_path):
         assert all(math.isfinite(v) for v in results["isolated_estimate"][metric].values())
     assert set(results["bf16_speedup"]) == {"100"}
     assert positive_finite(results["bf16_speedup"]["100"])
-    assert set(results["end_to_end"]) == {"fp32", "fp32_eval_every_step", "bf16",
-                                          "bf16_eval_every_step"}
+    assert set(results["end_to_end"]) == {"fp32", "fp32_eval_every_step", "fp32_full_eval_every_step",
+                                          "bf16", "bf16_eval_every_step", "bf16_full_eval_every_step"}
     assert all(positive_finite(v) for v in results["end_to_end"].values())
     fp32 = results["end_to_end_details"]["fp32"]
     # Two interleaved rounds, each a ratio; the median lies within the rounds' range.
     assert len(fp32["ratio_rounds"]) == len(fp32["ratio_eval_every_step_rounds"]) == 2
     assert fp32["ratio_range"][0] <= fp32["ratio"] <= fp32["ratio_range"][1]
-    assert [len(v) for v in fp32["seconds"].values()] == [2, 2, 2]
+    assert set(fp32["seconds"]) == {"reference", "trainer", "trainer_eval_every_step",
+                                    "trainer_full_eval_every_step"}
+    assert [len(v) for v in fp32["seconds"].values()] == [2, 2, 2, 2]
     assert results["ratio_rounds"]["end_to_end"]["fp32"] == fp32["ratio_rounds"]
     # Same initial weights, same objective: the trainer (closed-form penalty, chunked forward)
     # and the reference-style loop (autograd penalty) must end at the same weights and accuracy.
@@ -61,6 +63,8 @@ def test_tiny_run_writes_every_ratio(script, tmp_path):
     statuses = {(row["metric"], row["key"]): row["status"] for row in results["checks"]}
     assert statuses[("irm", "50")] == "-"
     assert statuses[("end_to_end", "fp32")] in ("PASS", "MISS")
+    assert statuses[("end_to_end", "fp32_eval_every_step")] in ("PASS", "MISS")
+    assert statuses[("end_to_end", "fp32_full_eval_every_step")] == "-"  # shown, no target
 
 
 def test_skip_bf16_records_nulls(script, tmp_path):

@@ -43,10 +43,11 @@ import yaml
 RULE_PREFIX = "val/acc_"
 PER_GROUP = re.compile(r"group_\d+")  # one group's accuracy: not a selection rule (group_mean is)
 # Keys that change no result: a resume's switches (robustml.train.checkpoint.RESUME_EXEMPT_KEYS),
-# where the run executed and how its data was loaded.
+# where the run executed, how its data was loaded and whether its intermediate evaluations
+# covered the training split (selection reads val only).
 IGNORED_KEYS = ("seed", "name", "trainer.resume", "trainer.resume_force", "trainer.progress",
                 "cleaning.progress", "trainer.device", "trainer.num_workers", "trainer.pin_memory",
-                "trainer.persistent_workers", "trainer.eval_batch_size")
+                "trainer.persistent_workers", "trainer.eval_batch_size", "trainer.eval_train")
 IGNORED_PREFIXES = ("paths.", "hydra.")
 REPORTED = (("test/acc_worst_group", "test worst-group (%)"), ("test/acc_avg", "test average (%)"))
 

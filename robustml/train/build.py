@@ -153,7 +153,8 @@ def build(cfg: DictConfig, run_dir: Path, *,
         sampler, sample_weights, epoch_size = jtt.sampling(cfg, splits.train)
     settings = TrainSettings(
         max_steps=max_steps_for(cfg, epoch_size), batch_size=cfg.trainer.batch_size,
-        eval_every=cfg.trainer.eval_every, chunk_size=cfg.trainer.chunk_size,
+        eval_every=cfg.trainer.eval_every, eval_train=cfg.trainer.eval_train,
+        chunk_size=cfg.trainer.chunk_size,
         precision=cfg.trainer.precision, select=cfg.trainer.select, l2_weight=cfg.trainer.l2_weight,
         reset_optimizer_at_anneal=cfg.trainer.reset_optimizer_at_anneal, seed=cfg.seed,
         resume=cfg.trainer.resume, resume_force=cfg.trainer.resume_force,

@@ -24,6 +24,7 @@ from robustml.train.rng import capture_rng, restore_rng, unique_generators
 from robustml.validation import check_int, check_real
 from robustml.train.evaluate import PRECISIONS, autocast
 
+EVAL_TRAIN = ("every", "last")
 SELECTIONS = {"worst_group": "val/acc_worst_group", "avg": "val/acc_avg", "last": None,
               "worst_class": "val/acc_worst_class", "worst_inferred_group": "val/acc_worst_inferred_group"}
 
@@ -36,6 +37,10 @@ class TrainSettings:
         max_steps: Number of optimizer steps.
         batch_size: Examples per step; ``None`` trains on the full training set every step.
         eval_every: Evaluate on train and val every this many steps (and at the last step).
+        eval_train: ``"every"``: every evaluation covers the training split too; ``"last"``:
+            only the last step's does (the others cover val; selection reads val only, so the
+            selected model and the final metrics are the same). A training-split evaluation
+            costs a forward pass over the whole split, as much as a third of an epoch.
         chunk_size: Compute each batch's forward pass in row chunks of this size (same gradient).
         precision: ``"fp32"`` or ``"bf16"`` (autocast; losses stay in float32).
         select: Model selection on val: ``"worst_group"`` accuracy, ``"avg"`` accuracy, ``"last"``,
@@ -62,6 +67,7 @@ class TrainSettings:
     max_steps: int
     batch_size: int | None = None
     eval_every: int = 50
+    eval_train: str = "every"
     chunk_size: int | None = None
     precision: str = "fp32"
     select: str = "worst_group"
@@ -87,6 +93,8 @@ class TrainSettings:
         self.loader  # validates the DataLoader options
         if self.select not in SELECTIONS:
             raise ValueError(f"trainer.select must be one of {sorted(SELECTIONS)}, got {self.select!r}")
+        if self.eval_train not in EVAL_TRAIN:
+            raise ValueError(f"trainer.eval_train must be one of {EVAL_TRAIN}, got {self.eval_train!r}")
         if self.precision not in PRECISIONS:
             raise ValueError(f"trainer.precision must be one of {PRECISIONS}, got {self.precision!r}")
         for name in ("max_steps", "eval_every"):
@@ -298,7 +306,10 @@ class Trainer:
         record: dict[str, Any] = {"step": self.step, "train/loss": loss,
                                   "lr": self.optimizer.param_groups[0]["lr"]}
         record.update({f"train/{k}": v for k, v in self.criterion.log_values().items()})
-        for prefix, split in (("train", self.train), ("val", self.val)):
+        splits = [("val", self.val)]
+        if self.settings.eval_train == "every" or self.step == self.settings.max_steps:
+            splits.insert(0, ("train", self.train))
+        for prefix, split in splits:
             record.update(distributed.evaluate_split(
                 self.model, split, prefix=prefix, train_counts=self.train_counts,
                 precision=self.settings.precision, settings=self.settings.loader,

@@ -68,7 +68,8 @@ def test_nan_loss_raises_instead_of_training_on(tmp_path):
 @pytest.mark.parametrize("field,value,match", [("select", "best", "trainer.select"),
                                                ("max_steps", 0, "trainer.max_steps"),
                                                ("batch_size", 0, "trainer.batch_size"),
-                                               ("precision", "fp8", "trainer.precision")])
+                                               ("precision", "fp8", "trainer.precision"),
+                                               ("eval_train", "never", "trainer.eval_train")])
 def test_bad_trainer_settings_are_named(tmp_path, field, value, match):
     with pytest.raises(ValueError, match=match):
         _trainer(tmp_path, **{field: value}).fit()
@@ -85,3 +86,24 @@ def test_checkpoint_writes_are_atomic_and_missing_files_are_named(tmp_path):
     assert [p.name for p in tmp_path.iterdir()] == ["c.pt"]
     with pytest.raises(FileNotFoundError, match="nope.pt"):
         load_checkpoint(tmp_path / "nope.pt")
+
+
+def test_eval_train_last_evaluates_train_at_the_last_step_only_and_trains_the_same(tmp_path):
+    runs = {}
+    for mode in ("every", "last"):
+        trainer = _trainer(tmp_path / mode, batch_size=16, max_steps=7, eval_every=2, eval_train=mode)
+        trainer.model.body.append(torch.nn.Dropout(0.3))  # random draws between evaluations
+        runs[mode] = trainer, trainer.fit()
+    (every, result_every), (last, result_last) = runs["every"], runs["last"]
+    assert [r["step"] for r in result_last["history"]] == [2, 4, 6, 7]
+    for record in result_last["history"][:-1]:
+        assert "val/acc_worst_group" in record and "train/loss" in record
+        assert not any(key.startswith("train/acc") for key in record)
+    final_every, final_last = result_every["history"][-1], result_last["history"][-1]
+    assert set(final_last) == set(final_every)
+    for key in final_every:
+        if key != "elapsed_s":
+            assert final_last[key] == final_every[key], key
+    assert result_last["best_step"] == result_every["best_step"]
+    for a, b in zip(every.model.parameters(), last.model.parameters()):
+        torch.testing.assert_close(a, b, rtol=0, atol=0)

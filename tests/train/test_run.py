@@ -32,6 +32,20 @@ def test_default_run_writes_every_output(tmp_path):
     assert "What group labels were used for" in (tmp_path / "report.md").read_text()
 
 
+def test_eval_train_last_changes_only_the_intermediate_records(tmp_path):
+    outputs = {}
+    for mode in ("every", "last"):
+        cfg = compose_train(["trainer.max_steps=5", "trainer.eval_every=2", "trainer.batch_size=64",
+                             "model.dropout=0.2", "trainer.progress=false", f"trainer.eval_train={mode}"])
+        run(cfg, run_dir=tmp_path / mode)
+        final = json.loads((tmp_path / mode / "metrics.json").read_text())
+        lines = [json.loads(line) for line in (tmp_path / mode / "metrics.jsonl").read_text().splitlines()]
+        outputs[mode] = {k: v for k, v in final.items() if k != "train_seconds"}, lines
+    assert outputs["last"][0] == outputs["every"][0]
+    assert [any(k.startswith("train/acc") for k in r) for r in outputs["last"][1]] == [False, False, True]
+    assert all(any(k.startswith("train/acc") for k in r) for r in outputs["every"][1])
+
+
 @pytest.mark.parametrize("experiment", EXPERIMENTS)
 def test_every_experiment_config_runs_under_debug_smoke(experiment, tmp_path):
     # debug=smoke shortens every stage (JTT's stage one, EIIL's search too); caches go to tmp_path.
