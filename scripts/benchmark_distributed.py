@@ -10,7 +10,7 @@ them, and each repeat prints its ratios measured in that repeat.
 Settings: 1 process with 1 thread, 2 processes with 1 thread each (data parallel over 2 cores), and
 1 process with 2 threads (the other way to use 2 cores). ``OMP_NUM_THREADS`` sets the threads.
 
-    OMP_NUM_THREADS=1 nice -n 10 .venv/bin/python scripts/benchmark_distributed.py --repeats 3
+    OMP_NUM_THREADS=1 .venv/bin/python scripts/benchmark_distributed.py --repeats 3 --steps 300
 """
 
 from __future__ import annotations
