@@ -82,33 +82,3 @@ def write_text(path: str | os.PathLike, text: str) -> None:
         raise TypeError(f"text must be a str, got {type(text).__name__}")
     with atomic_path(path) as tmp:
         tmp.write_text(text, encoding="utf-8")
-
-
-@contextlib.contextmanager
-def atomic_folder(path: str | os.PathLike) -> Iterator[Path]:
-    """Yield a new hidden folder next to ``path``; rename it to ``path`` if the block succeeds.
-
-    A cache entry made of several files (JTT's stage one) is then whole or absent. When another
-    process has already put a folder at ``path`` (the rename fails), that folder is kept and the
-    new one removed. On an exception the new folder is removed.
-
-    Yields:
-        The temporary folder (permissions ``0o777 & ~umask``, as ``mkdir`` makes them).
-    """
-    import shutil
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.parent / f".{path.name}.{secrets.token_hex(6)}.tmp"
-    tmp.mkdir()
-    try:
-        yield tmp
-        try:
-            os.replace(tmp, path)
-        except OSError:  # another process finished the same entry first: keep its folder
-            if not path.is_dir():
-                raise
-            shutil.rmtree(tmp)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    _fsync(path.parent, directory=True)

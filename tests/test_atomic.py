@@ -132,13 +132,13 @@ def _file_writes(tree: ast.AST):
 
 
 def _atomic_names(tree: ast.AST) -> dict[ast.AST, set[str]]:
-    """Map every node to the names bound by the ``with atomic_path/atomic_folder(...)`` around it."""
+    """Map every node to the names bound by the ``with atomic_path(...)`` around it."""
     safe: dict[ast.AST, set[str]] = {}
 
     def visit(node: ast.AST, names: set[str]) -> None:
         if isinstance(node, ast.With) and any(
                 isinstance(i.context_expr, ast.Call)
-                and ast.unparse(i.context_expr.func).split(".")[-1] in ("atomic_path", "atomic_folder")
+                and ast.unparse(i.context_expr.func).split(".")[-1] == "atomic_path"
                 for i in node.items):
             names = names | {t.id for i in node.items if isinstance(t := i.optional_vars, ast.Name)}
         safe[node] = names
@@ -157,7 +157,7 @@ def _root(expr: ast.AST) -> str | None:
 
 def test_every_file_write_goes_to_a_temporary_path_of_the_one_atomic_writer():
     # open(..., "w"), np.save, torch.save and savefig write only into a path (or a handle) bound
-    # by `with atomic_path(...)` / `atomic_folder(...)`, but for the listed exceptions.
+    # by `with atomic_path(...)`, but for the listed exceptions.
     offenders = []
     for path in (REPO / "robustml").rglob("*.py"):
         relative = str(path.relative_to(REPO))

@@ -1,14 +1,16 @@
 """JTT's stage one for ``robustml-train method=jtt``: train ERM for T steps (or reuse it), find the error set.
 
-Liu et al. (ICML 2021), Algorithm 1 (see :mod:`robustml.methods.jtt`). Stage one is the run's
-data, model and optimizer trained with plain ERM, uniform sampling and no cleaning or
-augmentation for ``method.stage_one.max_steps`` steps (or ``method.stage_one.epochs``); its final
-model (the authors' epoch ``T``, no selection) predicts the training split and the misclassified
-examples form the error set. The entry ``<method.cache_dir>/stage_one_<hash>/`` holds
-``stage_one.json`` (the stage-one config, the error-set size), ``error_set.npy`` and stage one's
-checkpoints; its hash covers only what stage one depends on (:data:`STAGE_ONE_KEYS`), so a sweep
-over ``method.lambda_up`` trains stage one once. ``method.stage_one_dir`` names an entry to reuse;
-an entry whose config differs is refused with the differing keys.
+Liu et al. (ICML 2021), Algorithm 1 (see :mod:`robustml.methods.jtt`). Stage one is an ERM stage
+(:mod:`robustml.train.stages`): the run's data, model and optimizer trained with plain ERM,
+uniform sampling and no cleaning or augmentation for ``method.stage_one.max_steps`` steps (or
+``method.stage_one.epochs``); its final model (the authors' epoch ``T``, no selection) predicts
+the training split and the misclassified examples form the error set. The entry
+``<method.cache_dir>/stage_one_<hash>/`` is the stage's folder (a stopped stage one resumes from
+its last checkpoint) plus ``error_set.npy`` and ``stage_one.json`` (the stage-one config and the
+error-set size), written last; its hash covers only what stage one depends on
+(:func:`~robustml.train.stages.stage_identity`), so a sweep over ``method.lambda_up`` trains stage
+one once. ``method.stage_one_dir`` names an entry to reuse; an entry whose config differs is
+refused with the differing keys.
 """
 
 from __future__ import annotations
@@ -24,19 +26,16 @@ import numpy as np
 import torch
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
-from robustml.atomic import atomic_folder
+from robustml.atomic import atomic_path
 from robustml.data.contract import GroupedDataset
-from robustml.data.loading import eval_loader
+from robustml.data.loading import LoaderSettings, eval_loader
 from robustml.methods.jtt import UpsampledOrder, check_lambda_up, error_set, upweight_loss_weights
 from robustml.report import markdown_table, write_text
-from robustml.train.methods import data_identity, differing_keys
+from robustml.train.methods import differing_keys
+from robustml.train.stages import erm_stage_config, stage_identity, train_stage
 
 log = logging.getLogger(__name__)
-CACHE_VERSION = "robustml.jtt/1"  # bump when the same config would give another error set
-# What stage one depends on (the data's root is made absolute, its download flag left out).
-STAGE_ONE_KEYS = ("data", "model", "optimizer", "scheduler", "seed", "trainer.batch_size",
-                  "trainer.chunk_size", "trainer.precision", "trainer.l2_weight", "trainer.device",
-                  "method.stage_one")
+CACHE_VERSION = "robustml.jtt/2"  # bump when the same config would give another error set
 UPWEIGHTS = ("sample", "loss")
 
 
@@ -93,27 +92,11 @@ def check_jtt_config(cfg: DictConfig) -> None:
                          f"(JTT's T), got {steps!r} and {epochs!r}")
 
 
-def stage_one_config(cfg: DictConfig) -> dict[str, Any]:
-    """Return the resolved values of :data:`STAGE_ONE_KEYS` (the data as :func:`data_identity` gives it)."""
-    resolved = OmegaConf.create(OmegaConf.to_container(cfg, resolve=True))
-    config = {key: OmegaConf.to_container(OmegaConf.select(resolved, key))
-              if isinstance(OmegaConf.select(resolved, key), (DictConfig, ListConfig))
-              else OmegaConf.select(resolved, key) for key in STAGE_ONE_KEYS}
-    config["data"] = data_identity(config["data"])
-    return config
-
-
 def stage_one_run_config(cfg: DictConfig) -> DictConfig:
-    """Return the run config of stage one: the run's, with ERM, uniform sampling and ``T`` steps."""
-    stage = OmegaConf.create(OmegaConf.to_container(cfg, resolve=True))
-    OmegaConf.update(stage, "method", None, merge=False)
-    stage.cleaning, stage.augment = None, None
-    stage.loss = {"partition": "group", "criterion": {"_target_": "robustml.losses.ERMLoss"}}
-    stage.sampler = {"kind": "uniform", "partition": "group"}
-    stage.trainer.max_steps = cfg.method.stage_one.max_steps or 1  # unused when epochs are set
-    stage.trainer.epochs = cfg.method.stage_one.epochs
-    stage.trainer.select, stage.trainer.resume = "last", False
-    return stage
+    """Return the run config of stage one: the run's as an ERM stage of ``T`` steps or epochs."""
+    stage = cfg.method.stage_one
+    return erm_stage_config(cfg, suffix="jtt_stage_one", max_steps=stage.max_steps or 1,  # 1: unused
+                            epochs=stage.epochs)                                          # with epochs
 
 
 def _entry(cfg: DictConfig, config: dict[str, Any]) -> Path:
@@ -123,32 +106,38 @@ def _entry(cfg: DictConfig, config: dict[str, Any]) -> Path:
     return Path(cfg.method.cache_dir) / f"stage_one_{digest[:16]}"
 
 
-def _train_stage_one(cfg: DictConfig, config: dict[str, Any], entry: Path) -> None:
-    """Train stage one into a temporary folder next to ``entry`` and rename it into place."""
-    from robustml.train.build import build  # build imports the loop; stage one is its own run
+def _train_stage_one(stage: DictConfig, config: dict[str, Any], entry: Path) -> None:
+    """Train (or resume, or reuse) stage one in ``entry``, then write its error set and record."""
+    from robustml.train.build import resolve_device
     from robustml.train.evaluate import predict_dataset
-    with atomic_folder(entry) as tmp:  # the entry is whole or absent
-        trainer, splits, _ = build(stage_one_run_config(cfg), tmp)
-        trainer.fit()
-        train = splits.train
-        loader = None if train.in_memory else eval_loader(train, trainer.settings.loader)
-        preds = predict_dataset(trainer.model, train, precision=cfg.trainer.precision, loader=loader)
-        errors = error_set(preds, train.y)
-        np.save(tmp / "error_set.npy", errors.numpy())
-        groups = train.group.cpu()
-        record = {"version": CACHE_VERSION, "config": config, "num_train": len(train),
-                  "labels_sha": _labels_sha(train), "steps": trainer.step,
-                  "error_set_size": int(errors.numel()),
-                  "group_counts": torch.bincount(groups, minlength=train.num_groups).tolist(),
-                  "group_errors": torch.bincount(groups[errors], minlength=train.num_groups).tolist(),
-                  "group_names": list(train.group_names)}
-        write_text(tmp / "stage_one.json", json.dumps(record, indent=2, sort_keys=True))
+    from robustml.train.instantiate import build_from
+    from robustml.train.reference import load_trained_model
+    train_stage(stage, entry)
+    device = resolve_device(stage.trainer.device)
+    splits = build_from(stage, "data")
+    model = load_trained_model(entry, None, splits, device)
+    train = splits.train.to(device)
+    loader = None if train.in_memory else eval_loader(train, LoaderSettings(
+        num_workers=stage.trainer.num_workers, eval_batch_size=stage.trainer.eval_batch_size))
+    errors = error_set(predict_dataset(model, train, precision=stage.trainer.precision, loader=loader),
+                       train.y)
+    with atomic_path(entry / "error_set.npy") as tmp, open(tmp, "wb") as handle:
+        np.save(handle, errors.cpu().numpy())  # a handle: np.save adds ".npy" to other names
+    groups = train.group.cpu()
+    steps = json.loads((entry / "stage.json").read_text())["steps"]
+    record = {"version": CACHE_VERSION, "config": config, "num_train": len(train),
+              "labels_sha": _labels_sha(train), "steps": steps, "error_set_size": int(errors.numel()),
+              "group_counts": torch.bincount(groups, minlength=train.num_groups).tolist(),
+              "group_errors": torch.bincount(groups[errors.cpu()], minlength=train.num_groups).tolist(),
+              "group_names": list(train.group_names)}
+    write_text(entry / "stage_one.json", json.dumps(record, indent=2, sort_keys=True))  # last
 
 
 def jtt_stage_one(cfg: DictConfig) -> StageOne:
     """Return stage one for ``cfg``: reused from its cache entry, or trained and cached now."""
     check_jtt_config(cfg)
-    config = stage_one_config(cfg)
+    stage = stage_one_run_config(cfg)
+    config = stage_identity(stage)
     entry = _entry(cfg, config)
     cached = (entry / "stage_one.json").is_file()
     if not cached:
@@ -156,7 +145,7 @@ def jtt_stage_one(cfg: DictConfig) -> StageOne:
             raise FileNotFoundError(f"method.stage_one_dir={entry} holds no stage_one.json: it must be a "
                                     f"JTT stage-one cache entry (stage_one_<hash> under method.cache_dir)")
         log.info("JTT stage one: training ERM for %s, caching it in %s", _describe_t(cfg), entry)
-        _train_stage_one(cfg, config, entry)
+        _train_stage_one(stage, config, entry)
     record = json.loads((entry / "stage_one.json").read_text())
     differ = differing_keys(config, record["config"])
     if differ or record.get("version") != CACHE_VERSION:

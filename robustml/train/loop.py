@@ -324,7 +324,9 @@ class Trainer:
                 raise FileNotFoundError(
                     f"trainer.resume=true but there is no checkpoint at {self.last_path}; pass the "
                     f"directory of the run to resume as hydra.run.dir=<run dir>, or drop "
-                    f"trainer.resume=true to start a new run")
+                    f"trainer.resume=true to start a new run (a run killed in a first stage, JTT's "
+                    f"stage one or a reference ERM stage, has no checkpoint yet: run it again without "
+                    f"trainer.resume=true, and the stage resumes from its own)")
             # On the CPU: RNG states must stay CPU tensors, and load_state_dict moves the weights,
             # the optimizer state and the loss buffers to their own devices.
             self._restore(load_checkpoint(self.last_path, map_location="cpu"))

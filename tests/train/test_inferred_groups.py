@@ -33,7 +33,7 @@ def test_inferred_partition_feeds_loss_sampler_and_selection(overrides, tmp_path
     assert "groups inferred from a reference model without group labels" in report
     record = json.loads((tmp_path / "run" / "metrics.jsonl").read_text().splitlines()[-1])
     assert "val/acc_worst_class" in record and "val/acc_worst_inferred_group" in record
-    assert len(list((tmp_path / "runs" / "reference_cache").glob("*/reference.json"))) == 1
+    assert len(list((tmp_path / "runs" / "reference_cache").glob("*/stage.json"))) == 1
 
 
 def test_reference_stage_is_trained_once_and_reused_by_a_sweep_over_the_second_stage(tmp_path):
@@ -96,9 +96,36 @@ def test_a_stopped_reference_stage_resumes_from_its_last_checkpoint(tmp_path):
     folder, status = trained_reference(cfg, num_train=1000)
     assert status == "trained"
     history = (folder / "metrics.jsonl").read_text()
-    (folder / "reference.json").unlink()          # as if the process died before finishing
+    (folder / "stage.json").unlink()          # as if the process died before finishing
     again, status = trained_reference(cfg, num_train=1000)
     assert again == folder and status == "trained"
     assert "resume: true" in (folder / "config.yaml").read_text()
     assert (folder / "metrics.jsonl").read_text() == history   # continued at step 4: nothing retrained
     assert trained_reference(cfg, num_train=1000)[1] == "reused"
+
+
+def test_two_processes_asking_for_one_reference_stage_train_it_once(tmp_path):
+    # A parallel sweep (joblib) starts its runs at once: the stage's lock file lets the first
+    # train it and the others reuse it; without it both would train into the same folder.
+    import os
+    from robustml.train.reference import trained_reference
+    cfg = _cfg(tmp_path, "groups=error_split", "groups.reference.max_steps=4")
+    pids = []
+    for i in range(2):
+        pid = os.fork()
+        if pid == 0:  # the child: never return into pytest
+            code = 1
+            try:
+                folder, status = trained_reference(cfg, num_train=1000)
+                (tmp_path / f"status{i}").write_text(f"{status} {folder}")
+                code = 0
+            finally:
+                os._exit(code)
+        pids.append(pid)
+    assert [os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1]) for pid in pids] == [0, 0]
+    results = sorted((tmp_path / f"status{i}").read_text().split() for i in range(2))
+    assert [status for status, _ in results] == ["reused", "trained"]
+    folder = results[0][1]
+    assert results[1][1] == folder
+    steps = [json.loads(line)["step"] for line in open(f"{folder}/metrics.jsonl")]
+    assert steps == [3, 4]  # each evaluation once: one process trained

@@ -13,7 +13,8 @@ from robustml.features import cached_split_features
 from robustml.heads import dfr_on_validation
 from robustml.models import MLP
 from robustml.train.audit import audit_run
-from robustml.train.jtt import STAGE_ONE_KEYS, jtt_stage_one
+from robustml.train.jtt import jtt_stage_one, stage_one_run_config
+from robustml.train.stages import stage_identity
 from robustml.train.run import describe_group_label_use, run
 from support import compose_train
 
@@ -39,7 +40,8 @@ def test_a_lambda_up_sweep_trains_stage_one_once(tmp_path, caplog):
                for r in results]
     assert untimed[0] == untimed[3]
     assert results[3]["test/acc_worst_group"] != results[2]["test/acc_worst_group"]  # lambda_up counts
-    assert not any("lambda_up" in key or "upweight" in key for key in STAGE_ONE_KEYS)
+    identity = stage_identity(stage_one_run_config(_jtt(tmp_path)))
+    assert "method" not in identity and identity["trainer"]["max_steps"] == 10  # T, not lambda_up
     report = (tmp_path / "run1" / "report.md").read_text()
     assert "## JTT" in report and "Training: none (JTT: the error set" in report
 
@@ -73,7 +75,7 @@ def test_stage_two_sampling_does_not_depend_on_group_labels(tmp_path):
 def test_a_stage_one_cache_from_another_config_is_refused_naming_the_keys(tmp_path):
     jtt_stage_one(_jtt(tmp_path))
     entry = next((tmp_path / "cache").iterdir())
-    with pytest.raises(ValueError, match=r"method.stage_one.max_steps: this run has 12, the cache has 10"):
+    with pytest.raises(ValueError, match=r"trainer.max_steps: this run has 12, the cache has 10"):
         jtt_stage_one(_jtt(tmp_path, "method.stage_one.max_steps=12", f"method.stage_one_dir={entry}"))
     with pytest.raises(ValueError, match=r"optimizer.lr"):
         jtt_stage_one(_jtt(tmp_path, "optimizer.lr=0.5", f"method.stage_one_dir={entry}"))

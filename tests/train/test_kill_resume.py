@@ -205,3 +205,25 @@ def test_resume_with_a_different_config_is_refused_naming_the_keys(tmp_path, ove
                                                             resolve=True))
     forced = compose_train([*overrides, override, "trainer.resume=true", "trainer.resume_force=true"])
     assert run(forced, run_dir=run_dir, summary="none")["steps"] == 4
+
+
+def test_jtt_run_killed_in_stage_one_resumes_the_stage_and_ends_as_the_uninterrupted_run(tmp_path):
+    # Stage one (ERM, 10 steps, checkpoints every 3) dies at a drawn step, before the main run
+    # wrote anything; the same command again resumes stage one from its last checkpoint.
+    overrides = ["experiment=colored_digits_jtt", "method.stage_one.max_steps=10",
+                 "trainer.max_steps=6", "trainer.eval_every=3", "model.hidden_dims=[16]"]
+    straight = [*overrides, f"method.cache_dir={tmp_path / 'cache_straight'}"]
+    killed = [*overrides, f"method.cache_dir={tmp_path / 'cache_killed'}"]
+    assert _train(tmp_path / "straight", straight) == 0
+    step = _draw("jtt_stage_one", 4, 9, avoid_multiples_of=3)  # after a checkpoint
+    assert _train(tmp_path / "killed", killed, ("step", step)) == -signal.SIGKILL
+    (entry,) = (tmp_path / "cache_killed").iterdir()
+    assert not (entry / "stage.json").exists()
+    assert load_checkpoint(entry / "checkpoints" / "last.pt")["step"] == 3 * (step // 3)
+    assert _train(tmp_path / "killed", killed) == 0
+    assert "resume: true" in (entry / "config.yaml").read_text()  # continued, not retrained
+    (straight_entry,) = (tmp_path / "cache_straight").iterdir()
+    assert [_without_timing(r) for r in _lines(entry)] == [_without_timing(r) for r in _lines(straight_entry)]
+    finals = [json.loads((tmp_path / name / "metrics.json").read_text()) for name in ("straight", "killed")]
+    finals = [{k: v for k, v in _without_timing(f).items() if k != "jtt/stage_one_dir"} for f in finals]
+    assert finals[0] == finals[1]
