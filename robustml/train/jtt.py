@@ -24,7 +24,7 @@ from typing import Any
 
 import numpy as np
 import torch
-from omegaconf import DictConfig, ListConfig, OmegaConf
+from omegaconf import DictConfig
 
 from robustml.atomic import atomic_path
 from robustml.data.contract import GroupedDataset
@@ -32,7 +32,9 @@ from robustml.data.loading import LoaderSettings, eval_loader
 from robustml.methods.jtt import UpsampledOrder, check_lambda_up, error_set, upweight_loss_weights
 from robustml.report import markdown_table, write_text
 from robustml.train.methods import differing_keys
-from robustml.train.stages import erm_stage_config, stage_identity, train_stage
+from robustml.train import distributed
+from robustml.train.stages import erm_stage_config, stage_identity, stage_key, stage_lock, train_stage
+from robustml.validation import check_int
 
 log = logging.getLogger(__name__)
 CACHE_VERSION = "robustml.jtt/2"  # bump when the same config would give another error set
@@ -90,6 +92,9 @@ def check_jtt_config(cfg: DictConfig) -> None:
     if (steps is None) == (epochs is None):
         raise ValueError(f"set exactly one of method.stage_one.max_steps and method.stage_one.epochs "
                          f"(JTT's T), got {steps!r} and {epochs!r}")
+    for name, value in (("max_steps", steps), ("epochs", epochs)):
+        if value is not None:
+            check_int(f"method.stage_one.{name}", value, minimum=1)
 
 
 def stage_one_run_config(cfg: DictConfig) -> DictConfig:
@@ -99,20 +104,32 @@ def stage_one_run_config(cfg: DictConfig) -> DictConfig:
                             epochs=stage.epochs)                                          # with epochs
 
 
-def _entry(cfg: DictConfig, config: dict[str, Any]) -> Path:
+def _entry(cfg: DictConfig, stage: DictConfig) -> Path:
     if cfg.method.stage_one_dir is not None:
         return Path(cfg.method.stage_one_dir)
-    digest = hashlib.sha256(json.dumps([CACHE_VERSION, config], sort_keys=True).encode()).hexdigest()
+    digest = hashlib.sha256(json.dumps([CACHE_VERSION, stage_key(stage)]).encode()).hexdigest()
     return Path(cfg.method.cache_dir) / f"stage_one_{digest[:16]}"
 
 
-def _train_stage_one(stage: DictConfig, config: dict[str, Any], entry: Path) -> None:
-    """Train (or resume, or reuse) stage one in ``entry``, then write its error set and record."""
+def _train_stage_one(stage: DictConfig, config: dict[str, Any], entry: Path) -> str:
+    """Train (or resume, or reuse) stage one in ``entry``, then write its error set and record.
+
+    Returns ``"trained"``, or ``"reused"`` when another process trained it meanwhile.
+    """
+    status = train_stage(stage, entry)
+    with stage_lock(entry):
+        if not (entry / "stage_one.json").is_file():  # not written by a process that came first
+            _write_error_set(stage, config, entry)
+        distributed.barrier()  # stage_one.json is written before any process reads it
+    return status
+
+
+def _write_error_set(stage: DictConfig, config: dict[str, Any], entry: Path) -> None:
+    """Write stage one's ``error_set.npy``, then ``stage_one.json``, from its saved final model."""
     from robustml.train.build import resolve_device
     from robustml.train.evaluate import predict_dataset
     from robustml.train.instantiate import build_from
     from robustml.train.reference import load_trained_model
-    train_stage(stage, entry)
     device = resolve_device(stage.trainer.device)
     splits = build_from(stage, "data")
     model = load_trained_model(entry, None, splits, device)
@@ -121,6 +138,8 @@ def _train_stage_one(stage: DictConfig, config: dict[str, Any], entry: Path) -> 
         num_workers=stage.trainer.num_workers, eval_batch_size=stage.trainer.eval_batch_size))
     errors = error_set(predict_dataset(model, train, precision=stage.trainer.precision, loader=loader),
                        train.y)
+    if not distributed.is_main():
+        return
     with atomic_path(entry / "error_set.npy") as tmp, open(tmp, "wb") as handle:
         np.save(handle, errors.cpu().numpy())  # a handle: np.save adds ".npy" to other names
     groups = train.group.cpu()
@@ -138,14 +157,15 @@ def jtt_stage_one(cfg: DictConfig) -> StageOne:
     check_jtt_config(cfg)
     stage = stage_one_run_config(cfg)
     config = stage_identity(stage)
-    entry = _entry(cfg, config)
+    entry = _entry(cfg, stage)
     cached = (entry / "stage_one.json").is_file()
     if not cached:
         if cfg.method.stage_one_dir is not None:
             raise FileNotFoundError(f"method.stage_one_dir={entry} holds no stage_one.json: it must be a "
                                     f"JTT stage-one cache entry (stage_one_<hash> under method.cache_dir)")
-        log.info("JTT stage one: training ERM for %s, caching it in %s", _describe_t(cfg), entry)
-        _train_stage_one(stage, config, entry)
+        log.info("JTT stage one: training ERM for %s (unless another process is), caching it in %s",
+                 _describe_t(cfg), entry)
+        cached = _train_stage_one(stage, config, entry) == "reused"
     record = json.loads((entry / "stage_one.json").read_text())
     differ = differing_keys(config, record["config"])
     if differ or record.get("version") != CACHE_VERSION:

@@ -11,16 +11,19 @@ the last step kept (``trainer.select=last``). :func:`erm_stage_config` derives t
 A stage folder is a run folder (``config.yaml``, ``metrics.jsonl``, ``checkpoints/``) whose
 ``stage.json`` is written last: its presence marks a finished stage. A stage stopped before
 (a killed process) resumes from its ``checkpoints/last.pt`` when it is asked for again, and ends
-as the uninterrupted stage would (the trainer's exact resume). Processes that ask for the same
-stage at once (a parallel sweep) take turns through a lock file: the first trains it, the others
-then reuse it.
+as the uninterrupted stage would (the trainer's exact resume), whichever run with the same key
+asks for it. Processes that ask for the same stage at once (a parallel sweep) take turns through
+a lock file: the first trains it, the others then reuse it. Under torchrun the processes of one
+job train the stage together, as one run: the main process writes its files.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import logging
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +31,7 @@ from filelock import FileLock
 from omegaconf import DictConfig, OmegaConf
 
 from robustml.report import write_text
+from robustml.train import distributed
 from robustml.train.methods import data_identity
 
 log = logging.getLogger(__name__)
@@ -59,6 +63,7 @@ def stage_identity(stage: DictConfig) -> dict[str, Any]:
     identity = {key: container.get(key) for key in ("model", "optimizer", "scheduler", "seed")}
     identity["data"] = data_identity(container["data"])
     identity["trainer"] = {k: v for k, v in container["trainer"].items() if k not in EXECUTION_KEYS}
+    identity["processes"] = distributed.world_size()  # dropout draws differ per process
     return identity
 
 
@@ -66,6 +71,18 @@ def stage_key(stage: DictConfig) -> str:
     """Return the hash (16 hex digits) of :func:`stage_identity` and :data:`STAGE_VERSION`."""
     payload = json.dumps([STAGE_VERSION, stage_identity(stage)], sort_keys=True, default=str)
     return hashlib.sha256(payload.encode()).hexdigest()[:16]
+
+
+@contextlib.contextmanager
+def stage_lock(folder: str | Path) -> Iterator[None]:
+    """Hold ``folder``'s lock file (a process of one torchrun job needs none: the job is one run)."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    if distributed.world_size() > 1:
+        yield
+        return
+    with FileLock(str(folder / ".lock")):
+        yield
 
 
 def train_stage(stage: DictConfig, folder: str | Path) -> str:
@@ -76,19 +93,23 @@ def train_stage(stage: DictConfig, folder: str | Path) -> str:
     """
     from robustml.train.build import build  # build imports the loop; a stage is its own run
     folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
-    with FileLock(str(folder / ".lock")):
+    with stage_lock(folder):
         if (folder / MARKER).is_file():
             log.info("ERM stage: reusing %s", folder)
             return "reused"
         stage = stage.copy()
         if (folder / "checkpoints" / "last.pt").is_file():  # a stage that was stopped: continue it
             log.info("ERM stage: resuming %s from its last checkpoint", folder)
-            stage.trainer.resume = True
-        write_text(folder / "config.yaml", OmegaConf.to_yaml(stage))
+            # The folder's name is the stage's identity: another run with this key may differ
+            # only in how it runs the stage (its name, eval_every, workers), not in the model.
+            stage.trainer.resume, stage.trainer.resume_force = True, True
+        if distributed.is_main():
+            write_text(folder / "config.yaml", OmegaConf.to_yaml(stage))
         trainer, _, _ = build(stage, folder)  # seeds with stage.seed
         result = trainer.fit()
-        write_text(folder / MARKER, json.dumps({"steps": trainer.step, "selected_step": result["best_step"],
-                                                "train_seconds": round(result["elapsed"], 3)},
-                                               indent=2) + "\n")
+        if distributed.is_main():
+            write_text(folder / MARKER, json.dumps({"steps": trainer.step, "selected_step": result["best_step"],
+                                                    "train_seconds": round(result["elapsed"], 3)},
+                                                   indent=2) + "\n")
+        distributed.barrier()  # stage.json is written before any process reads it
     return "trained"

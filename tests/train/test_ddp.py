@@ -33,6 +33,9 @@ SCENARIOS = {
     "mini_batch_group_dro_balanced": ["loss=group_dro", "loss.criterion.step_size=0.5",
                                       "sampler=group_balanced", "trainer.batch_size=99"],
     "mini_batch_erm_reweight": ["sampler=reweight", "trainer.batch_size=99"],
+    # JTT: the processes train stage one together (no lock), rank 0 writes its cache entry.
+    "jtt_stage_one_and_two": ["experiment=colored_digits_jtt", "method.stage_one.max_steps=4",
+                              "method.cache_dir={root}/jtt_cache"],
 }
 REFUSED = {"irm": ["loss=irm"]}
 # Resumed under torchrun: dropout draws from each process's own generator, on uneven shares.
@@ -59,7 +62,8 @@ def _worker(rank: int, init_file: str, root: str) -> None:
                             world_size=WORLD_SIZE)
     try:
         for name, overrides in SCENARIOS.items():
-            run(compose_train(COMMON + overrides), Path(root) / name, summary="none")
+            run(compose_train(COMMON + [o.format(root=root) for o in overrides]), Path(root) / name,
+                summary="none")
         run(compose_train(COMMON + RESUMED), Path(root) / "uninterrupted", summary="none")
         train_step = loop.Trainer._train_step
         loop.Trainer._train_step = _crash_at_step_6(train_step)
@@ -87,7 +91,7 @@ def _records(run_dir: Path) -> list[dict]:
 def _assert_same_metrics(two: dict, one: dict, where: str) -> None:
     assert two.keys() == one.keys(), where
     for key, value in one.items():
-        if key in ("elapsed_s", "train_seconds"):
+        if key in ("elapsed_s", "train_seconds", "jtt/stage_one_dir"):
             continue
         if isinstance(value, float):
             assert two[key] == pytest.approx(value, rel=1e-5, abs=1e-6), f"{where}: {key}"
@@ -107,7 +111,8 @@ def two_process_runs(tmp_path_factory):
 @pytest.mark.parametrize("name", sorted(SCENARIOS))
 def test_two_processes_match_one_process(name, two_process_runs, tmp_path):
     one_dir = tmp_path / "one"
-    run(compose_train(COMMON + SCENARIOS[name]), one_dir, summary="none")
+    run(compose_train(COMMON + [o.format(root=tmp_path) for o in SCENARIOS[name]]), one_dir,
+        summary="none")
     two_dir = two_process_runs / name
     one_history, two_history = _records(one_dir), _records(two_dir)
     assert len(two_history) == len(one_history) == 2

@@ -102,6 +102,12 @@ def test_a_stopped_reference_stage_resumes_from_its_last_checkpoint(tmp_path):
     assert "resume: true" in (folder / "config.yaml").read_text()
     assert (folder / "metrics.jsonl").read_text() == history   # continued at step 4: nothing retrained
     assert trained_reference(cfg, num_train=1000)[1] == "reused"
+    # Another run with the same stage key (another name, other evaluation settings) resumes it too.
+    (folder / "stage.json").unlink()
+    other = _cfg(tmp_path, "groups=error_split", "groups.reference.max_steps=4", "name=other_run",
+                 "trainer.eval_every=2", "trainer.eval_train=last")
+    assert trained_reference(other, num_train=1000) == (folder, "trained")
+    assert (folder / "metrics.jsonl").read_text() == history
 
 
 def test_two_processes_asking_for_one_reference_stage_train_it_once(tmp_path):

@@ -83,6 +83,13 @@ def test_a_stage_one_cache_from_another_config_is_refused_naming_the_keys(tmp_pa
         jtt_stage_one(_jtt(tmp_path, f"method.stage_one_dir={tmp_path}"))
 
 
+@pytest.mark.parametrize("override", ["method.stage_one.max_steps=2.5", "method.stage_one.max_steps=0"])
+def test_a_fractional_or_zero_t_is_refused_by_name(tmp_path, override):
+    with pytest.raises((TypeError, ValueError), match=r"method\.stage_one\.max_steps"):
+        jtt_stage_one(_jtt(tmp_path, override))
+    assert not (tmp_path / "cache").exists()
+
+
 def test_sample_upweighting_with_the_full_batch_asks_for_loss_weights(tmp_path):
     with pytest.raises(ValueError, match="method.upweight=loss"):
         run(_jtt(tmp_path, "method.upweight=sample"), run_dir=tmp_path / "run", summary="none")
