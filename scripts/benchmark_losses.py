@@ -494,7 +494,7 @@ def main(argv: list[str] | None = None) -> dict:
     results["end_to_end"] = {}
     rounds["end_to_end"] = {}
     for precision in ("fp32", "bf16"):
-        for suffix in ("", "_eval_every_step", "_full_eval_every_step"):
+        for suffix in (name.removeprefix("trainer") for name in TRAINER_RUNS):
             detail = details.get(precision)
             results["end_to_end"][precision + suffix] = (None if detail is None
                                                          else detail["ratio" + suffix])

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import traceback
+from collections.abc import Callable
 from pathlib import Path
 
 from hydra import compose, initialize_config_module
@@ -32,3 +35,28 @@ def toy_env_dataset(n: int, seed: int = 0):
     attr = torch.randint(0, 2, (n,), generator=g)
     return GroupedTensorDataset(x, y, attr, num_classes=2, attr_names=("a", "b"),
                                 env=attr.clone(), env_names=("e0", "e1"))
+
+
+def start_child(job: Callable[[], None]) -> int:
+    """Run ``job`` in a forked child process (imports already paid); return its pid."""
+    pid = os.fork()
+    if pid == 0:  # the child: never return into pytest
+        code = 1
+        try:
+            job()
+            code = 0
+        except BaseException:
+            traceback.print_exc()
+        finally:
+            os._exit(code)
+    return pid
+
+
+def wait_child(pid: int) -> int:
+    """Wait for a child of :func:`start_child`; return its exit code (-9 when SIGKILL ended it)."""
+    return os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1])
+
+
+def in_child(job: Callable[[], None]) -> int:
+    """Run ``job`` in a forked child process and return its exit code."""
+    return wait_child(start_child(job))

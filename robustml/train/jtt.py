@@ -130,6 +130,8 @@ def _write_error_set(stage: DictConfig, config: dict[str, Any], entry: Path) -> 
     from robustml.train.evaluate import predict_dataset
     from robustml.train.instantiate import build_from
     from robustml.train.reference import load_trained_model
+    if not distributed.is_main():  # the main process writes it; the others wait at the barrier
+        return
     device = resolve_device(stage.trainer.device)
     splits = build_from(stage, "data")
     model = load_trained_model(entry, None, splits, device)
@@ -138,8 +140,6 @@ def _write_error_set(stage: DictConfig, config: dict[str, Any], entry: Path) -> 
         num_workers=stage.trainer.num_workers, eval_batch_size=stage.trainer.eval_batch_size))
     errors = error_set(predict_dataset(model, train, precision=stage.trainer.precision, loader=loader),
                        train.y)
-    if not distributed.is_main():
-        return
     with atomic_path(entry / "error_set.npy") as tmp, open(tmp, "wb") as handle:
         np.save(handle, errors.cpu().numpy())  # a handle: np.save adds ".npy" to other names
     groups = train.group.cpu()

@@ -5,7 +5,7 @@ import json
 
 import pytest
 
-from support import compose_train
+from support import compose_train, start_child, wait_child
 from robustml.train.run import run
 
 FAST = ["trainer.max_steps=6", "trainer.eval_every=3", "trainer.progress=false"]
@@ -113,22 +113,15 @@ def test_a_stopped_reference_stage_resumes_from_its_last_checkpoint(tmp_path):
 def test_two_processes_asking_for_one_reference_stage_train_it_once(tmp_path):
     # A parallel sweep (joblib) starts its runs at once: the stage's lock file lets the first
     # train it and the others reuse it; without it both would train into the same folder.
-    import os
     from robustml.train.reference import trained_reference
     cfg = _cfg(tmp_path, "groups=error_split", "groups.reference.max_steps=4")
-    pids = []
-    for i in range(2):
-        pid = os.fork()
-        if pid == 0:  # the child: never return into pytest
-            code = 1
-            try:
-                folder, status = trained_reference(cfg, num_train=1000)
-                (tmp_path / f"status{i}").write_text(f"{status} {folder}")
-                code = 0
-            finally:
-                os._exit(code)
-        pids.append(pid)
-    assert [os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1]) for pid in pids] == [0, 0]
+
+    def ask(i):
+        folder, status = trained_reference(cfg, num_train=1000)
+        (tmp_path / f"status{i}").write_text(f"{status} {folder}")
+
+    pids = [start_child(lambda i=i: ask(i)) for i in range(2)]  # two processes at once
+    assert [wait_child(pid) for pid in pids] == [0, 0]
     results = sorted((tmp_path / f"status{i}").read_text().split() for i in range(2))
     assert [status for status, _ in results] == ["reused", "trained"]
     folder = results[0][1]

@@ -22,8 +22,6 @@ import json
 import os
 import random
 import signal
-import traceback
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -35,7 +33,7 @@ import robustml.train.run as run_module
 from robustml.data.datasets.example_files import write_image_csv
 from robustml.train.checkpoint import config_differences, load_checkpoint
 from robustml.train.run import run
-from support import compose_train
+from support import compose_train, in_child
 
 TIMING_KEYS = {"train_seconds", "elapsed_s", "cleaning/seconds"}
 # Differs legitimately: the resumed process reads the out-of-fold probabilities that the killed
@@ -52,21 +50,6 @@ def _imports_paid_once() -> None:
 
     import robustml.train.clean  # noqa: F401
     torch.optim.Adam([torch.zeros(1, requires_grad=True)])  # Adam's first use imports torch._dynamo
-
-
-def _in_child(job: Callable[[], None]) -> int:
-    """Run ``job`` in a forked child process; return its exit code (-9 when SIGKILL ended it)."""
-    pid = os.fork()
-    if pid == 0:  # the child: never return into pytest
-        code = 1
-        try:
-            job()
-            code = 0
-        except BaseException:
-            traceback.print_exc()
-        finally:
-            os._exit(code)
-    return os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1])
 
 
 def _kill_at(mode: str, step: int) -> None:
@@ -106,7 +89,7 @@ def _train(run_dir: Path, overrides: list[str], kill: tuple[str, int] | None = N
                              f"trainer.resume={str(resume).lower()}"])
         run(cfg, run_dir=run_dir, summary="none")
 
-    return _in_child(job)
+    return in_child(job)
 
 
 def _without_timing(record: dict) -> dict:
