@@ -17,6 +17,7 @@ import numpy as np
 import torch
 
 from robustml.audit.slices import Slice, describe_slice, discover_slices
+from robustml.groups.clustering import DEFAULT_NUM_CLUSTERS
 from robustml.augment import counterfactual_stress_test
 from robustml.data.contract import GroupedDataset
 from robustml.losses import predict
@@ -50,7 +51,7 @@ def audit_predictions(dataset: GroupedDataset, preds: np.ndarray | torch.Tensor,
                       features: np.ndarray, *, split: str = "test",
                       feature_names: Sequence[str] | None = None,
                       predict_fn: Callable[[torch.Tensor], torch.Tensor] | None = None,
-                      num_clusters: int | Sequence[int] = (2, 3, 4, 5), seed: int = 0) -> AuditResult:
+                      num_clusters: int | Sequence[int] = DEFAULT_NUM_CLUSTERS, seed: int = 0) -> AuditResult:
     """Audit saved predictions and features of ``dataset``'s examples.
 
     Args:

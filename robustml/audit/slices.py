@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from robustml.groups import cluster_within_classes
+from robustml.groups.clustering import DEFAULT_NUM_CLUSTERS
 
 
 @dataclass
@@ -40,7 +41,7 @@ class Slice:
 
 
 def discover_slices(features: np.ndarray, target: np.ndarray, preds: np.ndarray, num_classes: int, *,
-                    num_clusters: int | Sequence[int] = (2, 3, 4, 5), num_components: int | None = 10,
+                    num_clusters: int | Sequence[int] = DEFAULT_NUM_CLUSTERS, num_components: int | None = 10,
                     seed: int = 0) -> list[Slice]:
     """Cluster each class's features and return the clusters as slices, lowest accuracy first.
 

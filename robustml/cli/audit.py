@@ -26,16 +26,18 @@ def audit(argv: Sequence[str] | None = None) -> Path:
     parser.add_argument("--predictions", default=None, help=".npy of predicted classes (N,)")
     parser.add_argument("--features", default=None, help=".npy of features (N, D)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the clustering and stress test")
-    parser.add_argument("--num-clusters", type=int, nargs="+", default=[2, 3, 4, 5], metavar="K",
+    parser.add_argument("--num-clusters", type=int, nargs="+", default=None, metavar="K",
                         help="candidate clusters per class (the silhouette picks one); one value "
-                             "fixes it (default: 2 3 4 5)")
+                             "fixes it (default: DEFAULT_NUM_CLUSTERS of robustml.groups.clustering, "
+                             "2 3 4 5)")
     args = parser.parse_args(argv)
     run, overrides = args.run, list(args.overrides)
     if run is not None and "=" in run:  # no run folder: the first positional is an override
         run, overrides = None, [run, *overrides]
     from robustml.train.audit import audit_run  # torch, scikit-learn: after argument parsing
     out = audit_run(run, overrides, split=args.split, out_dir=args.out, predictions=args.predictions,
-                    features=args.features, seed=args.seed, num_clusters=args.num_clusters)
+                    features=args.features, seed=args.seed,
+                    **({} if args.num_clusters is None else {"num_clusters": args.num_clusters}))
     print(f"Audit written to {out}/audit.md (audit.json, plots/)")
     return out
 

@@ -28,6 +28,9 @@ import numpy as np
 
 from robustml.validation import check_int
 
+# Candidate clusters per class when none are given (configs/groups/clustering.yaml says the same).
+DEFAULT_NUM_CLUSTERS = (2, 3, 4, 5)
+
 METHODS = ("kmeans", "gmm")
 
 
@@ -79,7 +82,7 @@ def _model(method: str, k: int, seed: int):
 
 
 def cluster_within_classes(features: np.ndarray, target: np.ndarray, num_classes: int, *,
-                           num_clusters: int | Sequence[int] = (2, 3, 4, 5), method: str = "kmeans",
+                           num_clusters: int | Sequence[int] = DEFAULT_NUM_CLUSTERS, method: str = "kmeans",
                            num_components: int | None = 10, silhouette_sample: int = 2000,
                            seed: int = 0) -> ClassClusters:
     """Cluster each class's features; choose the number of clusters per class by silhouette.
@@ -134,7 +137,8 @@ def cluster_within_classes(features: np.ndarray, target: np.ndarray, num_classes
                 size = min(silhouette_sample, len(rows))
                 scores[k] = (float(silhouette_score(reduced, labels, sample_size=size, random_state=seed))
                              if len(np.unique(labels)) > 1 else -1.0)
-        best = max(candidates, key=lambda k: scores.get(k, 0.0)) if scores else candidates[0]
+        # max keeps the first of equal scores: in ascending order, ties go to the fewer clusters.
+        best = max(sorted(candidates), key=lambda k: scores.get(k, 0.0)) if scores else candidates[0]
         result.models.append(fitted[best])
         result.reducers.append(reducer)
         result.offsets.append(result.num_parts)

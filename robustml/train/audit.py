@@ -15,6 +15,7 @@ from omegaconf import DictConfig, OmegaConf
 from robustml.audit import audit_model, audit_predictions, write_audit
 from robustml.data.contract import DataSplits
 from robustml.features import cached_features
+from robustml.groups.clustering import DEFAULT_NUM_CLUSTERS
 from robustml.heads.dfr import DFRClassifier
 from robustml.train.checkpoint import load_checkpoint
 from robustml.train.dfr import DFR_HEAD
@@ -45,7 +46,7 @@ def audit_data(run_cfg: DictConfig | None, overrides: Sequence[str]) -> DataSpli
 def audit_run(source: str | Path | None, overrides: Sequence[str] = (), *, split: str = "test",
               out_dir: str | Path | None = None, predictions: str | Path | None = None,
               features: str | Path | None = None, seed: int = 0,
-              num_clusters: int | Sequence[int] = (2, 3, 4, 5)) -> Path:
+              num_clusters: int | Sequence[int] = DEFAULT_NUM_CLUSTERS) -> Path:
     """Audit a trained run (its folder) or saved predictions and features; return the output folder.
 
     Args:

@@ -56,6 +56,15 @@ def test_clustering_recovers_planted_groups_and_chooses_two_clusters_by_silhouet
     assert adjusted_rand_score(data["group"], gmm.predict(data["features"], data["y"])) > 0.95
 
 
+@pytest.mark.parametrize("candidates", [(2, 3, 4), (4, 3, 2), (3, 4, 2)])
+def test_clustering_ties_go_to_the_fewer_clusters_whatever_the_order(monkeypatch, candidates):
+    import sklearn.metrics
+    monkeypatch.setattr(sklearn.metrics, "silhouette_score", lambda *args, **kwargs: 0.5)  # all tie
+    data = planted()
+    clusters = cluster_within_classes(data["features"], data["y"], 2, num_clusters=candidates)
+    assert clusters.num_clusters == [2, 2]
+
+
 def test_clustering_more_clusters_than_examples_in_a_class_is_refused():
     features, y = np.random.default_rng(0).normal(size=(10, 2)), np.array([0] * 8 + [1] * 2)
     with pytest.raises(ValueError, match=r"up to 3 clusters but class 1 has 2 example\(s\).*lower num_clusters"):
