@@ -79,7 +79,6 @@ def main() -> None:
                               "oracle_max_recall_at_its_precision": float(reach.max()) if reach.size else 0.0}
         out["seeds"][str(seed)] = {"corrupted": int(corrupted.sum()), "methods": placed}
         print(args.case, seed, json.dumps(placed, indent=1), flush=True)
-    args.json.parent.mkdir(parents=True, exist_ok=True)
     write_text(args.json, json.dumps(out, indent=2) + "\n")
 
 

@@ -9,11 +9,15 @@ command and checks the README against it.
 from __future__ import annotations
 
 import re
+import runpy
 import subprocess
 import sys
 from pathlib import Path
 
+from robustml.report import write_text
+
 REPO = Path(__file__).resolve().parents[1]
+REPLACE_BETWEEN = runpy.run_path(str(REPO / "scripts" / "summarize_runs.py"))["replace_between"]
 START, END = "<!-- demo-output:start -->", "<!-- demo-output:end -->"
 DEMO = ["make", "--no-print-directory", "demo"]
 
@@ -39,9 +43,7 @@ def main() -> None:
     path = REPO / "README.md"
     readme = path.read_text()
     shown_output(readme)  # fails early if the markers are missing
-    block = f"{START}\n```text\n{demo_output()}\n```\n{END}"
-    path.write_text(re.sub(re.escape(START) + r".*?" + re.escape(END), lambda _: block, readme,
-                           flags=re.S))
+    write_text(path, REPLACE_BETWEEN(readme, START, END, f"```text\n{demo_output()}\n```"))
     print(f"updated {path}")
 
 

@@ -16,7 +16,7 @@ from support import SHARED_DATA, mnist_available
 torch.set_num_threads(1)
 # The same for every command a test starts (console scripts, README lines, torchrun): the suite
 # runs one test per core (pytest-xdist), and two commands spinning two OpenMP threads each on two
-# cores slowed each other down about 2x (the README tests: 207 s against 126 s).
+# cores slow each other down.
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 

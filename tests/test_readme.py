@@ -102,7 +102,7 @@ def test_readme_block_runs_as_written(block, tmp_path):
         elif command == "make demo":
             skipped.append("`make demo` runs in test_readme_demo_output_is_what_make_demo_prints")
         elif _is_slow(command):
-            skipped.append(f"{command!r} is slow: test_readme_slow_lines_run_as_written runs it")
+            skipped.append(f"{command!r} is slow: test_readme_blocks_with_slow_lines_run_as_written runs it")
         elif "../shared/data" in command and not mnist_available():
             skipped.append(f"{command!r} needs MNIST under ../shared/data, which is absent")
         else:

@@ -52,9 +52,9 @@ class PenalizedLoss(GroupLoss):
     a squared mean gradient), so micro-batches of an environment penalize their own risks,
     as DDP processes do. A Group DRO base is not exact under micro-batching this way: its ``q``
     would be updated from the one micro-batch that passes ``update=True``, and the micro-batches
-    of a step would use different ``q``; for that, update the base alone on the whole batch
-    (``base(logits, y, groups, update=True)`` under ``torch.no_grad()``) and use its own
-    ``batch_counts`` recipe (see :class:`~robustml.losses.GroupDROLoss`).
+    of a step would use different ``q``, and ``forward`` passes no ``batch_counts`` to its base.
+    To micro-batch a Group DRO base exactly, use it as a loss of its own, with the recipe that
+    :class:`~robustml.losses.GroupDROLoss` documents (and tests), beside a penalized loss.
 
     Per-example weights: a given ``weight`` goes to the base loss (whose risk becomes weighted,
     see its docs) and to every penalty, which decides what it weights:
