@@ -4,6 +4,6 @@ Importing the package, as Hydra's ``initialize_config_module`` does, registers t
 resolver that ``train.yaml`` and the experiment files use for their run names.
 """
 
-from robustml.train.naming import register_run_name_resolver
+from robustml.pipeline.naming import register_run_name_resolver
 
 register_run_name_resolver()

@@ -46,7 +46,7 @@ from robustml.features import cached_split_features
 from robustml.heads import C_GRID, dfr_on_validation
 from robustml.losses import num_outputs_for
 from robustml.report import write_text
-from robustml.train.instantiate import build_from
+from robustml.pipeline.instantiate import build_from
 
 L1 = ({"l1_ratio": 1.0} if tuple(int(p) for p in sklearn.__version__.split(".")[:2]) >= (1, 8)
       else {"penalty": "l1"})

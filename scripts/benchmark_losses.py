@@ -56,7 +56,7 @@ from robustml.report import write_text
 from robustml.train import Trainer, TrainSettings, predict_dataset
 from robustml.train.evaluate import cpu_bf16_flags
 from robustml.train.memory import GLIBC_STEADY_MMAP_THRESHOLD, keep_freed_memory, set_malloc_thresholds
-from robustml.train.build import resolve_device
+from robustml.pipeline.build import resolve_device
 
 # The IRM paper's Colored MNIST hyperparameters (Arjovsky et al. 2019, reference code).
 PENALTY_WEIGHT, ANNEAL_STEPS, L2_WEIGHT, LR = 91257.18613115903, 190, 0.00110794568, 0.000489853657

@@ -40,7 +40,7 @@ from robustml.data.contract import DataSplits, GroupedTensorDataset
 from robustml.data.datasets import with_label_noise
 from robustml.losses import ERMLoss, num_outputs_for
 from robustml.train import Trainer, TrainSettings, evaluate
-from robustml.train.clean import clean_splits
+from robustml.pipeline.clean import clean_splits
 from robustml.cleaning.networks import fresh_model
 from robustml.train.schedules import warmup_cosine
 

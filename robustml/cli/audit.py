@@ -34,7 +34,7 @@ def audit(argv: Sequence[str] | None = None) -> Path:
     run, overrides = args.run, list(args.overrides)
     if run is not None and "=" in run:  # no run folder: the first positional is an override
         run, overrides = None, [run, *overrides]
-    from robustml.train.audit import audit_run  # torch, scikit-learn: after argument parsing
+    from robustml.pipeline.audit import audit_run  # torch, scikit-learn: after argument parsing
     out = audit_run(run, overrides, split=args.split, out_dir=args.out, predictions=args.predictions,
                     features=args.features, seed=args.seed,
                     **({} if args.num_clusters is None else {"num_clusters": args.num_clusters}))

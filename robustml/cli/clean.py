@@ -10,14 +10,14 @@ from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig
 
 from robustml.cli.errors import console, reported
-from robustml.train.build import seed_everything
+from robustml.train.rng import seed_everything
 
 
 @hydra.main(version_base="1.3", config_path="pkg://robustml.configs", config_name="clean")
 @reported
 def _clean_task(cfg: DictConfig) -> None:
-    from robustml.train.clean import main_clean  # cleanlab and scikit-learn: only when asked
-    from robustml.train.instantiate import build_from
+    from robustml.pipeline.clean import main_clean  # cleanlab and scikit-learn: only when asked
+    from robustml.pipeline.instantiate import build_from
     seed_everything(cfg.seed)
     main_clean(cfg, build_from(cfg, "data"), Path(HydraConfig.get().runtime.output_dir))
 

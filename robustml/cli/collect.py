@@ -18,14 +18,15 @@ from collections.abc import Sequence
 
 from robustml.cli.errors import report_errors
 from robustml.report.collect import Collection, collect, render_markdown, write_outputs
+from robustml.selection import DEFAULT_RULE
 
 
 def collect_sweep(argv: Sequence[str] | None = None) -> Collection:
     """Parse ``argv`` (the command line), collect the sweep, print and write its tables."""
     parser = argparse.ArgumentParser(prog="robustml-collect", description=__doc__.split("\n")[0])
     parser.add_argument("sweep_dir", metavar="SWEEP_DIR", help="a sweep folder (runs/multirun/<date_time>)")
-    parser.add_argument("--select", default="worst_group", metavar="RULE",
-                        help="selection rule on validation: worst_group (default), avg, or any "
+    parser.add_argument("--select", default=DEFAULT_RULE, metavar="RULE",
+                        help=f"selection rule on validation: {DEFAULT_RULE} (default), avg, or any "
                              "<rule> whose val/acc_<rule> every run has")
     parser.add_argument("--oracle", action="store_true",
                         help="choose on the test split instead (an oracle table, labelled as such)")

@@ -24,7 +24,7 @@ from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import ConfigAttributeError
 
 from robustml.train.checkpoint import load_checkpoint
-from robustml.train.naming import register_run_name_resolver
+from robustml.pipeline.naming import register_run_name_resolver
 
 register_run_name_resolver()
 

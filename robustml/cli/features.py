@@ -19,7 +19,7 @@ from hydra import compose, initialize_config_module
 from robustml.cli.errors import report_errors
 from robustml.features.cache import cached_split_features
 from robustml.losses import num_outputs_for
-from robustml.train.instantiate import build_from
+from robustml.pipeline.instantiate import build_from
 
 
 def extract(argv: Sequence[str] | None = None) -> dict[str, tuple[int, int]]:

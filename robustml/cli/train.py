@@ -1,7 +1,7 @@
-"""``robustml-train``: the Hydra entry point around :func:`robustml.train.run.run`.
+"""``robustml-train``: the Hydra entry point around :func:`robustml.pipeline.run.run`.
 
 A sweep (``-m``) prints one line per run and, at the end, one table over its runs
-(:class:`robustml.train.sweep.SweepSummary`). Errors, Ctrl-C and unknown keys are handled by
+(:class:`robustml.pipeline.sweep.SweepSummary`). Errors, Ctrl-C and unknown keys are handled by
 :mod:`robustml.cli.errors`.
 """
 
@@ -16,8 +16,8 @@ from hydra.types import RunMode
 from omegaconf import DictConfig
 
 from robustml.cli.errors import console, report_errors, reported
-from robustml.train import distributed
-from robustml.train.run import run
+from robustml.pipeline.run import run
+from robustml.train import distributed, keep_freed_memory
 
 
 @hydra.main(version_base="1.3", config_path="pkg://robustml.configs", config_name="train")
@@ -31,7 +31,10 @@ def main() -> Any:
     """Console entry point ``robustml-train``; returns val worst-group accuracy for sweepers.
 
     Under ``torchrun`` it first joins the process group (:mod:`robustml.train.distributed`).
+    The process keeps freed memory (:func:`robustml.train.keep_freed_memory`): full-batch steps
+    reuse their large buffers instead of faulting them in again.
     """
+    keep_freed_memory()
     if not report_errors(distributed.init_from_env):
         return console(_train_task, "train")
     try:

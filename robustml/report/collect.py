@@ -40,15 +40,11 @@ from typing import Any
 import numpy as np
 import yaml
 
+from robustml.identity import COLLECT_EXEMPT_KEYS, COLLECT_EXEMPT_PREFIXES, flatten
+from robustml.selection import DEFAULT_RULE
+
 RULE_PREFIX = "val/acc_"
 PER_GROUP = re.compile(r"group_\d+")  # one group's accuracy: not a selection rule (group_mean is)
-# Keys that change no result: a resume's switches (robustml.train.checkpoint.RESUME_EXEMPT_KEYS),
-# where the run executed, how its data was loaded and whether its intermediate evaluations
-# covered the training split (selection reads val only).
-IGNORED_KEYS = ("seed", "name", "trainer.resume", "trainer.resume_force", "trainer.progress",
-                "cleaning.progress", "trainer.device", "trainer.num_workers", "trainer.pin_memory",
-                "trainer.persistent_workers", "trainer.eval_batch_size", "trainer.eval_train")
-IGNORED_PREFIXES = ("paths.", "hydra.")
 REPORTED = (("test/acc_worst_group", "test worst-group (%)"), ("test/acc_avg", "test average (%)"))
 
 
@@ -86,14 +82,11 @@ class Collection:
     unfinished: list[str] = field(default_factory=list)
 
 
-def flatten(node: Any, prefix: str = "") -> dict[str, Any]:
-    """Return a nested mapping as ``{"a.b": value}``; lists become JSON strings."""
-    if not isinstance(node, Mapping):
-        return {prefix: json.dumps(node) if isinstance(node, list) else node}
-    out: dict[str, Any] = {}
-    for key, value in node.items():
-        out.update(flatten(value, f"{prefix}{key}."))
-    return {key.rstrip("."): value for key, value in out.items()}
+def flat_config(config: Mapping[str, Any]) -> dict[str, Any]:
+    """Return a config as :func:`robustml.identity.flatten` does, lists and mappings as JSON strings
+    (so that every value can name a configuration)."""
+    return {key: json.dumps(value) if isinstance(value, (list, dict)) else value
+            for key, value in flatten(config).items()}
 
 
 def load_runs(sweep_dir: str | Path) -> list[Run]:
@@ -108,7 +101,7 @@ def load_runs(sweep_dir: str | Path) -> list[Run]:
             continue  # Hydra's .hydra/config.yaml (unresolved) and hidden folders
         metrics_path = config_path.parent / "metrics.json"
         final = json.loads(metrics_path.read_text()) if metrics_path.is_file() else None
-        runs.append(Run(config_path.parent, flatten(yaml.safe_load(config_path.read_text()) or {}),
+        runs.append(Run(config_path.parent, flat_config(yaml.safe_load(config_path.read_text()) or {}),
                         final))
     if not runs:
         raise FileNotFoundError(f"no run folder (one with config.yaml) under {sweep_dir}")
@@ -130,7 +123,7 @@ def varying_keys(runs: Sequence[Run]) -> list[str]:
     """
     keys = sorted(set().union(*(run.config for run in runs)))
     return [key for key in keys
-            if key not in IGNORED_KEYS and not key.startswith(IGNORED_PREFIXES)
+            if key not in COLLECT_EXEMPT_KEYS and not key.startswith(COLLECT_EXEMPT_PREFIXES)
             and len({json.dumps(run.config.get(key), sort_keys=True, default=str) for run in runs}) > 1
             and not all(run.config.get(key) == run.config.get("seed") for run in runs)]
 
@@ -166,7 +159,7 @@ def _select_key(rule: str, runs: Sequence[Run], oracle: bool) -> str:
     return f"{'test' if oracle else 'val'}/acc_{name}"
 
 
-def collect(sweep_dir: str | Path, *, select: str = "worst_group", oracle: bool = False,
+def collect(sweep_dir: str | Path, *, select: str = DEFAULT_RULE, oracle: bool = False,
             by: Sequence[str] | None = None, num_resamples: int = 10_000) -> Collection:
     """Group a sweep's runs into settings and configurations; choose one configuration per setting.
 

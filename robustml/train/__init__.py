@@ -1,9 +1,13 @@
-"""Training: the loop, checkpoints, model selection and ``run(cfg)``."""
+"""The training engine: the loop, evaluation, checkpoints, model selection, distributed helpers,
+random states and memory settings. It knows no config system: every piece takes Python objects
+(the config layer, :mod:`robustml.pipeline`, builds them), so a user's own script can drive it.
+"""
 
 from robustml.train.checkpoint import load_checkpoint, save_checkpoint
 from robustml.train.evaluate import evaluate, forward_in_chunks, predict_dataset
 from robustml.train.loop import Trainer, TrainSettings
 from robustml.train.memory import keep_freed_memory
+from robustml.train.rng import seed_everything
 
 __all__ = ["Trainer", "TrainSettings", "evaluate", "forward_in_chunks", "keep_freed_memory",
-           "load_checkpoint", "predict_dataset", "save_checkpoint"]
+           "load_checkpoint", "predict_dataset", "save_checkpoint", "seed_everything"]

@@ -6,7 +6,7 @@ state as tensors (:mod:`robustml.train.rng`) and the run's resolved config as a 
 it loads with ``torch.load(..., weights_only=True)``, which runs no code from the file.
 
 Resuming compares the saved config with the current one (:func:`config_differences`); keys that
-cannot change the results are exempt (:data:`RESUME_EXEMPT_KEYS`).
+cannot change the results are exempt (:data:`robustml.identity.RESUME_EXEMPT_KEYS`).
 """
 
 from __future__ import annotations
@@ -18,17 +18,7 @@ from typing import Any
 import torch
 
 from robustml.atomic import atomic_path
-
-RESUME_EXEMPT_KEYS = ("trainer.resume", "trainer.resume_force", "trainer.progress",
-                      "cleaning.progress", "paths.output_root")
-"""Config keys that may differ between a run and its resume: they change no result.
-
-``trainer.resume`` and ``trainer.resume_force`` say how the run started, ``trainer.progress``
-and ``cleaning.progress`` only show a progress bar, and ``paths.output_root`` is where new runs
-would go (the resumed run's folder is ``hydra.run.dir``). Every other key (also
-``trainer.max_steps``, which sets a cosine schedule's length, and ``paths.data_root``) must match
-unless ``trainer.resume_force=true``.
-"""
+from robustml.identity import RESUME_EXEMPT_KEYS, differences
 
 
 def save_checkpoint(path: str | Path, state: dict[str, Any]) -> None:
@@ -59,17 +49,6 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
                            "by an older robustml that pickled objects") from error
 
 
-def _flatten(config: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
-    flat: dict[str, Any] = {}
-    for key, value in config.items():
-        name = f"{prefix}{key}"
-        if isinstance(value, Mapping) and value:
-            flat.update(_flatten(value, f"{name}."))
-        else:
-            flat[name] = value
-    return flat
-
-
 def config_differences(saved: Mapping[str, Any], current: Mapping[str, Any], *,
                        exempt: tuple[str, ...] = RESUME_EXEMPT_KEYS) -> list[str]:
     """Return ``"key: saved -> current"`` for each leaf key whose value differs, sorted by key.
@@ -82,14 +61,11 @@ def config_differences(saved: Mapping[str, Any], current: Mapping[str, Any], *,
     Returns:
         One line per differing key (a key present on one side only shows ``<absent>``).
     """
-    old, new = _flatten(saved), _flatten(current)
-    missing = object()
+    def show(value: Any) -> str:
+        return value if value == "<absent>" else repr(value)
 
-    def show(flat: dict[str, Any], key: str) -> str:
-        return repr(flat[key]) if key in flat else "<absent>"
-
-    return [f"{key}: {show(old, key)} -> {show(new, key)}" for key in sorted(old.keys() | new.keys())
-            if key not in exempt and old.get(key, missing) != new.get(key, missing)]
+    return [f"{key}: {show(old)} -> {show(new)}"
+            for key, old, new in differences(saved, current, exempt=exempt)]
 
 
 def check_resume_config(saved: Mapping[str, Any] | None, current: Mapping[str, Any] | None,

@@ -21,12 +21,11 @@ from robustml.report import append_jsonl, write_jsonl
 from robustml.train import distributed
 from robustml.train.checkpoint import check_resume_config, load_checkpoint, save_checkpoint
 from robustml.train.rng import capture_rng, restore_rng, unique_generators
+from robustml.selection import selection_rule
 from robustml.validation import check_int, check_real
 from robustml.train.evaluate import PRECISIONS, autocast
 
 EVAL_TRAIN = ("every", "last")
-SELECTIONS = {"worst_group": "val/acc_worst_group", "avg": "val/acc_avg", "last": None,
-              "worst_class": "val/acc_worst_class", "worst_inferred_group": "val/acc_worst_inferred_group"}
 
 
 @dataclass
@@ -43,8 +42,9 @@ class TrainSettings:
             costs a forward pass over the whole split, as much as a third of an epoch.
         chunk_size: Compute each batch's forward pass in row chunks of this size (same gradient).
         precision: ``"fp32"`` or ``"bf16"`` (autocast; losses stay in float32).
-        select: Model selection on val: ``"worst_group"`` accuracy, ``"avg"`` accuracy, ``"last"``,
-            ``"worst_class"`` accuracy or ``"worst_inferred_group"`` accuracy (needs ``groups``).
+        select: The model-selection rule on val, a name of :data:`robustml.selection.RULES`:
+            ``"worst_group"`` accuracy, ``"avg"`` accuracy, ``"last"``, ``"worst_class"`` accuracy
+            or ``"worst_inferred_group"`` accuracy (needs an inferred partition).
         l2_weight: Weight of ``sum ||w||^2`` added to the loss (scaled with the loss's ``loss_scale``).
         reset_optimizer_at_anneal: Clear the optimizer state when a penalty schedule anneals
             (any penalized loss inside the criterion, e.g. IRM wrapped by a consistency penalty).
@@ -53,7 +53,7 @@ class TrainSettings:
             The run ends as an uninterrupted one would (same ``metrics.json`` but for timing).
         resume_force: Resume even when the checkpoint's config differs from this run's (by
             default refused, naming the keys; see
-            :data:`~robustml.train.checkpoint.RESUME_EXEMPT_KEYS`).
+            :data:`~robustml.identity.RESUME_EXEMPT_KEYS`).
         progress: Show a progress bar.
         max_loss: Stop with an error naming the learning rate when the training loss exceeds this
             (a diverging optimizer: losses of a classifier that is learning stay far below it).
@@ -91,8 +91,7 @@ class TrainSettings:
 
     def __post_init__(self) -> None:
         self.loader  # validates the DataLoader options
-        if self.select not in SELECTIONS:
-            raise ValueError(f"trainer.select must be one of {sorted(SELECTIONS)}, got {self.select!r}")
+        selection_rule(self.select, argument="trainer.select")
         if self.eval_train not in EVAL_TRAIN:
             raise ValueError(f"trainer.eval_train must be one of {EVAL_TRAIN}, got {self.eval_train!r}")
         if self.precision not in PRECISIONS:
@@ -317,7 +316,7 @@ class Trainer:
         return record
 
     def fit(self) -> dict[str, Any]:
-        """Train to ``max_steps`` (resuming if asked); return ``{"best_step", "history", "elapsed"}``."""
+        """Train to ``max_steps`` (resuming if asked); return ``{"best_step", "steps", "history", "elapsed"}``."""
         settings = self.settings
         if settings.resume:
             if not self.last_path.is_file():
@@ -334,7 +333,7 @@ class Trainer:
             (self.run_dir / "metrics.jsonl").unlink(missing_ok=True)
         self.model.train()
         self.criterion.train()
-        metric = SELECTIONS[settings.select]
+        metric = selection_rule(settings.select).metric
         batches = self._batches()
         bar = tqdm(total=settings.max_steps, initial=self.step,
                    disable=not (settings.progress and distributed.is_main()),
@@ -368,7 +367,8 @@ class Trainer:
             bar.set_postfix(loss=f"{loss:.4f}", val_worst=f"{record['val/acc_worst_group']:.3f}")
         bar.close()
         distributed.barrier()  # best.pt is written before any process loads it
-        return {"best_step": self.best_step, "history": self.history, "elapsed": self.elapsed}
+        return {"best_step": self.best_step, "steps": self.step, "history": self.history,
+                "elapsed": self.elapsed}
 
     def _check_divergence(self, loss: float) -> None:
         """Raise ``FloatingPointError`` naming the learning rate when the loss is out of bounds."""

@@ -84,3 +84,23 @@ def unique_generators(*owners: Any) -> list[torch.Generator]:
             if isinstance(generator, torch.Generator) and all(generator is not g for g in found):
                 found.append(generator)
     return found
+
+
+def seed_everything(seed: int, device: torch.device | str = "cpu") -> None:
+    """Seed Python's ``random``, numpy's global generator and torch; on CUDA, also ask torch for
+    deterministic algorithms.
+
+    The one place robustml touches the process's global random state: a run's entry
+    (:func:`robustml.pipeline.run.run`, an ERM stage, ``robustml-clean``) calls it, and a user's
+    own loop may too. Library pieces (losses, samplers, datasets, cleaning, DFR) draw from their
+    own generators and leave the global states as they found them.
+
+    The CPU kernels robustml uses are deterministic for a given thread count (exact resume is
+    tested on them); the switch matters for CUDA's atomics-based kernels. It is left off on the
+    CPU because it imports torch's compiler stack (``torch._inductor``), about 2 s per run.
+    """
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+    if torch.device(device).type == "cuda":
+        torch.use_deterministic_algorithms(True, warn_only=True)

@@ -11,7 +11,7 @@ from support import compose_train
 from robustml.audit import audit_model, audit_predictions, write_audit
 from robustml.cli.audit import audit
 from robustml.data.contract import GroupedTensorDataset
-from robustml.train.run import run
+from robustml.pipeline.run import run
 
 COLUMNS = ["core", "region_north", "noise"]
 

@@ -21,7 +21,7 @@ from robustml.cleaning.networks import (batch_indices, extract_features, fresh_m
                                         train_classifier)
 from robustml.data.contract import DataSplits, GroupedTensorDataset
 from robustml.data.datasets import with_label_noise
-from robustml.train.clean import METHODS, clean_splits, main_clean
+from robustml.pipeline.clean import METHODS, clean_splits, main_clean
 
 KFOLD = ["cleaning.method=kfold", "cleaning.min_steps=100"]  # 5 short trainings
 

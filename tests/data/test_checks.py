@@ -12,7 +12,7 @@ from robustml.data.checks import (check_columns, check_num_classes, check_split_
 from robustml.data.datasets import (celeba_splits, image_csv_splits, tabular_file_splits,
                                     waterbirds_splits)
 from robustml.data.datasets.example_files import write_celeba, write_image_csv, write_waterbirds
-from robustml.train.run import run
+from robustml.pipeline.run import run
 from support import compose_train
 
 TABLE = "x,sex,y,split\n" + "".join(

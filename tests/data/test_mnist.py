@@ -13,7 +13,7 @@ import robustml.data.datasets.mnist as mnist_module
 from robustml.cleaning import noise_matrix
 from robustml.data.datasets import (colored_digits_splits, colored_mnist_splits, label_noise_of,
                                     mnist_splits, with_label_noise)
-from robustml.train.instantiate import build_from
+from robustml.pipeline.instantiate import build_from
 from support import compose_train
 
 

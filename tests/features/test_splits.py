@@ -11,7 +11,7 @@ from robustml.data.datasets import image_csv_splits
 from robustml.data.datasets.example_files import write_image_csv
 from robustml.features import feature_splits
 from robustml.models import MLP, SmallCNN
-from robustml.train.run import run
+from robustml.pipeline.run import run
 from support import compose_train
 
 FEATURE_RUN = ["data=features", "model=linear", "model@data.backbone=cnn",

@@ -7,7 +7,7 @@ import torch
 
 from support import compose_train
 from robustml.models import TorchvisionClassifier
-from robustml.train.instantiate import build_from
+from robustml.pipeline.instantiate import build_from
 
 
 def test_resnet18_head_is_replaced_and_features_are_the_penultimate_layer():

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import torch
 
-from robustml.train.build import build
-from robustml.train.instantiate import build_from
-from robustml.train.run import run
+from robustml.pipeline.build import build_splits, build_trainer
+from robustml.pipeline.instantiate import build_from
+from robustml.pipeline.run import run
 from support import compose_train
 
 OVERRIDES = ["cleaning=confident_learning", "cleaning.action=prune", "cleaning.min_steps=20",
@@ -17,7 +17,8 @@ OVERRIDES = ["cleaning=confident_learning", "cleaning.action=prune", "cleaning.m
 def test_pruned_runs_weight_the_train_mix_average_by_the_counts_before_cleaning(tmp_path):
     cfg = compose_train(OVERRIDES)
     before = build_from(cfg, "data").train.group_counts()
-    trainer, splits, _ = build(cfg, tmp_path)  # its out-of-fold cache serves the run below
+    data = build_splits(cfg, tmp_path)  # its out-of-fold cache serves the run below
+    trainer, splits = build_trainer(cfg, data, tmp_path), data.splits
     assert len(splits.train) < int(before.sum())  # examples were pruned
     assert not torch.equal(splits.train.group_counts(), before)
     assert torch.equal(trainer.train_counts.cpu(), before)

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from robustml.train.naming import derive_run_name
+from robustml.pipeline.naming import derive_run_name
 
 SCRIPT = Path(sys.executable).parent / "robustml-train"
 
@@ -117,7 +117,7 @@ def test_a_sweep_ends_with_one_table_over_its_runs(tmp_path):
 
 
 def test_the_sweep_table_orders_runs_by_job_number_and_lists_failed_runs(tmp_path):
-    from robustml.train.sweep import render_sweep_table
+    from robustml.pipeline.sweep import render_sweep_table
     for name in ("10_a", "2_a"):
         (tmp_path / name / ".hydra").mkdir(parents=True)
         (tmp_path / name / ".hydra" / "overrides.yaml").write_text(f"- seed={name[:-2]}\n")
@@ -137,7 +137,7 @@ def test_the_console_script_imports_no_heavy_optional_library():
 
 
 def test_an_experiment_name_gains_the_command_line_choices_that_change_it():
-    from robustml.train.naming import command_line_suffix
+    from robustml.pipeline.naming import command_line_suffix
     assert command_line_suffix(["seed=1", "data.root=x", "trainer.max_steps=3"]) == []
     assert command_line_suffix(["loss=group_dro", "+model=cnn", "trainer.precision=bf16"]) == \
         ["group_dro", "cnn", "bf16"]

@@ -110,7 +110,7 @@ def test_bad_loader_settings_are_named(field, value):
 @pytest.mark.parametrize("sampler", ["group_balanced", "reweight"])
 def test_own_image_csv_trains_from_config_with_group_sampling(sampler, tmp_path):
     from support import compose_train
-    from robustml.train.run import run
+    from robustml.pipeline.run import run
 
     csv = write_image_csv(tmp_path / "images", per_group=4, split_column=True)
     cfg = compose_train(["data=image_csv", f"data.csv={csv}", "data.image_size=8", "model=cnn",

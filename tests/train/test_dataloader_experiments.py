@@ -11,7 +11,7 @@ import pytest
 
 from support import compose_train
 from robustml.data.datasets.example_files import write_celeba, write_waterbirds
-from robustml.train.run import run
+from robustml.pipeline.run import run
 
 WRITERS = {"waterbirds": write_waterbirds, "celeba": write_celeba}
 

@@ -1,6 +1,6 @@
 """torchrun / DDP: 2 processes on gloo train the same model as 1 process with the same global batch.
 
-The 2-process runs call :func:`robustml.train.run.run` in processes started by
+The 2-process runs call :func:`robustml.pipeline.run.run` in processes started by
 ``torch.multiprocessing`` (one start for every scenario), and the console script under
 ``torchrun``; each is compared with one process on the same config.
 """
@@ -23,7 +23,7 @@ from support import compose_train
 from robustml.data.samplers import EpochBatchSampler, shard_bounds
 import robustml.train.loop as loop
 from robustml.train import distributed
-from robustml.train.run import run
+from robustml.pipeline.run import run
 
 COMMON = ["trainer.max_steps=8", "trainer.eval_every=4", "trainer.progress=false",
           "model.hidden_dims=[64]", "optimizer.lr=0.003"]

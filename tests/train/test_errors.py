@@ -7,7 +7,7 @@ import torch
 
 from support import compose_train
 from robustml.train.checkpoint import load_checkpoint, save_checkpoint
-from robustml.train.run import run
+from robustml.pipeline.run import run
 
 
 @pytest.mark.parametrize("override,error,message", [

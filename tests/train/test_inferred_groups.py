@@ -6,7 +6,7 @@ import json
 import pytest
 
 from support import compose_train, start_child, wait_child
-from robustml.train.run import run
+from robustml.pipeline.run import run
 
 FAST = ["trainer.max_steps=6", "trainer.eval_every=3", "trainer.progress=false"]
 
@@ -74,8 +74,8 @@ def test_inference_reads_no_group_label(method, tmp_path):
     import torch
     from robustml.data.contract import DataSplits
     from robustml.models import MLP
-    from robustml.train.inferred import infer_partitions
-    from robustml.train.instantiate import build_from
+    from robustml.pipeline.inferred import infer_partitions
+    from robustml.pipeline.instantiate import build_from
     cfg = _cfg(tmp_path, f"groups={method}", "groups.num_steps=100" if method == "eiil" else "seed=0")
     splits = build_from(cfg, "data")
     generator = torch.Generator().manual_seed(1)
@@ -91,7 +91,7 @@ def test_inference_reads_no_group_label(method, tmp_path):
 
 
 def test_a_stopped_reference_stage_resumes_from_its_last_checkpoint(tmp_path):
-    from robustml.train.reference import trained_reference
+    from robustml.pipeline.inferred import trained_reference
     cfg = _cfg(tmp_path, "groups=error_split", "groups.reference.max_steps=4")
     folder, status = trained_reference(cfg, num_train=1000)
     assert status == "trained"
@@ -113,7 +113,7 @@ def test_a_stopped_reference_stage_resumes_from_its_last_checkpoint(tmp_path):
 def test_two_processes_asking_for_one_reference_stage_train_it_once(tmp_path):
     # A parallel sweep (joblib) starts its runs at once: the stage's lock file lets the first
     # train it and the others reuse it; without it both would train into the same folder.
-    from robustml.train.reference import trained_reference
+    from robustml.pipeline.inferred import trained_reference
     cfg = _cfg(tmp_path, "groups=error_split", "groups.reference.max_steps=4")
 
     def ask(i):

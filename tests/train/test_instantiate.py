@@ -7,7 +7,7 @@ import json
 import pytest
 from omegaconf import OmegaConf
 
-from robustml.train.instantiate import build_from
+from robustml.pipeline.instantiate import build_from
 
 
 def test_a_json_decode_error_surfaces_as_value_error_chained_to_the_original():

@@ -12,10 +12,11 @@ from robustml.data.datasets.colored_digits import colored_digits_splits
 from robustml.features import cached_split_features
 from robustml.heads import dfr_on_validation
 from robustml.models import MLP
-from robustml.train.audit import audit_run
-from robustml.train.jtt import jtt_stage_one, stage_one_run_config
-from robustml.train.stages import stage_identity
-from robustml.train.run import describe_group_label_use, run
+from robustml.pipeline.audit import audit_run
+from robustml.pipeline.jtt import jtt_stage_one, stage_one_run_config
+from robustml.pipeline.stages import stage_identity
+from robustml.pipeline.labels import describe_group_label_use
+from robustml.pipeline.run import run
 from support import compose_train
 
 FAST = ["trainer.max_steps=20", "trainer.eval_every=10", "trainer.progress=false"]
@@ -27,7 +28,7 @@ def _jtt(tmp_path, *overrides):
 
 
 def test_a_lambda_up_sweep_trains_stage_one_once(tmp_path, caplog):
-    caplog.set_level("INFO", logger="robustml.train.jtt")
+    caplog.set_level("INFO", logger="robustml.pipeline.jtt")
     results = [run(_jtt(tmp_path, f"method.lambda_up={lam}"), run_dir=tmp_path / f"run{i}", summary="none")
                for i, lam in enumerate((2, 5, 9, 2))]
     assert [r["jtt/stage_one_cache"] for r in results] == ["trained", "reused", "reused", "reused"]

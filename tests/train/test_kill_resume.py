@@ -29,10 +29,10 @@ import torch
 from omegaconf import OmegaConf
 
 import robustml.train.loop as loop
-import robustml.train.run as run_module
+import robustml.pipeline.run as run_module
 from robustml.data.datasets.example_files import write_image_csv
 from robustml.train.checkpoint import config_differences, load_checkpoint
-from robustml.train.run import run
+from robustml.pipeline.run import run
 from support import compose_train, in_child
 
 TIMING_KEYS = {"train_seconds", "elapsed_s", "cleaning/seconds"}
@@ -48,7 +48,7 @@ def _imports_paid_once() -> None:
     import PIL.Image  # noqa: F401
     import sklearn.datasets  # noqa: F401
 
-    import robustml.train.clean  # noqa: F401
+    import robustml.pipeline.clean  # noqa: F401
     torch.optim.Adam([torch.zeros(1, requires_grad=True)])  # Adam's first use imports torch._dynamo
 
 

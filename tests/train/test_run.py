@@ -10,7 +10,7 @@ import pytest
 from support import REPO, SHARED_DATA, compose_train, mnist_available
 from omegaconf import OmegaConf
 
-from robustml.train.run import SMOKE_STAGES, run
+from robustml.pipeline.run import SMOKE_STAGES, run
 
 EXPERIMENTS = sorted(p.stem for p in (REPO / "configs" / "experiment").glob("*.yaml"))
 SCRIPT = Path(sys.executable).parent / "robustml-train"

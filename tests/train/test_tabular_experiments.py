@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from robustml.train.run import run
+from robustml.pipeline.run import run
 from support import REPO, compose_train
 from tabular_fixtures import tiny_values, write_adult, write_celeba
 

@@ -12,19 +12,22 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
 from omegaconf import DictConfig, OmegaConf
 
 from robustml.data.contract import DataSplits
-from robustml.heads.dfr import DFRResult, dfr_on_train, dfr_on_validation
 from robustml.metrics import group_accuracy
 from robustml.report import markdown_table
 from robustml.train.checkpoint import load_checkpoint, save_checkpoint
-from robustml.train.loop import Trainer
-from robustml.train.methods import config_of, data_identity, differing_keys
+from robustml.pipeline.build import RunData
+from robustml.identity import data_identity, differences
+from robustml.pipeline.stages import run_config
+
+if TYPE_CHECKING:
+    from robustml.heads.dfr import DFRResult
 
 FIT_ON = ("val", "train")
 SPLIT_PREFIXES = ("train/", "val/", "test/")
@@ -37,27 +40,32 @@ def _base_keys(cfg: DictConfig) -> dict[str, Any]:
             "model": OmegaConf.to_container(cfg.model, resolve=True)}
 
 
-def reuse_base_run(cfg: DictConfig, trainer: Trainer) -> dict[str, Any]:
-    """Load the selected checkpoint of ``method.base_run`` as this run's model; return its fit result.
+def reuse_base_run(cfg: DictConfig, model: torch.nn.Module, best_path: Path) -> dict[str, Any]:
+    """Load the selected checkpoint of ``method.base_run`` into ``model``; return the base run's fit
+    result (``best_step``, ``steps``, ``history``, ``elapsed`` as :meth:`Trainer.fit` returns them).
 
-    The checkpoint is copied to this run's ``checkpoints/best.pt``, so the run's outputs are whole
-    without the base run. A base run with other data or another model is refused, naming the keys.
+    The checkpoint is copied to ``best_path`` (this run's ``checkpoints/best.pt``), so the run's
+    outputs are whole without the base run. A base run with other data or another model is
+    refused, naming the keys.
     """
     base = Path(cfg.method.base_run)
-    differ = differing_keys(_base_keys(cfg), _base_keys(config_of(base)))
+    differ = [f"{key}: this run has {mine!r}, the base run has {theirs!r}" for key, mine, theirs
+              in differences(_base_keys(cfg), _base_keys(run_config(base, what="method.base_run")))]
     if differ:
         raise ValueError(f"method.base_run={base} was trained with other data or another model ("
-                         + "; ".join(differ).replace("the cache has", "the base run has")
+                         + "; ".join(differ)
                          + "); train the base model here (method.base_run=null) or pick a matching run")
     best = load_checkpoint(base / "checkpoints" / "best.pt")
     last = load_checkpoint(base / "checkpoints" / "last.pt")
-    save_checkpoint(trainer.best_path, best)
-    trainer.step, trainer.best_step = int(last["step"]), int(best["step"])
-    return {"best_step": int(best["step"]), "history": last["history"], "elapsed": 0.0}
+    save_checkpoint(best_path, best)
+    model.load_state_dict(best["model"])
+    return {"best_step": int(best["step"]), "steps": int(last["step"]), "history": last["history"],
+            "elapsed": 0.0}
 
 
 def fit_dfr(cfg: DictConfig, features: dict[str, np.ndarray], splits: DataSplits) -> DFRResult:
     """Run :func:`~robustml.heads.dfr.dfr_on_validation` or ``dfr_on_train`` per ``method.fit_on``."""
+    from robustml.heads.dfr import dfr_on_train, dfr_on_validation  # scikit-learn: only for DFR runs
     options = cfg.method
     if options.fit_on not in FIT_ON:
         raise ValueError(f"method.fit_on must be one of {list(FIT_ON)}, got {options.fit_on!r}")
@@ -73,24 +81,29 @@ def fit_dfr(cfg: DictConfig, features: dict[str, np.ndarray], splits: DataSplits
                         splits.num_groups, **common)
 
 
-def dfr_stage(cfg: DictConfig, trainer: Trainer, splits: DataSplits, final: dict[str, Any],
-              tables: list[str]) -> tuple[dict[str, Any], list[str]]:
-    """Fit DFR on the selected model's features; return the metrics and tables with DFR's results."""
+def dfr_stage(cfg: DictConfig, model: torch.nn.Module, data: RunData, run_dir: Path,
+              final: dict[str, Any], tables: list[str]) -> tuple[dict[str, Any], list[str]]:
+    """Fit DFR on the selected ``model``'s features; return new metrics and tables with DFR's results.
+
+    DFR's predictions give the ``{split}/...`` metrics; the base model's (``final``'s) move to
+    ``base/{split}/...``. DFR's layer is saved as ``run_dir/checkpoints/dfr_head.pt``.
+    """
     from robustml.features import cached_split_features  # the cache and its DataLoader: only here
-    features = cached_split_features(trainer.model, splits, Path(cfg.method.cache_dir),
+    splits = data.splits
+    features = cached_split_features(model, splits, Path(cfg.method.cache_dir),
                                      batch_size=cfg.trainer.eval_batch_size,
                                      num_workers=cfg.trainer.num_workers, progress=cfg.trainer.progress)
     start = time.perf_counter()
     result = fit_dfr(cfg, features, splits)
     seconds = time.perf_counter() - start
     weight, bias = result.linear()  # robustml-audit applies it on top of best.pt's features
-    save_checkpoint(trainer.run_dir / "checkpoints" / DFR_HEAD, {"weight": weight, "bias": bias})
+    save_checkpoint(Path(run_dir) / "checkpoints" / DFR_HEAD, {"weight": weight, "bias": bias})
     out = {key: value for key, value in final.items() if not key.startswith(SPLIT_PREFIXES)}
     out.update({f"base/{key}": value for key, value in final.items() if key.startswith(SPLIT_PREFIXES)})
     for name, split in splits.items():
         preds = torch.from_numpy(result.predict(features[name]).astype(np.int64))
         metrics = group_accuracy(preds, split.y.cpu(), split.group.cpu(), split.num_groups,
-                                 train_counts=trainer.train_counts.cpu())
+                                 train_counts=data.train_counts.cpu())
         out.update({f"{name}/{key}": value for key, value in metrics.items()})
     out.update({"dfr/C": result.C, "dfr/fit_on": result.fit_on, "dfr/fit_seconds": round(seconds, 3),
                 "dfr/subsample_size": result.subsample_size, "dfr/num_refits": result.num_refits})

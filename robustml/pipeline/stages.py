@@ -1,7 +1,7 @@
 """ERM stages of two-stage runs: the run's config trained with plain ERM, once, into a cache folder.
 
-JTT's stage one (:mod:`robustml.train.jtt`) and the reference model of group inference
-(:mod:`robustml.train.reference`) are the same kind of stage: the run's data, model, optimizer,
+JTT's stage one (:mod:`robustml.pipeline.jtt`) and the reference model of group inference
+(:mod:`robustml.pipeline.inferred`) are the same kind of stage: the run's data, model, optimizer,
 scheduler and trainer settings, trained with plain ERM on uniform batches (no augmentation,
 cleaning, method or inferred groups, hence no group labels), for a given number of steps, with
 the last step kept (``trainer.select=last``). :func:`erm_stage_config` derives that config and
@@ -27,19 +27,22 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import torch
 from filelock import FileLock
 from omegaconf import DictConfig, OmegaConf
 
+from robustml.data.contract import DataSplits
+from robustml.identity import STAGE_EXEMPT_KEYS, data_identity
+from robustml.losses import num_outputs_for
+from robustml.pipeline.build import build_splits, build_trainer, resolve_device
+from robustml.pipeline.instantiate import build_from
 from robustml.report import write_text
 from robustml.train import distributed
-from robustml.train.methods import data_identity
+from robustml.train.checkpoint import load_checkpoint
+from robustml.train.rng import seed_everything
 
 log = logging.getLogger(__name__)
 STAGE_VERSION = "robustml.erm_stage/1"  # bump when the same config would train another model
-# Trainer keys that change how a stage is run, logged or selected, not the model it ends with
-# (the last step's: select is always "last").
-EXECUTION_KEYS = ("progress", "resume", "resume_force", "num_workers", "pin_memory",
-                  "persistent_workers", "eval_batch_size", "eval_every", "eval_train", "select")
 MARKER = "stage.json"
 
 
@@ -58,11 +61,12 @@ def erm_stage_config(cfg: DictConfig, *, suffix: str, max_steps: int,
 
 def stage_identity(stage: DictConfig) -> dict[str, Any]:
     """Return what a stage's model depends on: data (:func:`data_identity`), model, optimizer,
-    scheduler, seed and the trainer settings but :data:`EXECUTION_KEYS`."""
+    scheduler, seed and the trainer settings but :data:`robustml.identity.STAGE_EXEMPT_KEYS`."""
     container: dict[str, Any] = OmegaConf.to_container(stage, resolve=True)  # type: ignore[assignment]
     identity = {key: container.get(key) for key in ("model", "optimizer", "scheduler", "seed")}
     identity["data"] = data_identity(container["data"])
-    identity["trainer"] = {k: v for k, v in container["trainer"].items() if k not in EXECUTION_KEYS}
+    identity["trainer"] = {k: v for k, v in container["trainer"].items()
+                          if f"trainer.{k}" not in STAGE_EXEMPT_KEYS}
     identity["processes"] = distributed.world_size()  # dropout draws differ per process
     return identity
 
@@ -91,7 +95,6 @@ def train_stage(stage: DictConfig, folder: str | Path) -> str:
     The selected (last-step) model is ``folder/checkpoints/best.pt``; ``folder/stage.json`` holds
     the stage's steps and seconds.
     """
-    from robustml.train.build import build  # build imports the loop; a stage is its own run
     folder = Path(folder)
     with stage_lock(folder):
         if (folder / MARKER).is_file():
@@ -105,7 +108,7 @@ def train_stage(stage: DictConfig, folder: str | Path) -> str:
             stage.trainer.resume, stage.trainer.resume_force = True, True
         if distributed.is_main():
             write_text(folder / "config.yaml", OmegaConf.to_yaml(stage))
-        trainer, _, _ = build(stage, folder)  # seeds with stage.seed
+        trainer = _stage_trainer(stage, folder)
         result = trainer.fit()
         if distributed.is_main():
             write_text(folder / MARKER, json.dumps({"steps": trainer.step, "selected_step": result["best_step"],
@@ -113,3 +116,65 @@ def train_stage(stage: DictConfig, folder: str | Path) -> str:
                                                    indent=2) + "\n")
         distributed.barrier()  # stage.json is written before any process reads it
     return "trained"
+
+
+def _stage_trainer(stage: DictConfig, folder: Path) -> Any:
+    """Build a stage's trainer as a run of its own: seeded with ``stage.seed`` before its data and
+    again before its model, as :func:`robustml.pipeline.run.run` seeds a run."""
+    device = resolve_device(stage.trainer.device)
+    seed_everything(stage.seed, device)
+    data = build_splits(stage, folder)
+    seed_everything(stage.seed, device)
+    return build_trainer(stage, data, folder)
+
+
+def run_config(folder: str | Path, *, what: str) -> DictConfig:
+    """Load a finished run's resolved ``config.yaml``; a folder without one is named, as ``what``."""
+    path = Path(folder) / "config.yaml"
+    if not path.is_file():
+        raise FileNotFoundError(f"{what}={folder} is not a run folder: {path} does not exist (expected "
+                                "the directory of a finished robustml-train run: config.yaml and "
+                                "checkpoints/best.pt)")
+    return OmegaConf.load(path)
+
+
+def load_trained_model(source: str | Path, model_cfg: DictConfig | None, splits: DataSplits,
+                       device: torch.device | str = "cpu") -> torch.nn.Module:
+    """Build a run's model for ``splits`` and load its selected weights, in eval mode.
+
+    Args:
+        source: A run folder (``config.yaml`` and ``checkpoints/best.pt``) or a checkpoint file
+            (``best.pt``/``last.pt``, whose architecture is then ``model_cfg``).
+        model_cfg: The model config node when ``source`` is a file (ignored for a folder, whose
+            ``config.yaml`` says the model).
+        splits: The data the model is applied to (input shape and number of classes).
+        device: Where the model goes.
+
+    Raises:
+        FileNotFoundError: When the folder lacks ``config.yaml`` or its checkpoint.
+        ValueError: When the checkpoint's parameters do not fit the model built for ``splits``
+            (trained on another input shape or number of classes).
+    """
+    source = Path(source)
+    trained_on = "unknown data"
+    if source.is_dir():
+        run_cfg = run_config(source, what="the model source")
+        model_cfg, trained_on = run_cfg.model, str(OmegaConf.select(run_cfg, "data._target_"))
+        checkpoint = source / "checkpoints" / "best.pt"
+    else:
+        checkpoint = source
+        if model_cfg is None:
+            raise ValueError(f"a checkpoint file ({source}) needs the model config it was trained with")
+    model = build_from(OmegaConf.create({"model": model_cfg}), "model", input_shape=splits.input_shape,
+                       num_outputs=num_outputs_for(splits.num_classes))
+    state = load_checkpoint(checkpoint, map_location="cpu")
+    try:
+        model.load_state_dict(state["model"])
+    except RuntimeError as error:
+        detail = str(error).strip().splitlines()[-1].strip()
+        raise ValueError(
+            f"the checkpoint {checkpoint} does not fit a {model_cfg._target_.rsplit('.', 1)[-1]} built "
+            f"for this dataset (input shape {tuple(splits.input_shape)}, {splits.num_classes} classes): "
+            f"{detail}. It was trained on {trained_on}; use it with the data it was trained on, or "
+            "pass a checkpoint trained on this dataset") from error
+    return model.to(device).eval()

@@ -1,14 +1,14 @@
 """JTT's stage one for ``robustml-train method=jtt``: train ERM for T steps (or reuse it), find the error set.
 
 Liu et al. (ICML 2021), Algorithm 1 (see :mod:`robustml.methods.jtt`). Stage one is an ERM stage
-(:mod:`robustml.train.stages`): the run's data, model and optimizer trained with plain ERM,
+(:mod:`robustml.pipeline.stages`): the run's data, model and optimizer trained with plain ERM,
 uniform sampling and no cleaning or augmentation for ``method.stage_one.max_steps`` steps (or
 ``method.stage_one.epochs``); its final model (the authors' epoch ``T``, no selection) predicts
 the training split and the misclassified examples form the error set. The entry
 ``<method.cache_dir>/stage_one_<hash>/`` is the stage's folder (a stopped stage one resumes from
 its last checkpoint) plus ``error_set.npy`` and ``stage_one.json`` (the stage-one config and the
 error-set size), written last; its hash covers only what stage one depends on
-(:func:`~robustml.train.stages.stage_identity`), so a sweep over ``method.lambda_up`` trains stage
+(:func:`~robustml.pipeline.stages.stage_identity`), so a sweep over ``method.lambda_up`` trains stage
 one once. ``method.stage_one_dir`` names an entry to reuse; an entry whose config differs is
 refused with the differing keys.
 """
@@ -30,10 +30,14 @@ from robustml.atomic import atomic_path
 from robustml.data.contract import GroupedDataset
 from robustml.data.loading import LoaderSettings, eval_loader
 from robustml.methods.jtt import UpsampledOrder, check_lambda_up, error_set, upweight_loss_weights
+from robustml.identity import differences
+from robustml.pipeline.build import resolve_device
+from robustml.pipeline.instantiate import build_from
+from robustml.pipeline.stages import (erm_stage_config, load_trained_model, stage_identity, stage_key,
+                                      stage_lock, train_stage)
 from robustml.report import markdown_table, write_text
-from robustml.train.methods import differing_keys
 from robustml.train import distributed
-from robustml.train.stages import erm_stage_config, stage_identity, stage_key, stage_lock, train_stage
+from robustml.train.evaluate import predict_dataset
 from robustml.validation import check_int
 
 log = logging.getLogger(__name__)
@@ -126,10 +130,6 @@ def _train_stage_one(stage: DictConfig, config: dict[str, Any], entry: Path) -> 
 
 def _write_error_set(stage: DictConfig, config: dict[str, Any], entry: Path) -> None:
     """Write stage one's ``error_set.npy``, then ``stage_one.json``, from its saved final model."""
-    from robustml.train.build import resolve_device
-    from robustml.train.evaluate import predict_dataset
-    from robustml.train.instantiate import build_from
-    from robustml.train.reference import load_trained_model
     if not distributed.is_main():  # the main process writes it; the others wait at the barrier
         return
     device = resolve_device(stage.trainer.device)
@@ -167,7 +167,8 @@ def jtt_stage_one(cfg: DictConfig) -> StageOne:
                  _describe_t(cfg), entry)
         cached = _train_stage_one(stage, config, entry) == "reused"
     record = json.loads((entry / "stage_one.json").read_text())
-    differ = differing_keys(config, record["config"])
+    differ = [f"{key}: this run has {mine!r}, the cache has {cached!r}"
+              for key, mine, cached in differences(config, record["config"])]
     if differ or record.get("version") != CACHE_VERSION:
         raise ValueError(f"the JTT stage-one cache {entry} was made with another config ("
                          + "; ".join(differ or [f"version {record.get('version')!r}"]) + "); use "

@@ -18,10 +18,10 @@ from robustml.features import cached_features
 from robustml.groups.clustering import DEFAULT_NUM_CLUSTERS
 from robustml.heads.dfr import DFRClassifier
 from robustml.train.checkpoint import load_checkpoint
-from robustml.train.dfr import DFR_HEAD
+from robustml.pipeline.dfr import DFR_HEAD
 from robustml.train.evaluate import model_device, predict_dataset
-from robustml.train.instantiate import build_from
-from robustml.train.reference import load_trained_model
+from robustml.pipeline.instantiate import build_from
+from robustml.pipeline.stages import load_trained_model
 
 
 def audit_data(run_cfg: DictConfig | None, overrides: Sequence[str]) -> DataSplits:

@@ -1,11 +1,19 @@
 """Infer a run's groups without group labels (``cfg.groups``) and report how they match the true ones.
 
 :func:`attach_inferred_groups` runs the chosen method of :mod:`robustml.groups` on a reference
-model (:mod:`robustml.train.reference`) over the training and validation splits and sets each
+model over the training and validation splits and sets each
 split's ``inferred`` partition, which ``loss.partition=inferred``, ``sampler.partition=inferred``
 and ``trainer.select=worst_inferred_group`` then use. Validation's parts come from the same
 reference model: its error split, its own EIIL assignment, or the training clusters' ``predict``.
 No group label is read until :func:`inferred_report` compares the parts with the true groups.
+
+The reference model is ``groups.reference.checkpoint`` (a trained run's folder, with
+``config.yaml`` and ``checkpoints/best.pt``, or a checkpoint file whose model matches
+``cfg.model``) or else an ERM stage (:mod:`robustml.pipeline.stages`) trained first with the
+run's data, model, optimizer and trainer settings for ``groups.reference.max_steps`` steps (at
+most the run's own), the last step kept (no group labels). That stage is a folder under
+``groups.reference.cache_dir`` named by the hash of what it trains, so a sweep over the second
+stage trains it once.
 """
 
 from __future__ import annotations
@@ -24,7 +32,8 @@ from robustml.groups import (InferredGroups, cluster_names, cluster_within_class
                              error_split, error_split_names, partition_agreement)
 from robustml.losses import predict
 from robustml.report.tables import markdown_table, percent
-from robustml.train.reference import load_trained_model, trained_reference
+from robustml.pipeline.build import max_steps_for, resolve_device
+from robustml.pipeline.stages import erm_stage_config, load_trained_model, stage_key, train_stage
 
 METHODS = ("error_split", "eiil", "clustering")
 
@@ -45,6 +54,28 @@ def dataset_logits(model: torch.nn.Module, dataset: GroupedDataset, batch_size: 
         return torch.cat([model(x.to(device)).float() for x in dataset.x.split(batch_size)])
     loader = eval_loader(dataset, LoaderSettings(eval_batch_size=min(batch_size, 256)))
     return torch.cat([model(batch["x"]).float() for batch in iter_inputs(loader, device)])
+
+
+def reference_config(cfg: DictConfig, num_train: int) -> DictConfig:
+    """Return the config of the ERM reference stage of ``cfg`` (see the module docstring).
+
+    Its steps are ``groups.reference.max_steps``, at most the run's own (``num_train`` examples
+    turn ``trainer.epochs`` into steps).
+    """
+    steps = min(int(cfg.groups.reference.max_steps), max_steps_for(cfg, num_train))
+    return erm_stage_config(cfg, suffix="reference", max_steps=steps)
+
+
+def trained_reference(cfg: DictConfig, num_train: int) -> tuple[Path, str]:
+    """Train the ERM reference stage of ``cfg`` unless its cache holds it; return its folder and status.
+
+    Returns ``(folder, "trained" | "reused")``; the folder is a stage folder of
+    :func:`~robustml.pipeline.stages.train_stage` (``config.yaml``, ``checkpoints/best.pt``, and
+    ``stage.json`` once finished). A stage that was stopped resumes from its last checkpoint.
+    """
+    ref_cfg = reference_config(cfg, num_train)
+    folder = Path(cfg.groups.reference.cache_dir) / stage_key(ref_cfg)
+    return folder, train_stage(ref_cfg, folder)
 
 
 def _reference(cfg: DictConfig, splits: DataSplits, device: torch.device) -> tuple[torch.nn.Module, dict[str, Any]]:
@@ -107,7 +138,6 @@ def attach_inferred_groups(cfg: DictConfig, splits: DataSplits) -> None:
         ValueError: When a setting uses the inferred partition but ``groups`` is null, or the
             method is unknown.
     """
-    from robustml.train.build import resolve_device
     groups = OmegaConf.select(cfg, "groups")
     if groups is None:
         uses = _uses_of_inferred(cfg)

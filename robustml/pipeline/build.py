@@ -1,18 +1,19 @@
-"""Build the pieces of one run from its config: device, seeds, data, model, loss, optimizer,
-scheduler, sampling, augmentation and the :class:`~robustml.train.loop.Trainer` that holds them.
+"""Build the pieces of one run from its config: device, data, model, loss, optimizer, scheduler,
+sampling, augmentation and the :class:`~robustml.train.loop.Trainer` that holds them.
 
-This is the one module that turns config nodes into objects for training; the orchestration of a
-run (train, select, evaluate, report) is :func:`robustml.train.run.run`.
+This is the one module that turns config nodes into training objects, in two steps that a run
+separates with its stages (:func:`robustml.pipeline.run.run`): :func:`build_splits` (data, cleaned
+when asked, on the device) and :func:`build_trainer` (model, loss, optimizer, sampling). It trains
+no stage and seeds nothing: the run seeds (:func:`robustml.train.seed_everything`) before each step.
 """
 
 from __future__ import annotations
 
 import math
-import random
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import numpy as np
 import torch
 from omegaconf import DictConfig, OmegaConf
 
@@ -22,28 +23,15 @@ from robustml.data.checks import require_nonempty_groups
 from robustml.data.contract import DataSplits, GroupedTensorDataset
 from robustml.data.samplers import GroupBalancedSampler, balanced_sample_weights
 from robustml.losses import CounterfactualConsistencyPenalty, GroupLoss, PenalizedLoss, num_outputs_for
+from robustml.pipeline.instantiate import build_from, runtime_kwargs
 from robustml.train import distributed
-from robustml.train.inferred import attach_inferred_groups
-from robustml.train.instantiate import build_from, runtime_kwargs
 from robustml.train.loop import Trainer, TrainSettings
 
 if TYPE_CHECKING:
-    from robustml.train.clean import CleanedData
-    from robustml.train.jtt import StageOne
+    from robustml.pipeline.clean import CleanedData
 
-
-def seed_everything(seed: int, device: torch.device | str = "cpu") -> None:
-    """Seed Python, numpy and torch; on CUDA, also ask torch for deterministic algorithms.
-
-    The CPU kernels robustml uses are deterministic for a given thread count (exact resume is
-    tested on them); the switch matters for CUDA's atomics-based kernels. It is left off on the
-    CPU because it imports torch's compiler stack (``torch._inductor``), about 2 s per run.
-    """
-    random.seed(seed)
-    np.random.seed(seed % 2**32)
-    torch.manual_seed(seed)
-    if torch.device(device).type == "cuda":
-        torch.use_deterministic_algorithms(True, warn_only=True)
+Sampling = tuple[Any, "torch.Tensor | None", int]
+"""``(sampler, sample_weights, epoch_size)`` of a training split (see :func:`build_sampling`)."""
 
 
 def resolve_device(name: str) -> torch.device:
@@ -109,37 +97,54 @@ def max_steps_for(cfg: DictConfig, num_train: int) -> int:
     return int(cfg.trainer.epochs) * math.ceil(num_train / batch_size)
 
 
-def build(cfg: DictConfig, run_dir: Path, *,
-          jtt: StageOne | None = None) -> tuple[Trainer, DataSplits, CleanedData | None]:
-    """Instantiate data (cleaned if ``cfg.cleaning``), model, loss, optimizer and scheduler.
+@dataclass
+class RunData:
+    """A run's data, ready for training.
 
-    ``jtt``: JTT's stage one, whose error set stage two upweights (sampler or loss weights).
-
-    Python, numpy and torch are seeded with ``cfg.seed`` here, and again just before the model is
-    built: the model's initial weights and every later draw depend on the seed only, not on
-    whether this process trained an earlier stage (JTT's stage one, cleaning's folds, a reference
-    model for inferred groups) or reused it from its cache.
+    Attributes:
+        splits: train, val and test on the run's device (in-memory splits; on-disk splits keep
+            their metadata on the CPU and the trainer moves each batch).
+        train_counts: Group counts of the training split before cleaning, which weight the
+            train-mix average (the data's mix, not the cleaner's).
+        cleaned: The cleaning stage's result (``None`` without ``cfg.cleaning``).
     """
+
+    splits: DataSplits
+    train_counts: torch.Tensor
+    cleaned: CleanedData | None = None
+
+
+def build_splits(cfg: DictConfig, run_dir: Path) -> RunData:
+    """Return the run's data: its splits on its device, the training split cleaned when
+    ``cfg.cleaning`` asks (the cleaning stage writes its files into ``run_dir``)."""
     device = resolve_device(cfg.trainer.device)
-    seed_everything(cfg.seed, device)
     splits: DataSplits = build_from(cfg, "data")
-    # The train-mix average weights groups by the training data's mix, also when cleaning prunes
-    # or relabels examples (the report says so).
     train_counts = splits.train.group_counts()
     cleaned = None
     if cfg.cleaning is not None:
         if distributed.world_size() > 1:
             raise ValueError("cleaning=confident_learning cannot run under torchrun (its folds train "
                              "in one process): run it without torchrun, or drop cleaning")
-        from robustml.train.clean import clean_splits  # cleanlab and scikit-learn: only when asked
+        from robustml.pipeline.clean import clean_splits  # cleanlab and scikit-learn: only when asked
         cleaned = clean_splits(cfg, splits, run_dir)
         splits = DataSplits(cleaned.train, splits.val, splits.test, description=splits.description)
-    # In-memory splits move to the device; on-disk splits keep their metadata on the CPU and
-    # the trainer moves each DataLoader batch.
-    splits = DataSplits(*(split.to(device) for _, split in splits.items()),
-                        description=splits.description)
-    attach_inferred_groups(cfg, splits)  # cfg.groups: partitions inferred from a reference model
-    seed_everything(cfg.seed, device)  # the same draws from here whether stages ran or were reused
+    splits = DataSplits(*(split.to(device) for _, split in splits.items()), description=splits.description)
+    return RunData(splits, train_counts, cleaned)
+
+
+def build_trainer(cfg: DictConfig, data: RunData, run_dir: Path, *,
+                  sampling: Sampling | None = None) -> Trainer:
+    """Return the run's :class:`~robustml.train.loop.Trainer` over ``data`` (from :func:`build_splits`).
+
+    Args:
+        cfg: The run's config.
+        data: The run's data, with inferred partitions attached when the run infers groups.
+        run_dir: Where the trainer writes ``metrics.jsonl`` and ``checkpoints/``.
+        sampling: ``(sampler, sample_weights, epoch_size)`` replacing ``cfg.sampler``'s (JTT's
+            upsampled stage two).
+    """
+    splits, cleaned = data.splits, data.cleaned
+    device = resolve_device(cfg.trainer.device)
     num_outputs = num_outputs_for(splits.num_classes)
     model = build_from(cfg, "model", input_shape=splits.input_shape, num_outputs=num_outputs).to(device)
     ids, num_parts = splits.train.partition(cfg.loss.partition)
@@ -147,10 +152,9 @@ def build(cfg: DictConfig, run_dir: Path, *,
     criterion = build_from(cfg, "loss.criterion", **runtime_kwargs(cfg.loss.criterion, available))
     criterion = criterion.to(device)
     optimizer = build_from(cfg, "optimizer")(params=model.parameters())
-    sampler, sample_weights = build_sampling(cfg, splits.train)
-    epoch_size = len(splits.train)
-    if jtt is not None:
-        sampler, sample_weights, epoch_size = jtt.sampling(cfg, splits.train)
+    if sampling is None:
+        sampling = (*build_sampling(cfg, splits.train), len(splits.train))
+    sampler, sample_weights, epoch_size = sampling
     settings = TrainSettings(
         max_steps=max_steps_for(cfg, epoch_size), batch_size=cfg.trainer.batch_size,
         eval_every=cfg.trainer.eval_every, eval_train=cfg.trainer.eval_train,
@@ -169,9 +173,7 @@ def build(cfg: DictConfig, run_dir: Path, *,
         weights = cleaned.weights.to(device)
         sample_weights = weights if sample_weights is None else sample_weights * weights
     augment, criterion = build_augment(cfg, splits.train, criterion)
-    trainer = Trainer(model, criterion, optimizer, splits.train, splits.val, settings, run_dir=run_dir,
-                      partition=cfg.loss.partition, scheduler=scheduler, augment=augment,
-                      sampler=sampler, sample_weights=sample_weights, train_counts=train_counts,
-                      epoch_size=epoch_size,
-                      config=OmegaConf.to_container(cfg, resolve=True))
-    return trainer, splits, cleaned
+    return Trainer(model, criterion, optimizer, splits.train, splits.val, settings, run_dir=run_dir,
+                   partition=cfg.loss.partition, scheduler=scheduler, augment=augment,
+                   sampler=sampler, sample_weights=sample_weights, train_counts=data.train_counts,
+                   epoch_size=epoch_size, config=OmegaConf.to_container(cfg, resolve=True))

@@ -1,6 +1,9 @@
-"""``run(cfg)``: the orchestration of one run: build, train, select on validation, evaluate, report.
+"""``run(cfg)``: one run, its stages spelled out in order: clean labels, infer groups, train
+(JTT's stage one first), refit a last layer (DFR), stress test, report.
 
-Pieces are built from the config in :mod:`robustml.train.build`; the console scripts that call
+Pieces are built from the config in :mod:`robustml.pipeline.build`; each method is one module of
+this package (:mod:`~robustml.pipeline.clean`, :mod:`~robustml.pipeline.inferred`,
+:mod:`~robustml.pipeline.jtt`, :mod:`~robustml.pipeline.dfr`); the console scripts that call
 ``run`` live in :mod:`robustml.cli`.
 """
 
@@ -16,53 +19,18 @@ from robustml.augment import counterfactual_stress_test, render_stress_table
 from robustml.data.contract import DataSplits
 from robustml.data.loading import eval_loader
 from robustml.losses import predict
+from robustml.pipeline import dfr, jtt
+from robustml.pipeline.build import RunData, build_splits, build_trainer, resolve_device
+from robustml.pipeline.inferred import attach_inferred_groups, inferred_report
+from robustml.pipeline.labels import describe_group_label_use, method_name, render_group_label_use
 from robustml.report import (plot_group_accuracy, plot_history, render_console_summary,
                              write_metrics_json, write_report_md, write_text)
-from robustml.train import distributed, methods
-from robustml.train.build import build
-from robustml.train.inferred import inferred_report
-from robustml.train.memory import keep_freed_memory
-from robustml.train.naming import register_run_name_resolver
+from robustml.train import distributed
+from robustml.train.rng import seed_everything
 from robustml.validation import check_int
 
 if TYPE_CHECKING:
-    from robustml.train.clean import CleanedData
     from robustml.train.loop import Trainer
-
-register_run_name_resolver()
-
-
-SELECTION_LABELS = {"worst_group": "validation group labels (val worst-group accuracy)",
-                    "avg": "none (val average accuracy)",
-                    "last": "none (the last checkpoint)",
-                    "worst_class": "none (val worst-class accuracy)",
-                    "worst_inferred_group": "none (val worst inferred-group accuracy, groups inferred on val)"}
-
-
-def describe_group_label_use(cfg: DictConfig) -> dict[str, str]:
-    """Say what group labels were used for: ``{"training", "selection", "evaluation"}`` in words."""
-    uses = []
-    if cfg.loss.partition == "group" and cfg.loss.criterion._target_.rsplit(".", 1)[-1] != "ERMLoss":
-        uses.append("the loss used group labels (partition=group)")
-    if cfg.loss.partition == "env":
-        uses.append("the loss used environment labels (partition=env), not group labels")
-    if cfg.sampler.kind != "uniform":
-        uses.append(f"{cfg.sampler.kind} sampling used {cfg.sampler.partition} labels")
-    if OmegaConf.select(cfg, "groups") is not None:
-        uses.append(f"none: {cfg.groups.method} groups inferred from a reference model without group labels")
-    if cfg.augment is not None:
-        uses.append("counterfactual augmentation used the spurious-attribute labels (attr)")
-    if cfg.cleaning is not None and (cfg.cleaning.guard.max_fraction < 1 or cfg.cleaning.guard.protect_groups):
-        uses.append("the label-cleaning guard used training group labels")
-    return methods.label_use(cfg, {"training": "; ".join(uses) or "none",
-                                   "selection": SELECTION_LABELS[cfg.trainer.select],
-                                   "evaluation": "group labels of val and test, to report per-group accuracy"})
-
-
-def render_group_label_use(uses: dict[str, str]) -> str:
-    """Render :func:`describe_group_label_use` as the report's bullet list."""
-    return (f"- Training: {uses['training']}.\n- Model selection: {uses['selection']}.\n"
-            f"- Evaluation: {uses['evaluation']}.")
 
 
 def stress_test(model: torch.nn.Module, splits: DataSplits) -> tuple[dict[str, float], list[str]]:
@@ -141,16 +109,30 @@ def run(cfg: DictConfig, run_dir: str | Path | None = None, *, summary: str = "f
     main = distributed.is_main()  # the one process that writes files and prints
     if main:
         write_text(run_dir / "config.yaml", OmegaConf.to_yaml(cfg, resolve=True))
-    keep_freed_memory()   # full-batch steps reuse their large buffers instead of faulting them in
-    stage_one = methods.before_build(cfg)   # JTT's stage one (trained, or reused from its cache)
-    trainer, splits, cleaned = build(cfg, run_dir, jtt=stage_one)
-    result = methods.fit(cfg, trainer)       # trainer.fit(), or a DFR base run's checkpoint
-    trainer.load_best()
-    final, extra_tables = _evaluate_selected(cfg, trainer, splits, cleaned, result)
-    final, extra_tables = methods.after_evaluate(cfg, trainer, splits, final, extra_tables, stage_one)
+    method = method_name(cfg)
+    stage_one = jtt.jtt_stage_one(cfg) if method == "jtt" else None  # trained, or reused from its cache
+    device = resolve_device(cfg.trainer.device)
+    seed_everything(cfg.seed, device)
+    data = build_splits(cfg, run_dir)                # cleaning=...: labels cleaned first
+    attach_inferred_groups(cfg, data.splits)         # groups=...: partitions from a reference model
+    seed_everything(cfg.seed, device)  # the same draws from here whether stages ran or were reused
+    trainer = build_trainer(cfg, data, run_dir,
+                            sampling=None if stage_one is None else stage_one.sampling(cfg, data.splits.train))
+    if method == "dfr" and cfg.method.base_run is not None:
+        result = dfr.reuse_base_run(cfg, trainer.model, trainer.best_path)
+    else:
+        result = trainer.fit()
+        trainer.load_best()
+    final, extra_tables = _evaluate_selected(cfg, trainer, data, result)
+    if stage_one is not None:
+        final.update(stage_one.summary)
+        extra_tables.insert(0, stage_one.report_md)
+    if method == "dfr":
+        final, extra_tables = dfr.dfr_stage(cfg, trainer.model, data, run_dir, final, extra_tables)
     uses = describe_group_label_use(cfg)
     if not main:
         return final  # the same metrics on every process; rank 0 writes and prints them
+    splits = data.splits
     _write_outputs(cfg, run_dir, final, result, trainer, splits, uses, extra_tables)
     if summary == "full":
         print(render_console_summary(final, title=f"{cfg.name} (seed {cfg.seed})",
@@ -174,11 +156,12 @@ def _run_dir(run_dir: str | Path | None) -> Path:
     return run_dir
 
 
-def _evaluate_selected(cfg: DictConfig, trainer: Trainer, splits: DataSplits,
-                       cleaned: CleanedData | None, result: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
+def _evaluate_selected(cfg: DictConfig, trainer: Trainer, data: RunData,
+                       result: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
     """Evaluate the selected model on every split; return the final metrics and extra report tables."""
+    splits, cleaned = data.splits, data.cleaned
     final: dict[str, Any] = {"selection": cfg.trainer.select, "selected_step": result["best_step"],
-                             "steps": trainer.step, "train_seconds": round(result["elapsed"], 3)}
+                             "steps": result["steps"], "train_seconds": round(result["elapsed"], 3)}
     for name, split in splits.items():
         loader = None if split.in_memory else eval_loader(split, trainer.settings.loader)
         final.update(distributed.evaluate_split(
@@ -207,7 +190,7 @@ def _write_outputs(cfg: DictConfig, run_dir: Path, final: dict[str, Any], result
         group_names=splits.group_names, splits=("train", "val", "test"),
         group_label_use=render_group_label_use(uses),
         notes=[splits.description,
-               f"Selected step {result['best_step']} of {trainer.step} by `{cfg.trainer.select}`."],
+               f"Selected step {result['best_step']} of {result['steps']} by `{cfg.trainer.select}`."],
         extra_tables=extra_tables)
     plots = run_dir / "plots"
     plot_group_accuracy(plots / "group_accuracy.png", final, splits.group_names, splits=("val", "test"))

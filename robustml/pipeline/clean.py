@@ -30,7 +30,7 @@ from robustml.data.contract import DataSplits, GroupedDataset, GroupedTensorData
 from robustml.data.datasets.noisy import label_noise_of
 from robustml.report import markdown_table, write_metrics_json, write_text
 from robustml.losses import num_outputs_for
-from robustml.train.instantiate import build_from
+from robustml.pipeline.instantiate import build_from
 
 METHODS = ("auto", "cross_fit", "kfold", "estimator", "heads")
 CACHE_VERSION = "robustml.clean/2"  # bump when the probabilities for the same config change
