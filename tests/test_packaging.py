@@ -1,12 +1,19 @@
-"""The package ships every module and the top-level configs/ (installed as robustml.configs)."""
+"""The package ships every module and the top-level configs/ (installed as robustml.configs); the
+SLURM launcher is an extra that ``make`` installs."""
 
 from __future__ import annotations
 
+import re
 import tomllib
 
 from support import REPO
 
 PYPROJECT = tomllib.loads((REPO / "pyproject.toml").read_text())
+
+
+def _names(requirements: list[str]) -> set[str]:
+    """Return the distribution names of ``requirements`` (without versions, extras or markers)."""
+    return {re.match(r"[A-Za-z0-9._-]+", requirement).group() for requirement in requirements}
 
 
 def test_every_package_under_robustml_is_listed_for_the_wheel():
@@ -30,3 +37,14 @@ def test_the_installed_config_package_is_the_top_level_folder():
     assert robustml.configs.__file__ is not None
     assert str(REPO / "configs") in robustml.configs.__file__ or (
         not (REPO / ".venv").exists())  # a wheel install elsewhere carries its own copy
+
+
+def test_the_slurm_launcher_is_an_extra_that_make_installs():
+    """``pip install robustml`` leaves submitit out; ``make`` installs it for the sweep tests."""
+    project = PYPROJECT["project"]
+    slurm = _names(project["optional-dependencies"]["slurm"])
+    assert slurm == {"hydra-submitit-launcher", "submitit"}
+    assert not slurm & _names(project["dependencies"]), "the SLURM launcher is a base dependency"
+    installed = re.search(r'pip install .*-e "\.\[([^\]]*)\]"', (REPO / "Makefile").read_text())
+    assert installed and set(installed.group(1).split(",")) == {"dev", "slurm"}, (
+        "make setup must install the dev and slurm extras")
