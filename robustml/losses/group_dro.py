@@ -56,9 +56,10 @@ class GroupDROLoss(GroupLoss):
     This is exact when the forward pass is deterministic (no dropout); it costs one extra
     forward pass without gradients.
 
-    Multiple processes: when ``torch.distributed`` is initialized, a training-mode call
-    all-reduces (sums) the per-group loss sums and counts (weighted loss sums and weight sums
-    when ``weight`` is given), so every process computes the same global group means and holds
+    Multiple processes (opt-in, ``sync_processes=True``): a training-mode call all-reduces
+    (sums) over the default ``torch.distributed`` process group the per-group loss sums and
+    counts (weighted loss sums and weight sums when ``weight`` is given), so every process
+    computes the same global group means and holds
     the same ``q``, equal to a single process seeing the concatenated batches. The returned loss
     on each process is ``world_size * sum_g q_g * S_g / n_g`` with ``S_g`` the local (weighted)
     loss sum and ``n_g`` the global count (weight sum): DDP averages gradients over processes,
@@ -66,7 +67,9 @@ class GroupDROLoss(GroupLoss):
     (a plain local ``sum_g q_g * L_g^local`` would weight small local group samples like large
     ones). The mean of the returned values over processes is the global loss. Every process
     must call the loss in training mode the same number of times (as DDP requires anyway);
-    eval-mode calls run no collective and use local group means.
+    eval-mode calls run no collective and use local group means. By default the loss runs no
+    collective, initialized process group or not: every process keeps its own ``q`` from its own
+    batches. ``robustml-train`` under ``torchrun`` turns it on.
 
     Args:
         num_groups: Number of groups ``G``; ids passed to ``forward`` lie in ``[0, G)``.
@@ -75,22 +78,27 @@ class GroupDROLoss(GroupLoss):
             ``adjustment > 0``.
         adjustment: The generalization adjustment ``C`` (0 = off; the paper tunes 0..5).
         normalize_loss: Divide the adjusted group losses by their sum before the step.
+        sync_processes: Sum the group statistics of updating calls over all processes of the
+            initialized default process group (see "Multiple processes"); ``False`` keeps every
+            call local.
 
     Attributes:
         q: Group weights, shape ``(G,)``, starting uniform.
         last_group_losses: Group (weighted) mean losses of the last updating call, shape
-            ``(G,)`` (0 for groups absent from the batch; global means when distributed).
+            ``(G,)`` (0 for groups absent from the batch; global means with ``sync_processes``).
         last_group_counts: Group counts (weight sums with ``weight``) of the last updating
-            call's batch, shape ``(G,)`` (global when distributed).
+            call's batch, shape ``(G,)`` (global with ``sync_processes``).
     """
 
     def __init__(self, num_groups: int, *, step_size: float = 0.01,
                  group_counts: Sequence[int] | torch.Tensor | None = None,
-                 adjustment: float = 0.0, normalize_loss: bool = False) -> None:
+                 adjustment: float = 0.0, normalize_loss: bool = False,
+                 sync_processes: bool = False) -> None:
         super().__init__(num_groups)
         self.step_size = check_nonnegative("step_size", step_size)
         self.adjustment = check_nonnegative("adjustment", adjustment)
         self.normalize_loss = bool(normalize_loss)
+        self.sync_processes = bool(sync_processes)
         counts = None if group_counts is None else _as_counts(group_counts, self.num_groups)
         adjustments = torch.zeros(self.num_groups)
         if self.adjustment > 0:
@@ -141,7 +149,9 @@ class GroupDROLoss(GroupLoss):
         world_size = 1
         if update:
             with torch.no_grad():
-                total_sums, counts, world_size = _sum_over_processes(sums.detach(), counts)
+                total_sums = sums.detach()
+                if self.sync_processes:
+                    total_sums, counts, world_size = _sum_over_processes(total_sums, counts)
                 means = total_sums / _nonzero(counts)
                 self.q.copy_(group_dro_step(
                     self.q, means, counts > 0, step_size=self.step_size,
@@ -184,8 +194,6 @@ def _as_counts(group_counts: Sequence[int] | torch.Tensor, num_groups: int,
 def _sum_over_processes(sums: torch.Tensor,
                         counts: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, int]:
     """Return the sums and counts (or weight sums) added over all processes, and their number."""
-    if not (dist.is_available() and dist.is_initialized()):
-        return sums, counts, 1
     packed = torch.stack([sums, counts])
     dist.all_reduce(packed, op=dist.ReduceOp.SUM)
     return packed[0], packed[1], dist.get_world_size()

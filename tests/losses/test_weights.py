@@ -326,7 +326,7 @@ def test_group_dro_all_reduces_weighted_sums(monkeypatch):
         monkeypatch.setattr(group_dro_module, "dist", types.SimpleNamespace(
             is_available=lambda: True, is_initialized=lambda: True, get_world_size=lambda: 2,
             all_reduce=all_reduce, ReduceOp=types.SimpleNamespace(SUM="sum")))
-        criterion = GroupDROLoss(NUM_GROUPS, **options).double()
+        criterion = GroupDROLoss(NUM_GROUPS, sync_processes=True, **options).double()
         x = x.clone().requires_grad_(True)
         value = criterion(x, y, g, weight=w)
         value.backward()

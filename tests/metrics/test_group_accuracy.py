@@ -205,6 +205,11 @@ def test_argument_errors_name_the_argument(kwargs, error, message):
         GroupAccuracy(num_groups, **kwargs)
 
 
+def test_process_group_needs_sync_processes():
+    with pytest.raises(ValueError, match="process_group .* needs sync_processes=True"):
+        GroupAccuracy(2, process_group=object())
+
+
 # Distributed: two CPU processes over gloo --------------------------------------------------
 WORLD_CHUNKS = [
     # rank 0 sees groups 0 and 1 only, rank 1 sees groups 1 and 2 only.
@@ -216,7 +221,7 @@ WORLD_CHUNKS = [
 def _distributed_worker(rank, init_file, out_dir):
     dist.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank, world_size=2)
     try:
-        meter = GroupAccuracy(3, train_counts=[4, 2, 2])
+        meter = GroupAccuracy(3, train_counts=[4, 2, 2], sync_processes=True)
         meter.update(*(torch.tensor(a) for a in WORLD_CHUNKS[rank]))
         first, second = meter.compute(), meter.compute()
         record = {"first": first, "second": second, "local_total": meter.total.tolist()}
