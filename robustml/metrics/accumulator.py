@@ -80,8 +80,9 @@ class GroupAccuracy(nn.Module):
         if self.validate_args:
             _check_inputs(preds, target, groups, self.num_groups)
         device = self.total.device
-        self.total += per_group_counts(groups, self.num_groups).to(device)
-        self.correct += per_group_counts(groups[preds == target], self.num_groups).to(device)
+        self.total += per_group_counts(groups, num_groups=self.num_groups).to(device)
+        self.correct += per_group_counts(groups[preds == target],
+                                         num_groups=self.num_groups).to(device)
 
     @torch.no_grad()
     def compute(self) -> dict[str, float]:
