@@ -9,7 +9,7 @@ import torch.distributed as dist
 
 from robustml.losses.base import GroupLoss
 from robustml.losses.checks import check_finite, check_inputs, check_nonnegative, check_weight
-from robustml.losses.functional import classification_loss, group_dro_step, group_sums
+from robustml.losses.functional import classification_loss, group_sums
 
 
 class GroupDROLoss(GroupLoss):
@@ -19,9 +19,9 @@ class GroupDROLoss(GroupLoss):
     Algorithm 1. At every training-mode call: group mean losses ``L_g`` over the batch, the
     generalization adjustment ``L~_g = L_g + C / sqrt(n_g)`` (``C = adjustment``, ``n_g`` the
     training-set count), optionally ``L~ <- L~ / sum(L~)``, then ``q_g <- q_g * exp(eta * L~_g)``,
-    ``q <- q / sum(q)`` (see :func:`~robustml.losses.functional.group_dro_step`). The returned
-    loss is ``sum_g q_g * L_g`` with the updated ``q`` held constant. Unlike the reference code,
-    the returned value does not include the adjustment (same gradient, comparable values).
+    ``q <- q / sum(q)`` (see :func:`group_dro_step`). The returned loss is ``sum_g q_g * L_g``
+    with the updated ``q`` held constant. Unlike the reference code, the returned value does not
+    include the adjustment (same gradient, comparable values).
 
     Per-example weights: with ``weight``, each group loss is the weighted mean
     ``L_g = sum_{i in g} w_i l_i / sum_{i in g} w_i`` (so an example of weight 0 has no influence,
@@ -197,3 +197,33 @@ def _sum_over_processes(sums: torch.Tensor,
     packed = torch.stack([sums, counts])
     dist.all_reduce(packed, op=dist.ReduceOp.SUM)
     return packed[0], packed[1], dist.get_world_size()
+
+
+def group_dro_step(q: torch.Tensor, group_losses: torch.Tensor, present: torch.Tensor, *,
+                   step_size: float, adjustments: torch.Tensor | None = None,
+                   normalize_loss: bool = False) -> torch.Tensor:
+    """Return the group weights after one exponentiated-gradient step of online Group DRO.
+
+    Sagawa et al., ICLR 2020, Algorithm 1: ``L~_g = L_g + C / sqrt(n_g)``, optionally
+    ``L~ <- L~ / sum(L~)``, then ``q_g <- q_g * exp(eta * L~_g)`` and ``q <- q / sum(q)``. A group
+    absent from the batch (``present[g]`` false) gets exponent 0: no evidence about its loss, so no
+    update (the reference code instead still adds its ``C / sqrt(n_g)``). The step is taken in log
+    space (``softmax(log q + eta * L~)``), the same update without overflow of ``exp``. If the
+    normalizer ``sum(L~)`` is 0 (every loss exactly 0), all exponents are 0.
+
+    Args:
+        q: Current weights, shape ``(G,)``, non-negative, summing to 1.
+        group_losses: Mean loss of each group ``L_g``, shape ``(G,)`` (any value where absent).
+        present: Shape ``(G,)`` bool, whether the group has samples in the batch.
+        step_size: The step size ``eta``.
+        adjustments: Optional ``C / sqrt(n_g)``, shape ``(G,)``.
+        normalize_loss: Divide the adjusted losses by their sum before the step.
+    """
+    exponent = group_losses.detach().to(q.dtype)
+    if adjustments is not None:
+        exponent = exponent + adjustments.to(q.dtype)
+    exponent = torch.where(present, exponent, torch.zeros_like(exponent))
+    if normalize_loss:
+        total = exponent.sum()
+        exponent = exponent / torch.where(total > 0, total, torch.ones_like(total))
+    return torch.softmax(torch.log(q) + step_size * exponent, dim=0)

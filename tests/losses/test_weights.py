@@ -10,8 +10,8 @@ from torch import nn
 import robustml.losses.group_dro as group_dro_module
 from robustml.losses import (CounterfactualConsistencyPenalty, ERMLoss, GroupDROLoss, IRMLoss,
                              IRMPenalty, PenalizedLoss, VRExLoss, VRExPenalty)
-from robustml.losses.functional import (classification_loss, group_dro_step, group_sums,
-                                        mean_irm_penalty, vrex_penalty)
+from robustml.losses.functional import classification_loss, group_sums, mean_irm_penalty, vrex_penalty
+from robustml.losses.group_dro import group_dro_step
 
 NUM_GROUPS = 3
 COUNTS = [40, 25, 6]
