@@ -70,7 +70,7 @@ def weighted_mean(values: torch.Tensor, weight: torch.Tensor | None = None) -> t
     return (weight * values).sum() / weight.sum()
 
 
-def group_sums(values: torch.Tensor, groups: torch.Tensor, num_groups: int, *,
+def group_sums(values: torch.Tensor, groups: torch.Tensor, *, num_groups: int,
                weight: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """Return per-group sums of ``values`` and per-group counts, each shape ``(num_groups,)``.
 
@@ -278,6 +278,6 @@ def vrex_penalty(logits: torch.Tensor, target: torch.Tensor, groups: torch.Tenso
     check_weight(weight, logits.shape[0])
     _environments(groups, "V-REx penalty", weight)  # raises unless >= 2 environments are present
     sums, totals = group_sums(classification_loss(logits, target), groups,
-                              int(groups.max()) + 1, weight=weight)
+                              num_groups=int(groups.max()) + 1, weight=weight)
     present = totals > 0
     return (sums[present] / totals[present]).var(correction=0)

@@ -136,7 +136,7 @@ class GroupDROLoss(GroupLoss):
         check_weight(weight, logits.shape[0])
         update = self.training if update is None else bool(update)
         losses = check_finite(classification_loss(logits, target), "per-example loss")
-        sums, counts = group_sums(losses, groups, self.num_groups, weight=weight)
+        sums, counts = group_sums(losses, groups, num_groups=self.num_groups, weight=weight)
         if batch_counts is not None:
             if update:
                 raise ValueError("batch_counts is for the micro-batches of a step whose q update "

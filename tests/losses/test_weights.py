@@ -92,7 +92,7 @@ def test_weight_none_keeps_the_previous_formulas_bit_for_bit():
     # Group DRO before weights: means over counts.clamp(min=1).
     criterion = GroupDROLoss(NUM_GROUPS, step_size=0.7).double()
     value = criterion(logits, target, groups, weight=None)
-    sums, counts = group_sums(losses, groups, NUM_GROUPS)
+    sums, counts = group_sums(losses, groups, num_groups=NUM_GROUPS)
     q = group_dro_step(torch.full((3,), 1 / 3, dtype=torch.float64), sums / counts.clamp(min=1),
                        counts > 0, step_size=0.7)
     assert torch.equal(criterion.q, q)
@@ -311,7 +311,8 @@ def test_group_dro_all_reduces_weighted_sums(monkeypatch):
                       dtype=torch.float64)
     assert not bool(w1[g1 == 2].any())  # group 2 has weight on rank 0 only
     ranks = [(x0, y0, g0, w0), (x1, y1, g1, w1)]
-    contributions = [torch.stack(group_sums(classification_loss(x, y), g, NUM_GROUPS, weight=w))
+    contributions = [torch.stack(group_sums(classification_loss(x, y), g, num_groups=NUM_GROUPS,
+                                             weight=w))
                      for x, y, g, w in ranks]
     options = {"step_size": 0.7, "group_counts": COUNTS, "adjustment": 1.5}
     single = GroupDROLoss(NUM_GROUPS, **options).double()
