@@ -56,18 +56,18 @@ class GroupDROLoss(GroupLoss):
     This is exact when the forward pass is deterministic (no dropout); it costs one extra
     forward pass without gradients.
 
-    Multiple processes (opt-in, ``sync_processes=True``): a training-mode call all-reduces
-    (sums) over the default ``torch.distributed`` process group the per-group loss sums and
-    counts (weighted loss sums and weight sums when ``weight`` is given), so every process
-    computes the same global group means and holds
-    the same ``q``, equal to a single process seeing the concatenated batches. The returned loss
+    Multiple processes (opt-in, ``sync_processes=True``): an updating call all-reduces (sums)
+    the per-group loss sums and counts over the default ``torch.distributed`` process group
+    (weighted loss sums and weight sums when ``weight`` is given), so every process computes the
+    same global group means and holds the same ``q``, equal to a single process seeing the
+    concatenated batches. The returned loss
     on each process is ``world_size * sum_g q_g * S_g / n_g`` with ``S_g`` the local (weighted)
     loss sum and ``n_g`` the global count (weight sum): DDP averages gradients over processes,
     so the averaged gradient is exactly the gradient of ``sum_g q_g * L_g`` on the global batch
     (a plain local ``sum_g q_g * L_g^local`` would weight small local group samples like large
     ones). The mean of the returned values over processes is the global loss. Every process
-    must call the loss in training mode the same number of times (as DDP requires anyway);
-    eval-mode calls run no collective and use local group means. By default the loss runs no
+    must make the same number of updating calls (as DDP requires anyway); other calls run no
+    collective and use local group means. By default the loss runs no
     collective, initialized process group or not: every process keeps its own ``q`` from its own
     batches. ``robustml-train`` under ``torchrun`` turns it on.
 
