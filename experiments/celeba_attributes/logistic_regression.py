@@ -28,7 +28,7 @@ def main() -> None:
     model = LogisticRegression(max_iter=1000).fit(splits.train.x.numpy(), splits.train.y.numpy())
     for name, split in (("val", splits.val), ("test", splits.test)):
         preds = torch.from_numpy(model.predict(split.x.numpy()))
-        result = group_accuracy(preds, split.y, split.group, splits.num_groups,
+        result = group_accuracy(preds, split.y, split.group, num_groups=splits.num_groups,
                                 train_counts=splits.train.group_counts())
         print(f"{name}: average {100 * result['acc_avg']:.1f}%, train-prior-weighted average "
               f"{100 * result['acc_weighted_avg']:.1f}%, worst group {100 * result['acc_worst_group']:.1f}% "

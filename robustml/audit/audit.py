@@ -72,7 +72,7 @@ def audit_predictions(dataset: GroupedDataset, preds: np.ndarray | torch.Tensor,
         raise ValueError(f"preds must have shape ({len(dataset)},) and features ({len(dataset)}, D) to "
                          f"match the dataset, got {tuple(preds.shape)} and {features.shape}")
     y, groups = dataset.y.cpu(), dataset.group.cpu()
-    metrics = {f"{split}/{k}": v for k, v in group_accuracy(preds, y, groups, dataset.num_groups).items()}
+    metrics = {f"{split}/{k}": v for k, v in group_accuracy(preds, y, groups, num_groups=dataset.num_groups).items()}
     slices = discover_slices(features, y.numpy(), preds.numpy(), dataset.num_classes,
                              num_clusters=num_clusters, seed=seed)
     if feature_names is not None:

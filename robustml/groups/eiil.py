@@ -10,9 +10,8 @@ maximizes the IRMv1 penalty
 then threshold ``q_i > 0.5``. As in the authors' Colored MNIST code, the weighted risks are means
 over all ``N`` examples (not normalized by each environment's mass), ``w`` starts from a standard
 normal draw and Adam (lr 0.001) runs 10,000 full-batch steps. The gradient with respect to the
-dummy scale ``s`` has a closed form in the logits (Arjovsky et al. 2019; see
-``robustml.losses.functional``): ``r_i = (sigmoid(z_i) - y_i) z_i`` for one logit and
-``r_i = sum_c (softmax(z_i)_c - onehot(y_i)_c) z_ic`` for ``C`` logits, so
+dummy scale ``s`` is ``mean(q r)`` with ``r`` the closed form of IRMv1's per-example terms
+(:func:`robustml.losses.functional.scale_gradients`, the one IRM penalties use), so
 ``P = mean(q r)^2 + mean((1 - q) r)^2`` needs no second backward pass.
 """
 
@@ -22,29 +21,8 @@ from dataclasses import dataclass
 
 import torch
 
+from robustml.losses.functional import scale_gradients
 from robustml.validation import check_int, check_real
-
-
-def scale_gradients(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-    """Return ``r_i``, the derivative of example ``i``'s loss with respect to a logit scale at 1.
-
-    Args:
-        logits: Reference-model logits, shape ``(N, 1)`` (binary, BCE with logits) or ``(N, C)``
-            with ``C >= 2`` (cross-entropy).
-        target: Class ids, shape ``(N,)``, int64.
-
-    Returns:
-        ``r``, shape ``(N,)``, float32.
-    """
-    if logits.dim() != 2 or target.shape != (logits.shape[0],):
-        raise ValueError(f"logits must have shape (N, C) and target (N,), got {tuple(logits.shape)} "
-                         f"and {tuple(target.shape)}")
-    logits = logits.float()
-    if logits.shape[1] == 1:
-        z = logits[:, 0]
-        return (torch.sigmoid(z) - target.float()) * z
-    onehot = torch.nn.functional.one_hot(target, logits.shape[1]).float()
-    return ((torch.softmax(logits, dim=1) - onehot) * logits).sum(1)
 
 
 @dataclass
@@ -64,7 +42,13 @@ class EIILResult:
 
 
 def eiil_penalty(r: torch.Tensor, q: torch.Tensor) -> torch.Tensor:
-    """Return ``mean(q r)^2 + mean((1 - q) r)^2``, the EI objective of Creager et al. (Eq. 4)."""
+    """Return ``mean(q r)^2 + mean((1 - q) r)^2``, the EI objective of Creager et al. (Eq. 4).
+
+    ``r`` comes from :func:`~robustml.losses.functional.scale_gradients`. With a hard assignment
+    (``q`` in ``{0, 1}``) of ``n_1`` and ``n_2`` of the ``N`` examples, it is
+    ``(n_1 / N)^2 P_1 + (n_2 / N)^2 P_2`` with ``P_e`` the
+    :func:`~robustml.losses.functional.irm_penalty` of environment ``e``.
+    """
     return (q * r).mean().pow(2) + ((1 - q) * r).mean().pow(2)
 
 
@@ -84,7 +68,7 @@ def eiil_environments(logits: torch.Tensor, target: torch.Tensor, *, num_steps: 
     """
     num_steps = check_int("num_steps", num_steps, minimum=1)
     lr = check_real("lr", lr, minimum=0.0)
-    r = scale_gradients(logits.detach(), target).detach()
+    r = scale_gradients(logits.detach().float(), target)  # float32 whatever the logits dtype
     generator = torch.Generator(device="cpu").manual_seed(int(seed))
     w = torch.randn(r.shape[0], generator=generator).to(r.device).requires_grad_()
     optimizer = torch.optim.Adam([w], lr=lr)

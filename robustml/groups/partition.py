@@ -58,9 +58,9 @@ def selection_metrics(preds: torch.Tensor, target: torch.Tensor, num_classes: in
         num_classes: Number of classes.
         inferred: The split's inferred partition, or ``None``.
     """
-    out = {"acc_worst_class": group_accuracy(preds, target, target, num_classes)["acc_worst_group"]}
+    out = {"acc_worst_class": group_accuracy(preds, target, target, num_groups=num_classes)["acc_worst_group"]}
     if inferred is not None:
-        parts = group_accuracy(preds, target, inferred.ids.to(preds.device), inferred.num_parts)
+        parts = group_accuracy(preds, target, inferred.ids.to(preds.device), num_groups=inferred.num_parts)
         out["acc_worst_inferred_group"] = parts["acc_worst_group"]
         out.update({f"acc_inferred_group_{k}": parts[f"acc_group_{k}"] for k in range(inferred.num_parts)})
     return out

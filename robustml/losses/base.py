@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
-
+import torch
 from torch import nn
 
 from robustml.validation import check_int
@@ -41,7 +40,7 @@ class GroupLoss(nn.Module):
         return {}
 
 
-def environments_argument(groups: Any, envs: Any) -> Any:
+def environments_argument(groups: torch.Tensor | None, envs: torch.Tensor | None) -> torch.Tensor:
     """Return the partition ids of a loss given as ``groups`` or by its alias ``envs``.
 
     IRM and V-REx compare environments; ``envs=`` lets a loop say so. Exactly one must be given.

@@ -70,7 +70,7 @@ def weighted_mean(values: torch.Tensor, weight: torch.Tensor | None = None) -> t
     return (weight * values).sum() / weight.sum()
 
 
-def group_sums(values: torch.Tensor, groups: torch.Tensor, num_groups: int, *,
+def group_sums(values: torch.Tensor, groups: torch.Tensor, *, num_groups: int,
                weight: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """Return per-group sums of ``values`` and per-group counts, each shape ``(num_groups,)``.
 
@@ -92,38 +92,24 @@ def group_sums(values: torch.Tensor, groups: torch.Tensor, num_groups: int, *,
     return (membership * values[:, None]).sum(dim=0), membership.sum(dim=0)
 
 
-def group_dro_step(q: torch.Tensor, group_losses: torch.Tensor, present: torch.Tensor, *,
-                   step_size: float, adjustments: torch.Tensor | None = None,
-                   normalize_loss: bool = False) -> torch.Tensor:
-    """Return the group weights after one exponentiated-gradient step of online Group DRO.
+def scale_gradients(logits: torch.Tensor, target: torch.Tensor, *,
+                    validate_args: bool = True) -> torch.Tensor:
+    """Return ``r_i = d/dw loss(w * z_i, y_i)`` at ``w = 1`` per example, in closed form.
 
-    Sagawa et al., ICLR 2020, Algorithm 1: ``L~_g = L_g + C / sqrt(n_g)``, optionally
-    ``L~ <- L~ / sum(L~)``, then ``q_g <- q_g * exp(eta * L~_g)`` and ``q <- q / sum(q)``. A group
-    absent from the batch (``present[g]`` false) gets exponent 0: no evidence about its loss, so no
-    update (the reference code instead still adds its ``C / sqrt(n_g)``). The step is taken in log
-    space (``softmax(log q + eta * L~)``), the same update without overflow of ``exp``. If the
-    normalizer ``sum(L~)`` is 0 (every loss exactly 0), all exponents are 0.
+    The terms of the IRMv1 gradient (Arjovsky et al. 2019), which the IRM penalties and EIIL's
+    environment inference average: ``r_i = (sigmoid(z_i) - y_i) * z_i`` for one logit (BCE),
+    ``r_i = sum_c (softmax(z_i)_c - onehot(y_i)_c) * z_ic`` for ``C >= 2`` logits (CE).
 
     Args:
-        q: Current weights, shape ``(G,)``, non-negative, summing to 1.
-        group_losses: Mean loss of each group ``L_g``, shape ``(G,)`` (any value where absent).
-        present: Shape ``(G,)`` bool, whether the group has samples in the batch.
-        step_size: The step size ``eta``.
-        adjustments: Optional ``C / sqrt(n_g)``, shape ``(G,)``.
-        normalize_loss: Divide the adjusted losses by their sum before the step.
+        logits: Shape ``(N, C)``.
+        target: Shape ``(N,)``, int64 class ids.
+        validate_args: Check the inputs; ``False`` for inputs a caller has checked.
+
+    Returns:
+        ``r``, shape ``(N,)``, float32 (float64 for float64 logits).
     """
-    exponent = group_losses.detach().to(q.dtype)
-    if adjustments is not None:
-        exponent = exponent + adjustments.to(q.dtype)
-    exponent = torch.where(present, exponent, torch.zeros_like(exponent))
-    if normalize_loss:
-        total = exponent.sum()
-        exponent = exponent / torch.where(total > 0, total, torch.ones_like(total))
-    return torch.softmax(torch.log(q) + step_size * exponent, dim=0)
-
-
-def _scale_gradients(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-    """Return ``d/dw loss(w * z_i, y_i)`` at ``w = 1`` per example, shape ``(N,)``, closed form."""
+    if validate_args:
+        check_inputs(logits, target)
     if logits.dtype in (torch.float16, torch.bfloat16):
         logits = logits.float()
     if logits.shape[1] == 1:
@@ -150,12 +136,12 @@ def irm_penalty(logits: torch.Tensor, target: torch.Tensor, *, unbiased: bool = 
                 generator: torch.Generator | None = None) -> torch.Tensor:
     """Return the IRMv1 penalty of one environment in closed form (no second backward pass).
 
-    Arjovsky et al. 2019, IRMv1: ``||d/dw R_e(w * f(x))|_{w=1}||^2``. The derivative is
-    ``g = mean_i (sigmoid(z_i) - y_i) * z_i`` for one logit (BCE) and
-    ``g = mean_i sum_c (softmax(z_i)_c - onehot(y_i)_c) * z_ic`` for ``C >= 2`` logits (CE).
-    The biased estimate is ``g ** 2``. The paper's unbiased estimate is ``g_1 * g_2``
-    over two disjoint halves of the batch: positions ``0, 2, 4, ...`` and ``1, 3, 5, ...`` (the
-    loader already shuffles), or a random split drawn from ``generator`` when one is given.
+    Arjovsky et al. 2019, IRMv1: ``||d/dw R_e(w * f(x))|_{w=1}||^2``; :func:`mean_irm_penalty`
+    averages it over environments. The derivative is ``g = mean_i r_i`` (``r`` from
+    :func:`scale_gradients`); the biased estimate is ``g ** 2``, the paper's unbiased estimate
+    ``g_1 * g_2`` over two disjoint halves of the batch: positions ``0, 2, 4, ...`` and
+    ``1, 3, 5, ...`` (the loader already shuffles), or a random split drawn from ``generator``
+    when one is given.
 
     Args:
         logits: Shape ``(N, C)``, the environment's examples only.
@@ -166,12 +152,12 @@ def irm_penalty(logits: torch.Tensor, target: torch.Tensor, *, unbiased: bool = 
     Returns:
         Scalar penalty, float32 (float64 for float64 logits).
     """
-    check_inputs(logits, target)
-    return _square_of_mean(_scale_gradients(logits, target), unbiased=unbiased, generator=generator)
+    return _square_of_mean(scale_gradients(logits, target), unbiased=unbiased, generator=generator)
 
 
 def _square_of_mean(values: torch.Tensor, *, unbiased: bool,
                     generator: torch.Generator | None) -> torch.Tensor:
+    """Return ``values.mean() ** 2``, or the product of the means of two halves if ``unbiased``."""
     if not unbiased:
         return values.mean() ** 2
     first, second = _halves(values.shape[0], generator, values.device)
@@ -221,8 +207,8 @@ def _environments(groups: torch.Tensor, penalty: str,
     if len(envs) < 2:
         kind = "environments" if weight is None else "environments with positive total weight"
         raise ValueError(f"groups: the {penalty} compares environments, so groups must hold at "
-                         f"least 2 {kind}, found {len(envs)} ({envs}); check loss.partition and "
-                         "that the sampler draws every environment")
+                         f"least 2 {kind}, found {len(envs)} ({envs}); pass environment ids as "
+                         "groups, and batches that hold every environment")
     return envs
 
 
@@ -231,6 +217,8 @@ def mean_irm_penalty(logits: torch.Tensor, target: torch.Tensor, groups: torch.T
                      closed_form: bool = True,
                      generator: torch.Generator | None = None) -> torch.Tensor:
     """Return the IRMv1 penalty averaged over the environments present in the batch.
+
+    The mean over environments of :func:`irm_penalty`, the penalty of one environment.
 
     Arjovsky et al. 2019, Eq. IRMv1; the reference Colored MNIST code averages the per-environment
     penalties over its training environments, as done here.
@@ -246,7 +234,7 @@ def mean_irm_penalty(logits: torch.Tensor, target: torch.Tensor, groups: torch.T
         generator: Optional generator for random halves (unbiased only).
     """
     check_inputs(logits, target, groups, num_groups=num_groups)
-    gradients = _scale_gradients(logits, target) if closed_form else None
+    gradients = scale_gradients(logits, target, validate_args=False) if closed_form else None
     penalties = []
     for env in _environments(groups, "IRM penalty"):
         mask = groups == env
@@ -267,7 +255,7 @@ def mean_irm_penalty(logits: torch.Tensor, target: torch.Tensor, groups: torch.T
 def vrex_penalty(logits: torch.Tensor, target: torch.Tensor, groups: torch.Tensor, *,
                  num_groups: int | None = None,
                  weight: torch.Tensor | None = None) -> torch.Tensor:
-    """Return the V-REx penalty: the variance of the per-environment mean risks.
+    """Return the V-REx penalty over environments: the variance of the per-environment risks.
 
     Krueger et al., ICML 2021, the V-REx penalty ``Var_e(R_e)`` over the environments present in
     the batch, as a population variance (divide by the number of environments), as DomainBed's
@@ -290,6 +278,6 @@ def vrex_penalty(logits: torch.Tensor, target: torch.Tensor, groups: torch.Tenso
     check_weight(weight, logits.shape[0])
     _environments(groups, "V-REx penalty", weight)  # raises unless >= 2 environments are present
     sums, totals = group_sums(classification_loss(logits, target), groups,
-                              int(groups.max()) + 1, weight=weight)
+                              num_groups=int(groups.max()) + 1, weight=weight)
     present = totals > 0
     return (sums[present] / totals[present]).var(correction=0)

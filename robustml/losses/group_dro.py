@@ -9,7 +9,7 @@ import torch.distributed as dist
 
 from robustml.losses.base import GroupLoss
 from robustml.losses.checks import check_finite, check_inputs, check_nonnegative, check_weight
-from robustml.losses.functional import classification_loss, group_dro_step, group_sums
+from robustml.losses.functional import classification_loss, group_sums
 
 
 class GroupDROLoss(GroupLoss):
@@ -19,9 +19,9 @@ class GroupDROLoss(GroupLoss):
     Algorithm 1. At every training-mode call: group mean losses ``L_g`` over the batch, the
     generalization adjustment ``L~_g = L_g + C / sqrt(n_g)`` (``C = adjustment``, ``n_g`` the
     training-set count), optionally ``L~ <- L~ / sum(L~)``, then ``q_g <- q_g * exp(eta * L~_g)``,
-    ``q <- q / sum(q)`` (see :func:`~robustml.losses.functional.group_dro_step`). The returned
-    loss is ``sum_g q_g * L_g`` with the updated ``q`` held constant. Unlike the reference code,
-    the returned value does not include the adjustment (same gradient, comparable values).
+    ``q <- q / sum(q)`` (see :func:`group_dro_step`). The returned loss is ``sum_g q_g * L_g``
+    with the updated ``q`` held constant. Unlike the reference code, the returned value does not
+    include the adjustment (same gradient, comparable values).
 
     Per-example weights: with ``weight``, each group loss is the weighted mean
     ``L_g = sum_{i in g} w_i l_i / sum_{i in g} w_i`` (so an example of weight 0 has no influence,
@@ -56,17 +56,20 @@ class GroupDROLoss(GroupLoss):
     This is exact when the forward pass is deterministic (no dropout); it costs one extra
     forward pass without gradients.
 
-    Multiple processes: when ``torch.distributed`` is initialized, a training-mode call
-    all-reduces (sums) the per-group loss sums and counts (weighted loss sums and weight sums
-    when ``weight`` is given), so every process computes the same global group means and holds
-    the same ``q``, equal to a single process seeing the concatenated batches. The returned loss
+    Multiple processes (opt-in, ``sync_processes=True``): an updating call all-reduces (sums)
+    the per-group loss sums and counts over the default ``torch.distributed`` process group
+    (weighted loss sums and weight sums when ``weight`` is given), so every process computes the
+    same global group means and holds the same ``q``, equal to a single process seeing the
+    concatenated batches. The returned loss
     on each process is ``world_size * sum_g q_g * S_g / n_g`` with ``S_g`` the local (weighted)
     loss sum and ``n_g`` the global count (weight sum): DDP averages gradients over processes,
     so the averaged gradient is exactly the gradient of ``sum_g q_g * L_g`` on the global batch
     (a plain local ``sum_g q_g * L_g^local`` would weight small local group samples like large
     ones). The mean of the returned values over processes is the global loss. Every process
-    must call the loss in training mode the same number of times (as DDP requires anyway);
-    eval-mode calls run no collective and use local group means.
+    must make the same number of updating calls (as DDP requires anyway); other calls run no
+    collective and use local group means. By default the loss runs no
+    collective, initialized process group or not: every process keeps its own ``q`` from its own
+    batches. ``robustml-train`` under ``torchrun`` turns it on.
 
     Args:
         num_groups: Number of groups ``G``; ids passed to ``forward`` lie in ``[0, G)``.
@@ -75,22 +78,27 @@ class GroupDROLoss(GroupLoss):
             ``adjustment > 0``.
         adjustment: The generalization adjustment ``C`` (0 = off; the paper tunes 0..5).
         normalize_loss: Divide the adjusted group losses by their sum before the step.
+        sync_processes: Sum the group statistics of updating calls over all processes of the
+            initialized default process group (see "Multiple processes"); ``False`` keeps every
+            call local.
 
     Attributes:
         q: Group weights, shape ``(G,)``, starting uniform.
         last_group_losses: Group (weighted) mean losses of the last updating call, shape
-            ``(G,)`` (0 for groups absent from the batch; global means when distributed).
+            ``(G,)`` (0 for groups absent from the batch; global means with ``sync_processes``).
         last_group_counts: Group counts (weight sums with ``weight``) of the last updating
-            call's batch, shape ``(G,)`` (global when distributed).
+            call's batch, shape ``(G,)`` (global with ``sync_processes``).
     """
 
     def __init__(self, num_groups: int, *, step_size: float = 0.01,
                  group_counts: Sequence[int] | torch.Tensor | None = None,
-                 adjustment: float = 0.0, normalize_loss: bool = False) -> None:
+                 adjustment: float = 0.0, normalize_loss: bool = False,
+                 sync_processes: bool = False) -> None:
         super().__init__(num_groups)
         self.step_size = check_nonnegative("step_size", step_size)
         self.adjustment = check_nonnegative("adjustment", adjustment)
         self.normalize_loss = bool(normalize_loss)
+        self.sync_processes = bool(sync_processes)
         counts = None if group_counts is None else _as_counts(group_counts, self.num_groups)
         adjustments = torch.zeros(self.num_groups)
         if self.adjustment > 0:
@@ -128,7 +136,7 @@ class GroupDROLoss(GroupLoss):
         check_weight(weight, logits.shape[0])
         update = self.training if update is None else bool(update)
         losses = check_finite(classification_loss(logits, target), "per-example loss")
-        sums, counts = group_sums(losses, groups, self.num_groups, weight=weight)
+        sums, counts = group_sums(losses, groups, num_groups=self.num_groups, weight=weight)
         if batch_counts is not None:
             if update:
                 raise ValueError("batch_counts is for the micro-batches of a step whose q update "
@@ -141,7 +149,9 @@ class GroupDROLoss(GroupLoss):
         world_size = 1
         if update:
             with torch.no_grad():
-                total_sums, counts, world_size = _sum_over_processes(sums.detach(), counts)
+                total_sums = sums.detach()
+                if self.sync_processes:
+                    total_sums, counts, world_size = _sum_over_processes(total_sums, counts)
                 means = total_sums / _nonzero(counts)
                 self.q.copy_(group_dro_step(
                     self.q, means, counts > 0, step_size=self.step_size,
@@ -184,8 +194,36 @@ def _as_counts(group_counts: Sequence[int] | torch.Tensor, num_groups: int,
 def _sum_over_processes(sums: torch.Tensor,
                         counts: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, int]:
     """Return the sums and counts (or weight sums) added over all processes, and their number."""
-    if not (dist.is_available() and dist.is_initialized()):
-        return sums, counts, 1
     packed = torch.stack([sums, counts])
     dist.all_reduce(packed, op=dist.ReduceOp.SUM)
     return packed[0], packed[1], dist.get_world_size()
+
+
+def group_dro_step(q: torch.Tensor, group_losses: torch.Tensor, present: torch.Tensor, *,
+                   step_size: float, adjustments: torch.Tensor | None = None,
+                   normalize_loss: bool = False) -> torch.Tensor:
+    """Return the group weights after one exponentiated-gradient step of online Group DRO.
+
+    Sagawa et al., ICLR 2020, Algorithm 1: ``L~_g = L_g + C / sqrt(n_g)``, optionally
+    ``L~ <- L~ / sum(L~)``, then ``q_g <- q_g * exp(eta * L~_g)`` and ``q <- q / sum(q)``. A group
+    absent from the batch (``present[g]`` false) gets exponent 0: no evidence about its loss, so no
+    update (the reference code instead still adds its ``C / sqrt(n_g)``). The step is taken in log
+    space (``softmax(log q + eta * L~)``), the same update without overflow of ``exp``. If the
+    normalizer ``sum(L~)`` is 0 (every loss exactly 0), all exponents are 0.
+
+    Args:
+        q: Current weights, shape ``(G,)``, non-negative, summing to 1.
+        group_losses: Mean loss of each group ``L_g``, shape ``(G,)`` (any value where absent).
+        present: Shape ``(G,)`` bool, whether the group has samples in the batch.
+        step_size: The step size ``eta``.
+        adjustments: Optional ``C / sqrt(n_g)``, shape ``(G,)``.
+        normalize_loss: Divide the adjusted losses by their sum before the step.
+    """
+    exponent = group_losses.detach().to(q.dtype)
+    if adjustments is not None:
+        exponent = exponent + adjustments.to(q.dtype)
+    exponent = torch.where(present, exponent, torch.zeros_like(exponent))
+    if normalize_loss:
+        total = exponent.sum()
+        exponent = exponent / torch.where(total > 0, total, torch.ones_like(total))
+    return torch.softmax(torch.log(q) + step_size * exponent, dim=0)

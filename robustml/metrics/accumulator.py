@@ -22,9 +22,11 @@ class GroupAccuracy(nn.Module):
     on another device are counted there and the counts moved to the meter's device. The buffers
     are not persistent (not in ``state_dict()``): an evaluation pass starts over after a resume.
 
-    Under ``torch.distributed``, :meth:`compute` sums the counts of all processes of
-    ``process_group`` (an all-reduce, so every process must call it) and every process gets the
-    global result; the local counts are left unchanged. With NCCL, keep the meter on the GPU.
+    Multiple processes (opt-in, ``sync_processes=True``): :meth:`compute` sums the counts of all
+    processes of ``process_group`` (an all-reduce, so every process must call it) and every
+    process gets the global result; the local counts are left unchanged. With NCCL, keep the
+    meter on the GPU. By default :meth:`compute` runs no collective, initialized process group or
+    not, and reports this process's examples only.
 
     Args:
         num_groups: Number of groups.
@@ -32,7 +34,10 @@ class GroupAccuracy(nn.Module):
             ``acc_weighted_avg`` to the result.
         validate_args: Check the inputs of every :meth:`update`; pass ``False`` in hot loops. The
             constructor's arguments are always checked.
-        process_group: Group to all-reduce over; ``None`` is the default (world) group.
+        sync_processes: Sum the counts over the processes of ``process_group`` in
+            :meth:`compute` (needs an initialized ``torch.distributed`` process group).
+        process_group: Group to all-reduce over with ``sync_processes``; ``None`` is the default
+            (world) group.
 
     Example:
         >>> meter = GroupAccuracy(num_groups=2)
@@ -46,13 +51,17 @@ class GroupAccuracy(nn.Module):
 
     def __init__(self, num_groups: int, *,
                  train_counts: torch.Tensor | Sequence[float] | None = None,
-                 validate_args: bool = True,
+                 validate_args: bool = True, sync_processes: bool = False,
                  process_group: dist.ProcessGroup | None = None) -> None:
         super().__init__()
+        if process_group is not None and not sync_processes:
+            raise ValueError("process_group is the group that sync_processes=True sums the counts "
+                             "over, so it needs sync_processes=True, got sync_processes=False")
         self.num_groups = _check_num_groups(num_groups)
         self.train_counts = (None if train_counts is None
                              else _check_train_counts(train_counts, self.num_groups))
         self.validate_args = bool(validate_args)
+        self.sync_processes = bool(sync_processes)
         self.process_group = process_group
         self.register_buffer("correct", torch.zeros(self.num_groups, dtype=torch.int64),
                              persistent=False)
@@ -71,14 +80,15 @@ class GroupAccuracy(nn.Module):
         if self.validate_args:
             _check_inputs(preds, target, groups, self.num_groups)
         device = self.total.device
-        self.total += per_group_counts(groups, self.num_groups).to(device)
-        self.correct += per_group_counts(groups[preds == target], self.num_groups).to(device)
+        self.total += per_group_counts(groups, num_groups=self.num_groups).to(device)
+        self.correct += per_group_counts(groups[preds == target],
+                                         num_groups=self.num_groups).to(device)
 
     @torch.no_grad()
     def compute(self) -> dict[str, float]:
         """Return the dict of :func:`robustml.metrics.group_accuracy` for all examples so far."""
         correct, total = self.correct, self.total
-        if dist.is_available() and dist.is_initialized():
+        if self.sync_processes:
             counts = torch.stack([correct, total])  # a copy: the local state stays local
             dist.all_reduce(counts, op=dist.ReduceOp.SUM, group=self.process_group)
             correct, total = counts[0], counts[1]

@@ -21,7 +21,7 @@ import torch
 from robustml.validation import check_ids, check_int
 
 
-def per_group_counts(groups: torch.Tensor, num_groups: int) -> torch.Tensor:
+def per_group_counts(groups: torch.Tensor, *, num_groups: int) -> torch.Tensor:
     """Count the examples of each group.
 
     Args:
@@ -105,8 +105,8 @@ def _accuracy_from_counts(correct: torch.Tensor, total: torch.Tensor,
     return result
 
 
-def group_accuracy(preds: torch.Tensor, target: torch.Tensor, groups: torch.Tensor,
-                   num_groups: int, *, train_counts: torch.Tensor | Sequence[float] | None = None,
+def group_accuracy(preds: torch.Tensor, target: torch.Tensor, groups: torch.Tensor, *,
+                   num_groups: int, train_counts: torch.Tensor | Sequence[float] | None = None,
                    validate_args: bool = True) -> dict[str, float]:
     """Compute per-group, worst-group and average accuracy.
 
@@ -139,7 +139,7 @@ def group_accuracy(preds: torch.Tensor, target: torch.Tensor, groups: torch.Tens
 
     Example:
         >>> preds, target = torch.tensor([1, 0, 1, 1]), torch.tensor([1, 1, 1, 0])
-        >>> group_accuracy(preds, target, torch.tensor([0, 0, 1, 1]), 2)["acc_worst_group"]
+        >>> group_accuracy(preds, target, torch.tensor([0, 0, 1, 1]), num_groups=2)["acc_worst_group"]
         0.5
     """
     if validate_args:
@@ -147,6 +147,6 @@ def group_accuracy(preds: torch.Tensor, target: torch.Tensor, groups: torch.Tens
         _check_inputs(preds, target, groups, num_groups)
     counts = None if train_counts is None else _check_train_counts(
         train_counts, num_groups, validate_args=validate_args)
-    total = per_group_counts(groups, num_groups)
-    correct = per_group_counts(groups[preds == target], num_groups)
+    total = per_group_counts(groups, num_groups=num_groups)
+    correct = per_group_counts(groups[preds == target], num_groups=num_groups)
     return _accuracy_from_counts(correct, total, counts)

@@ -148,7 +148,8 @@ def build_trainer(cfg: DictConfig, data: RunData, run_dir: Path, *,
     num_outputs = num_outputs_for(splits.num_classes)
     model = build_from(cfg, "model", input_shape=splits.input_shape, num_outputs=num_outputs).to(device)
     ids, num_parts = splits.train.partition(cfg.loss.partition)
-    available = {"num_groups": num_parts, "group_counts": torch.bincount(ids, minlength=num_parts)}
+    available = {"num_groups": num_parts, "group_counts": torch.bincount(ids, minlength=num_parts),
+                 "sync_processes": distributed.world_size() > 1}
     criterion = build_from(cfg, "loss.criterion", **runtime_kwargs(cfg.loss.criterion, available))
     criterion = criterion.to(device)
     optimizer = build_from(cfg, "optimizer")(params=model.parameters())

@@ -102,7 +102,7 @@ def dfr_stage(cfg: DictConfig, model: torch.nn.Module, data: RunData, run_dir: P
     out.update({f"base/{key}": value for key, value in final.items() if key.startswith(SPLIT_PREFIXES)})
     for name, split in splits.items():
         preds = torch.from_numpy(result.predict(features[name]).astype(np.int64))
-        metrics = group_accuracy(preds, split.y.cpu(), split.group.cpu(), split.num_groups,
+        metrics = group_accuracy(preds, split.y.cpu(), split.group.cpu(), num_groups=split.num_groups,
                                  train_counts=data.train_counts.cpu())
         out.update({f"{name}/{key}": value for key, value in metrics.items()})
     out.update({"dfr/C": result.C, "dfr/fit_on": result.fit_on, "dfr/fit_seconds": round(seconds, 3),

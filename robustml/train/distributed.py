@@ -13,7 +13,8 @@ What makes N processes train the same model as one process with the same global 
   processes' batches together are the one-process batch, for any sampler (uniform, group-balanced,
   or one that duplicates examples);
 - the loss of each process is scaled so that the gradient DDP averages is the gradient of the
-  global-batch loss (:func:`global_loss`); Group DRO all-reduces its group statistics itself;
+  global-batch loss (:func:`global_loss`); Group DRO, built with ``sync_processes=True``,
+  all-reduces its group statistics itself;
 - evaluation splits are sharded the same way and the shares' predictions gathered
   (:func:`evaluate_sharded`), so every process holds the same metrics and selects the same step;
 - rank 0 is the only process that writes files, into the run folder it broadcasts
@@ -145,7 +146,13 @@ def agree_on_run_dir(run_dir: Path) -> Path:
 
 def check_distributable(criterion: nn.Module) -> None:
     """Raise ``ValueError`` when ``criterion`` cannot be trained exactly by several processes."""
-    if world_size() == 1 or type(criterion) in DISTRIBUTABLE_LOSSES:
+    if world_size() == 1:
+        return
+    if isinstance(criterion, GroupDROLoss) and not criterion.sync_processes:
+        raise ValueError(f"GroupDROLoss trained by {world_size()} processes needs "
+                         f"sync_processes=True: without it every process updates its own group "
+                         f"weights from its share of the batch")
+    if type(criterion) in DISTRIBUTABLE_LOSSES:
         return
     names = ", ".join(loss.__name__ for loss in DISTRIBUTABLE_LOSSES)
     raise ValueError(

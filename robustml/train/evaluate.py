@@ -144,7 +144,7 @@ def metrics_of_predictions(preds: torch.Tensor, dataset: GroupedDataset, *, pref
                            train_counts: torch.Tensor | None = None) -> dict[str, float]:
     """Return ``{prefix}/{metric}`` of predictions ``preds`` (shape ``(len(dataset),)``) of ``dataset``."""
     y, groups = dataset.y.to(preds.device), dataset.group.to(preds.device)
-    metrics = group_accuracy(preds, y, groups, dataset.num_groups,
+    metrics = group_accuracy(preds, y, groups, num_groups=dataset.num_groups,
                              train_counts=None if train_counts is None else train_counts.to(preds.device))
     metrics.update(selection_metrics(preds, y, dataset.num_classes, dataset.inferred))  # worst class, inferred
     return {f"{prefix}/{key}": value for key, value in metrics.items()}

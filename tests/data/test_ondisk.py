@@ -68,7 +68,7 @@ def test_group_computations_never_open_an_image(tmp_path, monkeypatch):
     weights = balanced_sample_weights(train.group, train.num_groups)
     draws = list(GroupBalancedSampler(train.group, train.num_groups,
                                       generator=torch.Generator().manual_seed(0)))
-    metrics = group_accuracy(train.y.clone(), train.y, train.group, train.num_groups,
+    metrics = group_accuracy(train.y.clone(), train.y, train.group, num_groups=train.num_groups,
                              train_counts=counts)
     pruned = train.subset(torch.tensor([0, 2])).replace(y=torch.tensor([1, 1]))
     assert counts.tolist() == [2, 2, 2, 2] and weights.shape == (8,) and len(draws) == 8

@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from robustml.losses import GroupDROLoss
-from robustml.losses.functional import group_dro_step
+from robustml.losses.group_dro import group_dro_step
 
 NUM_GROUPS = 4
 COUNTS = [300, 40, 9, 100]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from robustml.losses import ERMLoss, GroupDROLoss, IRMLoss, VRExLoss, predict
+from robustml.losses import ERMLoss, GroupDROLoss, IRMLoss, NonFiniteError, VRExLoss, predict
 from robustml.metrics import GroupAccuracy
 
 
@@ -31,6 +31,13 @@ def test_an_empty_batch_is_refused_not_zero_or_blamed_on_the_learning_rate(make)
     with pytest.raises(ValueError, match=r"logits must have at least one row .* got shape \(0, 1\)"):
         make(num_groups=2)(torch.zeros(0, 1), torch.zeros(0, dtype=torch.int64),
                            torch.zeros(0, dtype=torch.int64))
+
+
+@pytest.mark.parametrize("caught", [NonFiniteError, ValueError, FloatingPointError])
+def test_nonfinite_logits_raise_the_exported_error_a_bad_argument_or_a_divergence_catches(caught):
+    with pytest.raises(caught, match="logits are not finite"):
+        ERMLoss(num_groups=2)(torch.tensor([[float("nan")], [0.0]]), torch.tensor([0, 1]),
+                              torch.tensor([0, 1]))
 
 
 def test_predict_on_one_dimensional_logits_says_how_to_shape_them():

@@ -10,8 +10,8 @@ from torch import nn
 import robustml.losses.group_dro as group_dro_module
 from robustml.losses import (CounterfactualConsistencyPenalty, ERMLoss, GroupDROLoss, IRMLoss,
                              IRMPenalty, PenalizedLoss, VRExLoss, VRExPenalty)
-from robustml.losses.functional import (classification_loss, group_dro_step, group_sums,
-                                        mean_irm_penalty, vrex_penalty)
+from robustml.losses.functional import classification_loss, group_sums, mean_irm_penalty, vrex_penalty
+from robustml.losses.group_dro import group_dro_step
 
 NUM_GROUPS = 3
 COUNTS = [40, 25, 6]
@@ -92,7 +92,7 @@ def test_weight_none_keeps_the_previous_formulas_bit_for_bit():
     # Group DRO before weights: means over counts.clamp(min=1).
     criterion = GroupDROLoss(NUM_GROUPS, step_size=0.7).double()
     value = criterion(logits, target, groups, weight=None)
-    sums, counts = group_sums(losses, groups, NUM_GROUPS)
+    sums, counts = group_sums(losses, groups, num_groups=NUM_GROUPS)
     q = group_dro_step(torch.full((3,), 1 / 3, dtype=torch.float64), sums / counts.clamp(min=1),
                        counts > 0, step_size=0.7)
     assert torch.equal(criterion.q, q)
@@ -311,7 +311,8 @@ def test_group_dro_all_reduces_weighted_sums(monkeypatch):
                       dtype=torch.float64)
     assert not bool(w1[g1 == 2].any())  # group 2 has weight on rank 0 only
     ranks = [(x0, y0, g0, w0), (x1, y1, g1, w1)]
-    contributions = [torch.stack(group_sums(classification_loss(x, y), g, NUM_GROUPS, weight=w))
+    contributions = [torch.stack(group_sums(classification_loss(x, y), g, num_groups=NUM_GROUPS,
+                                             weight=w))
                      for x, y, g, w in ranks]
     options = {"step_size": 0.7, "group_counts": COUNTS, "adjustment": 1.5}
     single = GroupDROLoss(NUM_GROUPS, **options).double()
@@ -326,7 +327,7 @@ def test_group_dro_all_reduces_weighted_sums(monkeypatch):
         monkeypatch.setattr(group_dro_module, "dist", types.SimpleNamespace(
             is_available=lambda: True, is_initialized=lambda: True, get_world_size=lambda: 2,
             all_reduce=all_reduce, ReduceOp=types.SimpleNamespace(SUM="sum")))
-        criterion = GroupDROLoss(NUM_GROUPS, **options).double()
+        criterion = GroupDROLoss(NUM_GROUPS, sync_processes=True, **options).double()
         x = x.clone().requires_grad_(True)
         value = criterion(x, y, g, weight=w)
         value.backward()

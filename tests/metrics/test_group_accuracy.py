@@ -53,7 +53,7 @@ TRAIN_COUNTS = [50.0, 3.0, 20.0, 7.0, 1.0]
 @pytest.mark.parametrize("seed", [0, 1, 2, 3])
 def test_functional_matches_numpy_reference(seed):
     preds, target, groups = random_data(seed)
-    result = group_accuracy(preds, target, groups, 5, train_counts=TRAIN_COUNTS)
+    result = group_accuracy(preds, target, groups, num_groups=5, train_counts=TRAIN_COUNTS)
     expected = reference_group_accuracy(preds, target, groups, 5, TRAIN_COUNTS)
     assert result.keys() == expected.keys()
     assert result == pytest.approx(expected, nan_ok=True, rel=1e-12)
@@ -71,7 +71,7 @@ def test_chunked_updates_equal_one_update_and_functional(seed):
     for p, t, g in zip(preds.split(37), target.split(37), groups.split(37)):
         chunked.update(p, t, g)
     chunked.update(preds[:0], target[:0], groups[:0])  # an empty batch adds nothing
-    functional = group_accuracy(preds, target, groups, 5, train_counts=TRAIN_COUNTS)
+    functional = group_accuracy(preds, target, groups, num_groups=5, train_counts=TRAIN_COUNTS)
     assert one.compute() == pytest.approx(functional, nan_ok=True, rel=0, abs=0)
     assert chunked.compute() == pytest.approx(functional, nan_ok=True, rel=0, abs=0)
 
@@ -81,26 +81,26 @@ def test_weighted_average_by_hand():
     preds = torch.tensor([1, 0, 1, 0, 1])
     target = torch.tensor([1, 1, 1, 0, 0])
     groups = torch.tensor([0, 0, 1, 1, 3])
-    result = group_accuracy(preds, target, groups, 4, train_counts=[6, 3, 100, 1])
+    result = group_accuracy(preds, target, groups, num_groups=4, train_counts=[6, 3, 100, 1])
     # Group 2 is empty here, so its training weight is dropped: weights 6, 3, 1 over 10.
     assert result["acc_weighted_avg"] == pytest.approx((6 * 0.5 + 3 * 1.0 + 1 * 0.0) / 10)
     assert result["acc_avg"] == pytest.approx(3 / 5)
     assert result["acc_group_mean"] == pytest.approx((0.5 + 1.0 + 0.0) / 3)
     assert result["acc_worst_group"] == 0.0 and result["worst_group"] == 3
     assert math.isnan(result["acc_group_2"]) and result["count_group_2"] == 0
-    assert "acc_weighted_avg" not in group_accuracy(preds, target, groups, 4)
+    assert "acc_weighted_avg" not in group_accuracy(preds, target, groups, num_groups=4)
 
 
 def test_empty_groups_are_nan_and_never_worst():
     preds, target = torch.tensor([0, 0, 1]), torch.tensor([0, 1, 1])
-    result = group_accuracy(preds, target, torch.tensor([1, 1, 2]), 4)
+    result = group_accuracy(preds, target, torch.tensor([1, 1, 2]), num_groups=4)
     assert math.isnan(result["acc_group_0"]) and math.isnan(result["acc_group_3"])
     assert result["worst_group"] == 1 and result["acc_worst_group"] == 0.5
 
 
 def test_ties_pick_the_lowest_group_id():
     preds, target = torch.tensor([0, 1, 0, 1]), torch.tensor([0, 0, 0, 0])
-    result = group_accuracy(preds, target, torch.tensor([2, 2, 1, 1]), 3)
+    result = group_accuracy(preds, target, torch.tensor([2, 2, 1, 1]), num_groups=3)
     assert result["worst_group"] == 1 and result["acc_worst_group"] == 0.5
 
 
@@ -120,7 +120,8 @@ def test_reset_zeroes_the_counts():
     meter.reset()
     assert meter.total.sum() == 0 and meter.correct.sum() == 0
     meter.update(preds[:50], target[:50], groups[:50])
-    assert meter.compute() == pytest.approx(group_accuracy(preds[:50], target[:50], groups[:50], 5),
+    assert meter.compute() == pytest.approx(group_accuracy(preds[:50], target[:50], groups[:50],
+                                                           num_groups=5),
                                             nan_ok=True)
 
 
@@ -132,20 +133,20 @@ def test_counts_are_int64_buffers_outside_the_state_dict():
 
 
 def test_per_group_counts():
-    counts = per_group_counts(torch.tensor([0, 2, 2, 2]), 4)
+    counts = per_group_counts(torch.tensor([0, 2, 2, 2]), num_groups=4)
     assert counts.tolist() == [1, 0, 3, 0] and counts.dtype == torch.int64
     with pytest.raises(ValueError, match=r"groups must lie in \[0, 2\).*3"):
-        per_group_counts(torch.tensor([0, 3]), 2)
+        per_group_counts(torch.tensor([0, 3]), num_groups=2)
     with pytest.raises(TypeError, match="groups must have an integer dtype"):
-        per_group_counts(torch.tensor([0.0, 1.0]), 2)
+        per_group_counts(torch.tensor([0.0, 1.0]), num_groups=2)
     with pytest.raises(ValueError, match="groups must have shape"):
-        per_group_counts(torch.zeros(2, 2, dtype=torch.long), 2)
+        per_group_counts(torch.zeros(2, 2, dtype=torch.long), num_groups=2)
 
 
 def test_validate_args_false_still_rejects_ids_past_num_groups():
     preds = target = torch.zeros(3, dtype=torch.long)
     with pytest.raises(ValueError, match="groups must lie in"):
-        group_accuracy(preds, target, torch.tensor([0, 1, 4]), 2, validate_args=False)
+        group_accuracy(preds, target, torch.tensor([0, 1, 4]), num_groups=2, validate_args=False)
     meter = GroupAccuracy(2, validate_args=False)
     with pytest.raises(ValueError, match="groups must lie in"):
         meter.update(preds, target, torch.tensor([0, 1, 4]))
@@ -171,7 +172,7 @@ INPUT_ERRORS = [
 @pytest.mark.parametrize(("inputs", "error", "message"), INPUT_ERRORS)
 def test_input_errors_name_the_argument(inputs, error, message):
     with pytest.raises(error, match=message):
-        group_accuracy(*inputs, 2)
+        group_accuracy(*inputs, num_groups=2)
     meter = GroupAccuracy(2)
     with pytest.raises(error, match=message):
         meter.update(*inputs)
@@ -200,9 +201,14 @@ def test_argument_errors_name_the_argument(kwargs, error, message):
     kwargs = dict(kwargs)
     num_groups = kwargs.pop("num_groups")
     with pytest.raises(error, match=message):
-        group_accuracy(_P, _T, torch.zeros(3, dtype=torch.long), num_groups, **kwargs)
+        group_accuracy(_P, _T, torch.zeros(3, dtype=torch.long), num_groups=num_groups, **kwargs)
     with pytest.raises(error, match=message):
         GroupAccuracy(num_groups, **kwargs)
+
+
+def test_process_group_needs_sync_processes():
+    with pytest.raises(ValueError, match="process_group .* needs sync_processes=True"):
+        GroupAccuracy(2, process_group=object())
 
 
 # Distributed: two CPU processes over gloo --------------------------------------------------
@@ -216,7 +222,7 @@ WORLD_CHUNKS = [
 def _distributed_worker(rank, init_file, out_dir):
     dist.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank, world_size=2)
     try:
-        meter = GroupAccuracy(3, train_counts=[4, 2, 2])
+        meter = GroupAccuracy(3, train_counts=[4, 2, 2], sync_processes=True)
         meter.update(*(torch.tensor(a) for a in WORLD_CHUNKS[rank]))
         first, second = meter.compute(), meter.compute()
         record = {"first": first, "second": second, "local_total": meter.total.tolist()}
@@ -230,11 +236,11 @@ def test_compute_all_reduces_counts_across_two_processes(tmp_path):
     mp.spawn(_distributed_worker, args=(str(tmp_path / "store"), str(tmp_path)), nprocs=2,
              join=True)
     everything = [torch.tensor(sum((c[i] for c in WORLD_CHUNKS), [])) for i in range(3)]
-    expected = group_accuracy(*everything, 3, train_counts=[4, 2, 2])
+    expected = group_accuracy(*everything, num_groups=3, train_counts=[4, 2, 2])
     for rank in range(2):
         record = json.loads((tmp_path / f"rank{rank}.json").read_text())
         assert record["first"] == pytest.approx(expected, nan_ok=True)
         assert record["second"] == record["first"]  # compute() does not fold sums into the state
         assert record["local_total"] == per_group_counts(
-            torch.tensor(WORLD_CHUNKS[rank][2]), 3).tolist()
+            torch.tensor(WORLD_CHUNKS[rank][2]), num_groups=3).tolist()
     assert expected["count_group_1"] == 4 and expected["worst_group"] == 2
