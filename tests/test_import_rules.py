@@ -38,7 +38,7 @@ LAYERS = (
     # Mechanisms built on them: counterfactual rules, group inference, last-layer heads, label
     # cleaning, feature caches, JTT's error set.
     ("robustml.augment", "robustml.cleaning", "robustml.features", "robustml.groups",
-     "robustml.heads", "robustml.methods"),
+     "robustml.heads"),
     # The audit runs the counterfactual stress test (augment) and discovers slices (groups).
     ("robustml.audit",),
     # The training engine: loop, checkpoints, evaluation, processes; no configs.

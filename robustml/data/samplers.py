@@ -7,6 +7,15 @@ The ids may be any partition: groups, classes ("class-balanced"), or environment
 
 :class:`EpochBatchSampler` is the trainer's resumable order for its DataLoader path;
 :func:`shard_bounds` splits each global batch among processes (``torchrun``).
+
+JTT's upsampling (Liu et al., ICML 2021, Algorithm 1) lives here too: stage two trains on the
+training set with every example of the error set ``E`` counted ``1 + lambda_up`` times. As in the
+authors' code the upweighting is by duplication: one epoch is the training set followed by ``E``
+repeated ``lambda_up`` times, shuffled (:class:`UpsampledOrder`); :func:`upweight_loss_weights`
+gives the loss-weight variant. For a full-batch step the two are the same objective. With
+mini-batches they differ: an epoch of the loss variant holds ``N`` examples instead of
+``N + lambda_up * |E|`` (fewer steps per epoch), and the weighted loss is normalized by each
+batch's weight sum, a ratio estimator of the duplicated objective rather than an unbiased one.
 """
 
 from __future__ import annotations
@@ -186,3 +195,61 @@ class EpochBatchSampler(Sampler[list[tuple[int, int]]]):
                 low, high = shard_bounds(len(chunk), rank=self.rank, world_size=self.world_size)
                 yield [(i, base + start + j) for j, i in enumerate(chunk)][low:high]
             epoch, offset = epoch + 1, 0
+
+
+def check_lambda_up(lambda_up: int, *, name: str = "lambda_up") -> int:
+    """Return ``lambda_up`` if it is an integer ``>= 0``; raise naming ``name`` otherwise."""
+    if isinstance(lambda_up, bool) or not isinstance(lambda_up, int) or lambda_up < 0:
+        raise ValueError(f"{name} must be an integer >= 0 (each error example is seen "
+                         f"1 + lambda_up times per epoch), got {lambda_up!r}")
+    return lambda_up
+
+
+def _check_errors(num_examples: int, errors: torch.Tensor) -> None:
+    if errors.dtype != torch.int64 or errors.dim() != 1:
+        raise ValueError(f"errors must be an int64 tensor of shape (|E|,), got dtype {errors.dtype} "
+                         f"and shape {tuple(errors.shape)}")
+    if errors.numel() and (int(errors.min()) < 0 or int(errors.max()) >= num_examples):
+        raise ValueError(f"errors must index the {num_examples} training examples, got values in "
+                         f"[{int(errors.min())}, {int(errors.max())}]")
+
+
+def upsampled_indices(num_examples: int, errors: torch.Tensor, lambda_up: int) -> torch.Tensor:
+    """Return one epoch of stage two: ``0..N-1`` followed by ``errors`` repeated ``lambda_up`` times.
+
+    Args:
+        num_examples: ``N``, the size of the training split.
+        errors: The error set, shape ``(|E|,)`` int64.
+        lambda_up: Extra copies of each error example (the authors' ``up_weight``).
+
+    Returns:
+        Indices, shape ``(N + lambda_up * |E|,)`` int64: index ``i`` occurs ``1 + lambda_up``
+        times when ``i`` is in ``errors`` and once otherwise.
+    """
+    _check_errors(num_examples, errors)
+    return torch.cat([torch.arange(num_examples), errors.cpu().repeat(check_lambda_up(lambda_up))])
+
+
+class UpsampledOrder:
+    """Draw one shuffled epoch of :func:`upsampled_indices` per call: ``order(generator) -> indices``.
+
+    The trainer's ``sampler=`` contract; an epoch has :attr:`epoch_size` indices.
+    """
+
+    def __init__(self, num_examples: int, errors: torch.Tensor, lambda_up: int) -> None:
+        self.indices = upsampled_indices(num_examples, errors, lambda_up)
+
+    @property
+    def epoch_size(self) -> int:
+        return int(self.indices.numel())
+
+    def __call__(self, generator: torch.Generator) -> torch.Tensor:
+        return self.indices[torch.randperm(self.epoch_size, generator=generator)]
+
+
+def upweight_loss_weights(num_examples: int, errors: torch.Tensor, lambda_up: int) -> torch.Tensor:
+    """Return per-example loss weights ``1 + lambda_up * [i in E]``, shape ``(N,)`` float32."""
+    _check_errors(num_examples, errors)
+    weights = torch.ones(num_examples)
+    weights[errors.cpu()] += check_lambda_up(lambda_up)
+    return weights

@@ -1,4 +1,5 @@
-"""The error split: each class divided into the examples a reference model gets right and wrong.
+"""The error split: each class divided into the examples a reference model gets right and wrong,
+and JTT's error set, the wrong ones as indices.
 
 Used as a partition by JTT's analysis (Liu et al., ICML 2021, Sec. 3: the error set of an ERM
 model concentrates the worst groups) and by SpuCo's group inference. Part ids are
@@ -42,3 +43,22 @@ def error_split(preds: torch.Tensor, target: torch.Tensor, num_classes: int) -> 
 def error_split_names(class_names: list[str] | tuple[str, ...]) -> list[str]:
     """Name the parts of :func:`error_split`: ``"y=<c>,reference=right"`` / ``"...=wrong"``."""
     return [f"y={c},reference={kind}" for c in class_names for kind in ("right", "wrong")]
+
+
+def error_set(preds: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Return the indices of the misclassified examples, ``E = {i : preds_i != target_i}`` (sorted).
+
+    JTT's error set (Liu et al., ICML 2021, Eq. 1): the training examples stage one's final model
+    gets wrong, found with class labels only; :func:`error_split` is the same idea as a partition.
+
+    Args:
+        preds: Stage one's predicted class ids, shape ``(N,)`` int.
+        target: Training labels, shape ``(N,)`` int.
+
+    Returns:
+        Indices into the training split, shape ``(|E|,)`` int64 on the CPU, increasing.
+    """
+    if preds.shape != target.shape or preds.dim() != 1:
+        raise ValueError(f"preds and target must have the same shape (N,), got {tuple(preds.shape)} "
+                         f"and {tuple(target.shape)}")
+    return torch.nonzero(preds.cpu() != target.cpu()).flatten().to(torch.int64)

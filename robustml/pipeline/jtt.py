@@ -1,6 +1,7 @@
 """JTT's stage one for ``robustml-train method=jtt``: train ERM for T steps (or reuse it), find the error set.
 
-Liu et al. (ICML 2021), Algorithm 1 (see :mod:`robustml.methods.jtt`). Stage one is an ERM stage
+Liu et al. (ICML 2021), Algorithm 1: the error set is :func:`robustml.groups.error_set`, stage
+two's upsampling :class:`robustml.data.samplers.UpsampledOrder` (or its loss weights). Stage one is an ERM stage
 (:mod:`robustml.pipeline.stages`): the run's data, model and optimizer trained with plain ERM,
 uniform sampling and no cleaning or augmentation for ``method.stage_one.max_steps`` steps (or
 ``method.stage_one.epochs``); its final model (the authors' epoch ``T``, no selection) predicts
@@ -29,7 +30,8 @@ from omegaconf import DictConfig
 from robustml.atomic import atomic_path
 from robustml.data.contract import GroupedDataset
 from robustml.data.loading import LoaderSettings, eval_loader
-from robustml.methods.jtt import UpsampledOrder, check_lambda_up, error_set, upweight_loss_weights
+from robustml.data.samplers import UpsampledOrder, check_lambda_up, upweight_loss_weights
+from robustml.groups.error_split import error_set
 from robustml.identity import differences
 from robustml.pipeline.build import resolve_device
 from robustml.pipeline.instantiate import build_from
@@ -69,7 +71,7 @@ class StageOne:
             raise ValueError(f"JTT's stage one saw {self.num_train} training examples with other labels "
                              f"than this run's {len(train)}: its error set does not index this split; "
                              f"delete {self.summary['jtt/stage_one_dir']} or set method.stage_one_dir=null")
-        lambda_up = check_lambda_up(cfg.method.lambda_up)
+        lambda_up = check_lambda_up(cfg.method.lambda_up, name="method.lambda_up")
         if cfg.method.upweight == "loss":
             return None, upweight_loss_weights(len(train), self.errors, lambda_up), len(train)
         order = UpsampledOrder(len(train), self.errors, lambda_up)
@@ -82,7 +84,7 @@ def _labels_sha(train: GroupedDataset) -> str:
 
 def check_jtt_config(cfg: DictConfig) -> None:
     """Raise naming the key when the JTT settings or the run around them do not fit."""
-    check_lambda_up(cfg.method.lambda_up)
+    check_lambda_up(cfg.method.lambda_up, name="method.lambda_up")
     if cfg.method.upweight not in UPWEIGHTS:
         raise ValueError(f"method.upweight must be one of {list(UPWEIGHTS)}, got {cfg.method.upweight!r}")
     if cfg.method.upweight == "sample" and not cfg.trainer.batch_size:  # before stage one trains

@@ -7,7 +7,8 @@ import torch
 
 from robustml.data.contract import GroupedTensorDataset
 from robustml.losses import ERMLoss
-from robustml.methods import UpsampledOrder, error_set, upsampled_indices, upweight_loss_weights
+from robustml.data.samplers import UpsampledOrder, upsampled_indices, upweight_loss_weights
+from robustml.groups import error_set
 from robustml.models import MLP
 from robustml.train import Trainer, TrainSettings
 
@@ -55,8 +56,8 @@ def test_the_trainer_sees_each_error_example_one_plus_lambda_up_times_per_epoch(
 @pytest.mark.parametrize("errors,lambda_up,match", [
     (torch.tensor([0, 8]), 2, r"must index the 8 training examples"),
     (torch.tensor([0.0]), 2, "int64"),
-    (torch.tensor([1]), -1, "method.lambda_up must be an integer >= 0"),
-    (torch.tensor([1]), 1.5, "method.lambda_up must be an integer >= 0"),
+    (torch.tensor([1]), -1, "lambda_up must be an integer >= 0"),
+    (torch.tensor([1]), 1.5, "lambda_up must be an integer >= 0"),
 ])
 def test_bad_error_sets_and_lambda_up_are_named(errors, lambda_up, match):
     with pytest.raises(ValueError, match=match):
