@@ -1,9 +1,9 @@
 """Training: the loop, checkpoints, model selection and ``run(cfg)``."""
 
 from robustml.train.checkpoint import load_checkpoint, save_checkpoint
-from robustml.train.evaluate import evaluate, forward_in_chunks, predict_dataset
+from robustml.train.evaluate import evaluate, predict_dataset
 from robustml.train.loop import Trainer, TrainSettings
 from robustml.train.memory import keep_freed_memory
 
-__all__ = ["Trainer", "TrainSettings", "evaluate", "forward_in_chunks", "keep_freed_memory",
+__all__ = ["Trainer", "TrainSettings", "evaluate", "keep_freed_memory",
            "load_checkpoint", "predict_dataset", "save_checkpoint"]
