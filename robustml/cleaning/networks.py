@@ -24,6 +24,7 @@ from torch import nn
 from robustml.data.samplers import epoch_order
 from robustml.losses import classification_loss, probabilities
 from robustml.models import MLP
+from robustml.models.forward import iter_outputs
 
 #: Hidden widths of the default cleaning network (``configs/cleaning/confident_learning.yaml``).
 HIDDEN_DIMS = (512, 64)
@@ -142,12 +143,11 @@ def train_classifier(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *,
     return model.eval()
 
 
-@torch.no_grad()
 def predict_probs(model: nn.Module, x: torch.Tensor, *, batch_size: int = 8192) -> np.ndarray:
     """Return class probabilities of ``model`` on ``x``: float64 numpy ``(N, max(C, 2))``."""
     model.eval()
-    return torch.cat([probabilities(model(chunk)).double().cpu()
-                      for chunk in x.split(batch_size)]).numpy()
+    return torch.cat([probabilities(logits).double().cpu()
+                      for logits in iter_outputs(model, x, batch_size=batch_size)]).numpy()
 
 
 def check_has_features(model: nn.Module) -> None:
@@ -159,9 +159,8 @@ def check_has_features(model: nn.Module) -> None:
                         f"logits")
 
 
-@torch.no_grad()
 def extract_features(model: nn.Module, x: torch.Tensor, *, batch_size: int = 8192) -> torch.Tensor:
     """Return ``model.features(x)`` (the input of ``model.head``), shape ``(N, D)``, float32."""
     check_has_features(model)
     model.eval()
-    return torch.cat([model.features(chunk).float().flatten(1) for chunk in x.split(batch_size)])
+    return torch.cat(list(iter_outputs(model, x, batch_size=batch_size, features=True)))
