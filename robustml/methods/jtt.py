@@ -19,13 +19,12 @@ from __future__ import annotations
 
 import torch
 
+from robustml.validation import check_int
+
 
 def check_lambda_up(lambda_up: int) -> int:
     """Return ``lambda_up`` if it is an integer ``>= 0``; raise naming ``method.lambda_up`` otherwise."""
-    if isinstance(lambda_up, bool) or not isinstance(lambda_up, int) or lambda_up < 0:
-        raise ValueError(f"method.lambda_up must be an integer >= 0 (each error example is seen "
-                         f"1 + lambda_up times per epoch), got {lambda_up!r}")
-    return lambda_up
+    return check_int("method.lambda_up", lambda_up, minimum=0)
 
 
 def error_set(preds: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
