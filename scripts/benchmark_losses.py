@@ -52,9 +52,9 @@ from robustml.data.datasets.colored import environment_names, make_colored_split
 from robustml.data.datasets.colored_mnist import MNIST_FILES, colored_mnist_splits
 from robustml.losses import ERMLoss, GroupDROLoss, IRMLoss, VRExLoss
 from robustml.models import MLP
+from robustml.models.forward import cpu_bf16_flags
 from robustml.report import write_text
 from robustml.train import Trainer, TrainSettings, predict_dataset
-from robustml.train.evaluate import cpu_bf16_flags
 from robustml.train.memory import GLIBC_STEADY_MMAP_THRESHOLD, keep_freed_memory, set_malloc_thresholds
 from robustml.pipeline.build import resolve_device
 

@@ -22,6 +22,7 @@ from robustml.augment import counterfactual_stress_test
 from robustml.data.contract import GroupedDataset
 from robustml.losses import predict
 from robustml.metrics import group_accuracy
+from robustml.models.forward import iter_outputs, model_device
 
 
 @dataclass
@@ -90,11 +91,6 @@ def audit_predictions(dataset: GroupedDataset, preds: np.ndarray | torch.Tensor,
                        slice_groups, stress)
 
 
-def _device(model: torch.nn.Module) -> torch.device:
-    return next((p.device for p in model.parameters()), torch.device("cpu"))
-
-
-@torch.no_grad()
 def model_outputs(model: torch.nn.Module, dataset: GroupedDataset,
                   batch_size: int = 1024) -> tuple[np.ndarray, np.ndarray]:
     """Return ``(preds (N,), features (N, D))`` of ``model`` on an in-memory ``dataset``, in eval mode.
@@ -105,18 +101,14 @@ def model_outputs(model: torch.nn.Module, dataset: GroupedDataset,
     if not hasattr(model, "features"):
         raise TypeError(f"model must have a features(x) method, got {type(model).__name__}")
     model.eval()
-    device = _device(model)
-    preds, feats = [], []
-    for x in dataset.x.split(batch_size):
-        x = x.to(device)
-        preds.append(predict(model(x)).cpu())
-        feats.append(model.features(x).float().flatten(1).cpu())
+    preds = [predict(logits).cpu() for logits in iter_outputs(model, dataset, batch_size=batch_size)]
+    feats = [f.cpu() for f in iter_outputs(model, dataset, batch_size=batch_size, features=True)]
     return torch.cat(preds).numpy(), torch.cat(feats).numpy()
 
 
 def audit_model(model: torch.nn.Module, dataset: GroupedDataset, **options: Any) -> AuditResult:
     """Audit ``model`` on ``dataset`` (in memory); ``options`` go to :func:`audit_predictions`."""
     preds, features = model_outputs(model, dataset)
-    device = _device(model)
+    device = model_device(model)
     options.setdefault("predict_fn", lambda x: predict(model(x.to(device))).to(x.device))
     return audit_predictions(dataset, preds, features, **options)

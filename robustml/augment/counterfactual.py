@@ -119,10 +119,9 @@ def counterfactual_dataset(dataset: GroupedTensorDataset, *, generator: torch.Ge
         A dataset with the same labels, environments and metadata, new ``x`` and ``attr``.
     """
     rule = dataset_rule(dataset)
-    if int(batch_size) < 1:
-        raise ValueError(f"batch_size must be a positive integer, got {batch_size}")
+    batch_size = check_int("batch_size", batch_size, minimum=1)
     xs, attrs = [], []
-    for idx in torch.arange(len(dataset)).split(int(batch_size)):
+    for idx in torch.arange(len(dataset)).split(batch_size):
         flipped = flip_all(dataset.get_batch(idx), rule, num_attrs=dataset.num_attrs,
                            generator=generator)
         xs.append(flipped["x"])

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING
 import torch
 
 from robustml.augment.counterfactual import dataset_rule, flip_all
+from robustml.validation import check_int
 
 if TYPE_CHECKING:  # data imports augment's rules at run time, so only types here
     from robustml.data.contract import GroupedTensorDataset
@@ -54,14 +55,13 @@ def counterfactual_stress_test(predict_fn: Callable[[torch.Tensor], torch.Tensor
         non-empty groups, ``cf_acc_group_<g>``, ``cf_orig_acc_group_<g>``, ``cf_flip_rate_group_<g>``.
     """
     rule = dataset_rule(dataset)
-    if int(batch_size) < 1:
-        raise ValueError(f"batch_size must be a positive integer, got {batch_size}")
+    batch_size = check_int("batch_size", batch_size, minimum=1)
     if len(dataset) == 0:
         raise ValueError(f"dataset {dataset.name!r} is empty; the stress test needs examples")
     num_groups = dataset.num_groups
     totals = torch.zeros(4, num_groups, dtype=torch.float64)  # count, orig correct, cf correct, flips
     with torch.no_grad():
-        for idx in torch.arange(len(dataset)).split(int(batch_size)):
+        for idx in torch.arange(len(dataset)).split(batch_size):
             batch = dataset.get_batch(idx)
             flipped = flip_all(batch, rule, num_attrs=dataset.num_attrs, generator=generator)
             y, groups = batch["y"], batch["group"]

@@ -45,6 +45,7 @@ from robustml.cleaning.networks import (FitSettings, ModelBuilder, check_has_fea
                                         train_classifier)
 from robustml.cleaning.oof import stratified_folds
 from robustml.losses import num_outputs_for
+from robustml.validation import check_int
 
 
 @dataclass(frozen=True)
@@ -67,9 +68,7 @@ class CrossFitNetwork:
     head: LinearHeads = field(default_factory=LinearHeads)
 
     def __post_init__(self) -> None:
-        if isinstance(self.num_parts, bool) or not isinstance(self.num_parts, int) \
-                or self.num_parts < 2:
-            raise ValueError(f"cleaning.num_parts must be an int >= 2, got {self.num_parts!r}")
+        object.__setattr__(self, "num_parts", check_int("cleaning.num_parts", self.num_parts, minimum=2))
 
 
 def cross_fit_probs(

@@ -24,6 +24,7 @@ import torch.nn.functional as F
 
 from robustml.cleaning.issues import validate_labels
 from robustml.cleaning.oof import FitPredict, out_of_fold_probs
+from robustml.validation import check_int
 
 _TOLERANCE_GRAD = 1e-6
 _TOLERANCE_CHANGE = 1e-9
@@ -48,9 +49,7 @@ class LinearHeads:
     def __post_init__(self) -> None:
         if isinstance(self.C, bool) or not isinstance(self.C, (int, float)) or not self.C > 0:
             raise ValueError(f"C (inverse L2 strength) must be > 0, got {self.C}")
-        if isinstance(self.max_iter, bool) or not isinstance(self.max_iter, int) \
-                or self.max_iter < 1:
-            raise ValueError(f"max_iter must be an int >= 1, got {self.max_iter!r}")
+        object.__setattr__(self, "max_iter", check_int("max_iter", self.max_iter, minimum=1))
 
 
 def fit_softmax_regression(

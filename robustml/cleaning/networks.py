@@ -24,6 +24,8 @@ from torch import nn
 from robustml.data.samplers import epoch_order
 from robustml.losses import classification_loss, probabilities
 from robustml.models import MLP
+from robustml.models.forward import iter_outputs
+from robustml.validation import check_int
 
 #: Hidden widths of the default cleaning network (``configs/cleaning/confident_learning.yaml``).
 HIDDEN_DIMS = (512, 64)
@@ -34,11 +36,6 @@ ModelBuilder = Callable[[tuple[int, ...], int], nn.Module]
 def default_network(input_shape: Sequence[int], num_outputs: int) -> nn.Module:
     """Return the default cleaning network: ``MLP(input_shape, num_outputs, hidden_dims=(512, 64))``."""
     return MLP(tuple(input_shape), num_outputs, hidden_dims=HIDDEN_DIMS)
-
-
-def _check_int(name: str, value, low: int) -> None:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
-        raise ValueError(f"{name} must be an int >= {low}, got {value!r}")
 
 
 @dataclass(frozen=True)
@@ -62,17 +59,15 @@ class FitSettings:
     seed: int = 0
 
     def __post_init__(self) -> None:
-        _check_int("cleaning.epochs", self.epochs, 0)
-        _check_int("cleaning.min_steps", self.min_steps, 0)
+        for name, minimum in (("epochs", 0), ("min_steps", 0), ("batch_size", 1), ("seed", None)):
+            if name != "batch_size" or self.batch_size is not None:
+                object.__setattr__(self, name, check_int(f"cleaning.{name}", getattr(self, name),
+                                                         minimum=minimum))
         if self.epochs == 0 and self.min_steps == 0:
             raise ValueError("cleaning.epochs and cleaning.min_steps are both 0: nothing would be "
                              "trained; set either to at least 1")
-        if self.batch_size is not None:
-            _check_int("cleaning.batch_size", self.batch_size, 1)
         if isinstance(self.lr, bool) or not isinstance(self.lr, (int, float)) or not self.lr > 0:
             raise ValueError(f"cleaning.lr must be a number > 0, got {self.lr!r}")
-        if isinstance(self.seed, bool) or not isinstance(self.seed, (int, np.integer)):
-            raise TypeError(f"cleaning.seed must be an int, got {type(self.seed).__name__}")
 
     def num_steps(self, num_rows: int) -> int:
         """Return ``max(min_steps, epochs * ceil(num_rows / batch_size))``."""
@@ -142,12 +137,11 @@ def train_classifier(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *,
     return model.eval()
 
 
-@torch.no_grad()
 def predict_probs(model: nn.Module, x: torch.Tensor, *, batch_size: int = 8192) -> np.ndarray:
     """Return class probabilities of ``model`` on ``x``: float64 numpy ``(N, max(C, 2))``."""
     model.eval()
-    return torch.cat([probabilities(model(chunk)).double().cpu()
-                      for chunk in x.split(batch_size)]).numpy()
+    return torch.cat([probabilities(logits).double().cpu()
+                      for logits in iter_outputs(model, x, batch_size=batch_size)]).numpy()
 
 
 def check_has_features(model: nn.Module) -> None:
@@ -159,9 +153,8 @@ def check_has_features(model: nn.Module) -> None:
                         f"logits")
 
 
-@torch.no_grad()
 def extract_features(model: nn.Module, x: torch.Tensor, *, batch_size: int = 8192) -> torch.Tensor:
     """Return ``model.features(x)`` (the input of ``model.head``), shape ``(N, D)``, float32."""
     check_has_features(model)
     model.eval()
-    return torch.cat([model.features(chunk).float().flatten(1) for chunk in x.split(batch_size)])
+    return torch.cat(list(iter_outputs(model, x, batch_size=batch_size, features=True)))

@@ -20,6 +20,7 @@ from tqdm.auto import tqdm
 
 from robustml.atomic import atomic_path
 from robustml.cleaning.issues import validate_labels, validate_pred_probs
+from robustml.validation import check_int
 
 FitPredict = Callable[[np.ndarray, np.ndarray], np.ndarray]
 
@@ -41,12 +42,12 @@ def stratified_folds(
 
     Raises:
         ValueError: If ``num_folds < 2`` or a class has fewer examples than ``num_folds``.
+        TypeError: If ``num_folds`` is not an integer.
     """
     labels = validate_labels(labels, num_classes=num_classes)
     if labels.size == 0:
         raise ValueError("labels must hold at least one example per fold, got an empty array")
-    if isinstance(num_folds, bool) or not isinstance(num_folds, (int, np.integer)) or num_folds < 2:
-        raise ValueError(f"num_folds must be an int >= 2, got {num_folds!r}")
+    num_folds = check_int("num_folds", num_folds, minimum=2)
     counts = np.bincount(labels)
     for cls, count in enumerate(counts):
         if 0 < count < num_folds:

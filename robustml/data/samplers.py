@@ -198,11 +198,9 @@ class EpochBatchSampler(Sampler[list[tuple[int, int]]]):
 
 
 def check_lambda_up(lambda_up: int, *, name: str = "lambda_up") -> int:
-    """Return ``lambda_up`` if it is an integer ``>= 0``; raise naming ``name`` otherwise."""
-    if isinstance(lambda_up, bool) or not isinstance(lambda_up, int) or lambda_up < 0:
-        raise ValueError(f"{name} must be an integer >= 0 (each error example is seen "
-                         f"1 + lambda_up times per epoch), got {lambda_up!r}")
-    return lambda_up
+    """Return ``lambda_up`` (extra copies of each error example) if it is an integer ``>= 0``;
+    raise naming ``name`` otherwise."""
+    return check_int(name, lambda_up, minimum=0)
 
 
 def _check_errors(num_examples: int, errors: torch.Tensor) -> None:

@@ -17,11 +17,11 @@ from pathlib import Path
 import numpy as np
 import torch
 from torch import nn
-from tqdm.auto import tqdm
 
 from robustml.data.contract import DataSplits, GroupedDataset
-from robustml.data.loading import LoaderSettings, eval_loader, iter_inputs
+from robustml.data.loading import LoaderSettings, eval_loader
 from robustml.atomic import atomic_path
+from robustml.models.forward import iter_outputs
 
 log = logging.getLogger(__name__)
 CACHE_VERSION = b"robustml.features/2"  # bump when the same inputs would give other features
@@ -57,21 +57,11 @@ def feature_key(model: nn.Module, dataset: GroupedDataset) -> str:
     return digest.hexdigest()
 
 
-def _batches(dataset: GroupedDataset, settings: LoaderSettings, device: torch.device):
-    if dataset.in_memory:
-        for x in dataset.x.split(settings.eval_batch_size):
-            yield x.to(device)
-    else:
-        for batch in iter_inputs(eval_loader(dataset, settings), device):
-            yield batch["x"]
-
-
 def cache_path(model: nn.Module, dataset: GroupedDataset, cache_dir: str | Path) -> Path:
     """Return the cache entry of ``model``'s features of ``dataset``: ``<cache_dir>/<name>_<key>.npy``."""
     return Path(cache_dir) / f"{dataset.name or 'data'}_{feature_key(model, dataset)[:20]}.npy"
 
 
-@torch.no_grad()
 def cached_features(model: nn.Module, dataset: GroupedDataset, cache_dir: str | Path, *,
                     batch_size: int = 256, num_workers: int = 0, progress: bool = True) -> np.ndarray:
     """Return ``model.features(x)`` for every example of ``dataset``, cached on disk.
@@ -96,30 +86,22 @@ def cached_features(model: nn.Module, dataset: GroupedDataset, cache_dir: str | 
         log.info("feature cache: reusing %s (%d examples)", path, len(dataset))
         return np.load(path, mmap_mode="r")
     settings = LoaderSettings(num_workers=num_workers, eval_batch_size=batch_size)
-    device = next((p.device for p in model.parameters()), torch.device("cpu"))
-    was_training = model.training
-    model.eval()
-    try:
-        with atomic_path(path) as tmp:
-            out, row = None, 0
-            bar = tqdm(total=len(dataset), desc=f"features {dataset.name}", disable=not progress,
-                       dynamic_ncols=True)
-            for x in _batches(dataset, settings, device):
-                feats = model.features(x).float().flatten(1).cpu().numpy()
-                if out is None:
-                    out = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.float32,
-                                                    shape=(len(dataset), feats.shape[1]))
-                out[row:row + len(feats)] = feats
-                row += len(feats)
-                bar.update(len(feats))
-            bar.close()
-            if out is None or row != len(dataset):
-                raise ValueError(f"extracted {row} feature rows for dataset {dataset.name!r} of "
-                                 f"{len(dataset)} examples")
-            out.flush()
-            del out
-    finally:
-        model.train(was_training)
+    loader = None if dataset.in_memory else eval_loader(dataset, settings)
+    with atomic_path(path) as tmp:
+        out, row = None, 0
+        for feats in iter_outputs(model, dataset, batch_size=batch_size, loader=loader, features=True,
+                                   progress=f"features {dataset.name}" if progress else None):
+            feats = feats.cpu().numpy()
+            if out is None:
+                out = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.float32,
+                                                shape=(len(dataset), feats.shape[1]))
+            out[row:row + len(feats)] = feats
+            row += len(feats)
+        if out is None or row != len(dataset):
+            raise ValueError(f"extracted {row} feature rows for dataset {dataset.name!r} of "
+                             f"{len(dataset)} examples")
+        out.flush()
+        del out
     log.info("feature cache: extracted %d x %d features into %s", len(dataset), feats.shape[1], path)
     return np.load(path, mmap_mode="r")
 

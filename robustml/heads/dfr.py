@@ -38,6 +38,9 @@ from sklearn.multiclass import OneVsRestClassifier
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import StandardScaler
 
+from robustml.metrics import group_accuracy
+from robustml.validation import check_int
+
 C_GRID = (1.0, 0.7, 0.3, 0.1, 0.07, 0.03, 0.01)
 # The L1 penalty: ``penalty="l1"`` before scikit-learn 1.8, which deprecates it for ``l1_ratio=1``.
 L1_PENALTY = ({"l1_ratio": 1.0} if tuple(int(p) for p in sklearn.__version__.split(".")[:2]) >= (1, 8)
@@ -156,12 +159,6 @@ def balanced_subsample(groups: np.ndarray, num_groups: int, rng: np.random.Gener
     return np.concatenate([rng.permutation(rows)[:smallest] for rows in members])
 
 
-def worst_group_accuracy(preds: np.ndarray, y: np.ndarray, groups: np.ndarray, num_groups: int) -> float:
-    """Return the minimum over groups ``0..G-1`` of the accuracy of ``preds`` (every group non-empty)."""
-    correct = preds == y
-    return float(min(correct[groups == g].mean() for g in range(num_groups)))
-
-
 def _fit(x: np.ndarray, y: np.ndarray, C: float, max_iter: int, seed: int) -> LogisticRegression:
     """Fit the L1 logistic regression; liblinear's shuffling is seeded, so every fit is reproducible.
 
@@ -188,8 +185,9 @@ def _tune(x_fit: np.ndarray, y_fit: np.ndarray, x_score: np.ndarray, y_score: np
           n_jobs: int | None) -> tuple[float, dict[float, float]]:
     """Fit every ``C`` on ``x_fit`` (already scaled), score worst-group accuracy on ``x_score``."""
     fits = Parallel(n_jobs=n_jobs)(delayed(_fit)(x_fit, y_fit, C, max_iter, seed) for C in C_grid)
-    scores = {float(C): worst_group_accuracy(m.predict(x_score), y_score, g_score, num_groups)
-              for C, m in zip(C_grid, fits)}
+    y_t, g_t = torch.as_tensor(y_score), torch.as_tensor(g_score)
+    scores = {float(C): group_accuracy(torch.as_tensor(m.predict(x_score)), y_t, g_t,
+                                       num_groups)["acc_worst_group"] for C, m in zip(C_grid, fits)}
     best = list(scores)[int(np.argmax(list(scores.values())))]  # first of the ties: largest C
     return best, scores
 
@@ -211,8 +209,7 @@ def _averaged(x: np.ndarray, y: np.ndarray, groups: np.ndarray, num_groups: int,
 def _check_options(C_grid: Sequence[float], num_refits: int) -> None:
     if len(C_grid) == 0 or any(not np.isfinite(C) or C <= 0 for C in C_grid):
         raise ValueError(f"C_grid must be a non-empty list of positive numbers, got {list(C_grid)}")
-    if isinstance(num_refits, bool) or not isinstance(num_refits, int) or num_refits < 1:
-        raise ValueError(f"num_refits must be a positive integer, got {num_refits!r}")
+    check_int("num_refits", num_refits, minimum=1)
 
 
 def dfr_on_validation(train_features: np.ndarray, val_features: np.ndarray, val_y: np.ndarray,

@@ -1,5 +1,6 @@
 """Small model zoo. Every model maps ``(N, *input_shape)`` to logits ``(N, num_outputs)`` and exposes
-``features(x)`` (penultimate representation) and ``head`` (the last linear layer)."""
+``features(x)`` (penultimate representation) and ``head`` (the last linear layer).
+:mod:`robustml.models.forward` runs a model over data (device, precision, chunked outputs)."""
 
 from robustml.models.backbones import TorchvisionClassifier
 from robustml.models.cnn import SmallCNN

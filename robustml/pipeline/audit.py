@@ -19,7 +19,8 @@ from robustml.groups.clustering import DEFAULT_NUM_CLUSTERS
 from robustml.heads.dfr import DFRClassifier
 from robustml.train.checkpoint import load_checkpoint
 from robustml.pipeline.dfr import DFR_HEAD
-from robustml.train.evaluate import model_device, predict_dataset
+from robustml.models.forward import model_device
+from robustml.train.evaluate import predict_dataset
 from robustml.pipeline.instantiate import build_from
 from robustml.pipeline.stages import load_trained_model
 

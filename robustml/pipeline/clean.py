@@ -31,6 +31,7 @@ from robustml.data.datasets.noisy import label_noise_of
 from robustml.report import markdown_table, write_metrics_json, write_text
 from robustml.losses import num_outputs_for
 from robustml.pipeline.instantiate import build_from
+from robustml.validation import check_int
 
 METHODS = ("auto", "cross_fit", "kfold", "estimator", "heads")
 CACHE_VERSION = "robustml.clean/2"  # bump when the probabilities for the same config change
@@ -70,9 +71,7 @@ def check_cleaning_config(options: DictConfig, num_groups: int) -> None:
         if options[key] not in allowed:
             raise ValueError(f"cleaning.{key} must be one of {allowed}, got {options[key]!r}")
     for key, low in (("num_folds", 2), ("num_parts", 2)):
-        value = options[key]
-        if isinstance(value, bool) or not isinstance(value, int) or value < low:
-            raise ValueError(f"cleaning.{key} must be an int >= {low}, got {value!r}")
+        check_int(f"cleaning.{key}", options[key], minimum=low)
     if not 0.0 <= options.guard.max_fraction <= 1.0:
         raise ValueError(f"cleaning.guard.max_fraction must lie in [0, 1], got "
                          f"{options.guard.max_fraction!r}")

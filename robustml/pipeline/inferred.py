@@ -26,11 +26,11 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 
 from robustml.data.contract import DataSplits, GroupedDataset
-from robustml.data.loading import LoaderSettings, eval_loader, iter_inputs
 from robustml.features import cached_features
 from robustml.groups import (InferredGroups, cluster_names, cluster_within_classes, eiil_environments,
                              error_split, error_split_names, partition_agreement)
 from robustml.losses import predict
+from robustml.models.forward import iter_outputs
 from robustml.report.tables import markdown_table, percent
 from robustml.pipeline.build import max_steps_for, resolve_device
 from robustml.pipeline.stages import erm_stage_config, load_trained_model, stage_key, train_stage
@@ -46,14 +46,9 @@ def _uses_of_inferred(cfg: DictConfig) -> list[str]:
     return uses
 
 
-@torch.no_grad()
 def dataset_logits(model: torch.nn.Module, dataset: GroupedDataset, batch_size: int = 4096) -> torch.Tensor:
     """Return ``model``'s logits on every example of ``dataset`` in order, shape ``(N, C)``, float32."""
-    device = next(model.parameters()).device
-    if dataset.in_memory:
-        return torch.cat([model(x.to(device)).float() for x in dataset.x.split(batch_size)])
-    loader = eval_loader(dataset, LoaderSettings(eval_batch_size=min(batch_size, 256)))
-    return torch.cat([model(batch["x"]).float() for batch in iter_inputs(loader, device)])
+    return torch.cat([logits.float() for logits in iter_outputs(model, dataset, batch_size=batch_size)])
 
 
 def reference_config(cfg: DictConfig, num_train: int) -> DictConfig:

@@ -4,10 +4,10 @@ random states and memory settings. It knows no config system: every piece takes 
 """
 
 from robustml.train.checkpoint import load_checkpoint, save_checkpoint
-from robustml.train.evaluate import evaluate, forward_in_chunks, predict_dataset
+from robustml.train.evaluate import evaluate, predict_dataset
 from robustml.train.loop import Trainer, TrainSettings
 from robustml.train.memory import keep_freed_memory
 from robustml.train.rng import seed_everything
 
-__all__ = ["Trainer", "TrainSettings", "evaluate", "forward_in_chunks", "keep_freed_memory",
-           "load_checkpoint", "predict_dataset", "save_checkpoint", "seed_everything"]
+__all__ = ["Trainer", "TrainSettings", "evaluate", "keep_freed_memory", "load_checkpoint",
+           "predict_dataset", "save_checkpoint", "seed_everything"]

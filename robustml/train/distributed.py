@@ -41,7 +41,8 @@ from robustml.data.contract import GroupedDataset
 from robustml.data.loading import LoaderSettings, eval_loader
 from robustml.data.samplers import shard_bounds
 from robustml.losses import ERMLoss, GroupDROLoss
-from robustml.train.evaluate import evaluate, forward_in_chunks, metrics_of_predictions, predict_dataset
+from robustml.models.forward import forward_in_chunks, model_device
+from robustml.train.evaluate import evaluate, metrics_of_predictions, predict_dataset
 
 DISTRIBUTABLE_LOSSES = (ERMLoss, GroupDROLoss)
 
@@ -181,7 +182,7 @@ def training_forward(model: nn.Module, chunk_size: int | None) -> Callable[[torc
     """
     if not is_distributed():
         return lambda x: forward_in_chunks(model, x, chunk_size)
-    device = next(model.parameters()).device
+    device = model_device(model)
     ids = [device.index if device.index is not None else torch.cuda.current_device()] \
         if device.type == "cuda" else None
     return DistributedDataParallel(_Forward(model, chunk_size), device_ids=ids)

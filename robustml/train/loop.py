@@ -17,13 +17,13 @@ from robustml.data.contract import Batch, GroupedDataset, require_in_memory
 from robustml.data.loading import LoaderSettings, eval_loader, iter_inputs, train_loader
 from robustml.data.samplers import EpochBatchSampler, epoch_order
 from robustml.losses.base import GroupLoss
+from robustml.models.forward import PRECISIONS, autocast, model_device
 from robustml.report import append_jsonl, write_jsonl
 from robustml.train import distributed
 from robustml.train.checkpoint import check_resume_config, load_checkpoint, save_checkpoint
 from robustml.train.rng import capture_rng, restore_rng, unique_generators
 from robustml.selection import selection_rule
 from robustml.validation import check_int, check_real
-from robustml.train.evaluate import PRECISIONS, autocast
 
 EVAL_TRAIN = ("every", "last")
 
@@ -161,7 +161,7 @@ class Trainer:
         self.partition, self.augment, self.sampler = partition, augment, sampler
         self.run_dir = Path(run_dir)
         self.epoch_size = len(train) if epoch_size is None else check_int("epoch_size", epoch_size, minimum=1)
-        self.device = train.device if train.in_memory else next(model.parameters()).device
+        self.device = train.device if train.in_memory else model_device(model)
         self.sample_weights = None if sample_weights is None else sample_weights.to(self.device)
         self.train_counts = train.group_counts() if train_counts is None else train_counts
         self.config = config

@@ -76,9 +76,10 @@ def test_empty_labels_raise():
         out_of_fold_probs(np.array([], dtype=int), RecordingFitPredict(2), progress=False)
 
 
-@pytest.mark.parametrize("num_folds", [1, 0, 2.5, True])
-def test_bad_num_folds_raises(num_folds):
-    with pytest.raises(ValueError, match="num_folds must be an int >= 2"):
+@pytest.mark.parametrize(("num_folds", "error"), [(1, ValueError), (0, ValueError), (2.5, TypeError),
+                                                  (True, TypeError)])
+def test_bad_num_folds_raises(num_folds, error):
+    with pytest.raises(error, match="num_folds must be an integer >= 2"):
         stratified_folds(np.arange(20) % 2, num_folds=num_folds)
 
 

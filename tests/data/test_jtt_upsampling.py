@@ -53,14 +53,14 @@ def test_the_trainer_sees_each_error_example_one_plus_lambda_up_times_per_epoch(
     assert trainer.position == (2, 0)
 
 
-@pytest.mark.parametrize("errors,lambda_up,match", [
-    (torch.tensor([0, 8]), 2, r"must index the 8 training examples"),
-    (torch.tensor([0.0]), 2, "int64"),
-    (torch.tensor([1]), -1, "lambda_up must be an integer >= 0"),
-    (torch.tensor([1]), 1.5, "lambda_up must be an integer >= 0"),
+@pytest.mark.parametrize("errors,lambda_up,error,match", [
+    (torch.tensor([0, 8]), 2, ValueError, r"must index the 8 training examples"),
+    (torch.tensor([0.0]), 2, ValueError, "int64"),
+    (torch.tensor([1]), -1, ValueError, "lambda_up must be an integer >= 0"),
+    (torch.tensor([1]), 1.5, TypeError, "lambda_up must be an integer >= 0"),
 ])
-def test_bad_error_sets_and_lambda_up_are_named(errors, lambda_up, match):
-    with pytest.raises(ValueError, match=match):
+def test_bad_error_sets_and_lambda_up_are_named(errors, lambda_up, error, match):
+    with pytest.raises(error, match=match):
         upsampled_indices(8, errors, lambda_up)
 
 

@@ -138,7 +138,7 @@ def test_a_group_with_one_validation_example_cannot_fill_both_tuning_halves():
 
 @pytest.mark.parametrize("kwargs,match", [({"C_grid": []}, "C_grid must be a non-empty"),
                                           ({"C_grid": [1.0, -0.1]}, "positive numbers"),
-                                          ({"num_refits": 0}, "num_refits must be a positive integer")])
+                                          ({"num_refits": 0}, "num_refits must be an integer >= 1")])
 def test_bad_options_are_named(kwargs, match):
     x_val, y_val, g_val = planted(200, 0.2, seed=10)
     with pytest.raises(ValueError, match=match):

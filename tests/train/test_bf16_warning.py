@@ -2,23 +2,20 @@
 
 from __future__ import annotations
 
-import importlib
 import warnings
 
 import pytest
 import torch
 
-from robustml.train.evaluate import SlowPrecisionWarning, autocast, cpu_bf16_flags
-
-# The module, not the function robustml.train.evaluate that the package re-exports.
-evaluate = importlib.import_module("robustml.train.evaluate")
+from robustml.models import forward
+from robustml.models.forward import SlowPrecisionWarning, autocast, cpu_bf16_flags
 
 
 @pytest.fixture
 def fresh_warning():
-    evaluate.warn_if_slow_bf16.cache_clear()
+    forward.warn_if_slow_bf16.cache_clear()
     yield
-    evaluate.warn_if_slow_bf16.cache_clear()
+    forward.warn_if_slow_bf16.cache_clear()
 
 
 def cpuinfo(tmp_path, flags: str):
@@ -40,7 +37,7 @@ def test_flags_are_read_from_cpuinfo(tmp_path):
 def test_bf16_on_cpu_warns_once_without_native_bf16(monkeypatch, tmp_path, fresh_warning, flags,
                                                     warns):
     path = tmp_path / "missing" if flags is None else cpuinfo(tmp_path, flags)
-    monkeypatch.setattr(evaluate, "cpu_bf16_flags", lambda: cpu_bf16_flags(path))
+    monkeypatch.setattr(forward, "cpu_bf16_flags", lambda: cpu_bf16_flags(path))
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         for _ in range(3):

@@ -6,7 +6,8 @@ import torch
 from support import toy_env_dataset
 from robustml.losses import ERMLoss
 from robustml.models import MLP
-from robustml.train import Trainer, TrainSettings, forward_in_chunks, load_checkpoint, save_checkpoint
+from robustml.models.forward import forward_in_chunks
+from robustml.train import Trainer, TrainSettings, load_checkpoint, save_checkpoint
 
 
 def _toy(n=64, seed=0):

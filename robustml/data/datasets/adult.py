@@ -23,9 +23,10 @@ from pathlib import Path
 import pandas as pd
 
 from robustml.data.contract import DataSplits
-from robustml.data.datasets.colored import check_flag, check_seed
+from robustml.data.datasets.colored import check_flag
 from robustml.data.datasets.tabular import stratified_holdout, table_splits
 from robustml.data.missing import missing_data_error
+from robustml.validation import check_int
 
 URL = "https://archive.ics.uci.edu/ml/machine-learning-databases/adult/"
 MD5 = {"adult.data": "5d7c39d7b8804f071cdd1f2a7c460872",
@@ -165,7 +166,7 @@ def adult_splits(
         FileNotFoundError: The files are missing and ``download`` is False.
         ValueError: An option is invalid or a file is malformed (file, line and column named).
     """
-    seed = check_seed(seed)
+    seed = check_int("seed", seed)
     attribute_as_input = check_flag("attribute_as_input", attribute_as_input)
     if attribute not in CATEGORICAL:
         raise ValueError(f"attribute must be one of Adult's categorical columns {CATEGORICAL}, got "

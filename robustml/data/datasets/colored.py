@@ -42,13 +42,6 @@ def check_flag(name: str, value: bool) -> bool:
     return value
 
 
-def check_seed(seed: int) -> int:
-    """Return ``seed`` as an int after checking that it is an integer."""
-    if isinstance(seed, bool) or not isinstance(seed, numbers.Integral):
-        raise TypeError(f"seed must be an int, got {type(seed).__name__} {seed!r}")
-    return int(seed)
-
-
 def check_color_flips(name: str, flips: Sequence[float]) -> tuple[float, ...]:
     """Return the training environments' color flips after checking them (non-empty, distinct)."""
     if isinstance(flips, (str, bytes)) or not isinstance(flips, Sequence) or len(flips) == 0:

@@ -18,10 +18,10 @@ from robustml.data.datasets.colored import (
     check_color_flips,
     check_flag,
     check_probability,
-    check_seed,
     environment_names,
     make_colored_split,
 )
+from robustml.validation import check_int
 
 
 def _load_digits() -> tuple[torch.Tensor, torch.Tensor]:
@@ -85,7 +85,7 @@ def colored_digits_splits(
     Returns:
         The train, val and test splits, named ``"colored_digits"``, with a description.
     """
-    seed = check_seed(seed)
+    seed = check_int("seed", seed)
     grayscale = check_flag("grayscale", grayscale)
     train_color_flips = check_color_flips("train_color_flips", train_color_flips)
     test_color_flip = check_probability("test_color_flip", test_color_flip)

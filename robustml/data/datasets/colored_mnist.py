@@ -23,10 +23,10 @@ from robustml.data.datasets.colored import (
     check_color_flips,
     check_flag,
     check_probability,
-    check_seed,
     environment_names,
     make_colored_split,
 )
+from robustml.validation import check_int
 from robustml.data.datasets.noisy import describe_label_noise, with_label_noise
 from robustml.data.missing import missing_data_error
 
@@ -122,7 +122,7 @@ def colored_mnist_splits(
     """
     if val not in VAL_CHOICES:
         raise ValueError(f"val must be one of {VAL_CHOICES}, got {val!r}")
-    seed = check_seed(seed)
+    seed = check_int("seed", seed)
     download = check_flag("download", download)
     grayscale = check_flag("grayscale", grayscale)
     train_color_flips = check_color_flips("train_color_flips", train_color_flips)

@@ -12,9 +12,10 @@ from pathlib import Path
 import torch
 
 from robustml.data.contract import DataSplits, GroupedTensorDataset
-from robustml.data.datasets.colored import check_flag, check_seed
+from robustml.data.datasets.colored import check_flag
 from robustml.data.datasets.colored_mnist import _load_mnist
 from robustml.data.datasets.noisy import describe_label_noise, with_label_noise
+from robustml.validation import check_int
 
 NUM_TRAIN = 50_000  # the first 50,000 training images; the last 10,000 are validation
 ATTR_NAMES = ("all",)
@@ -57,7 +58,7 @@ def mnist_splits(
         FileNotFoundError: MNIST is missing under ``root`` and ``download`` is False.
         ValueError: ``label_noise_rate`` or ``label_noise_kind`` is invalid.
     """
-    seed = check_seed(seed)
+    seed = check_int("seed", seed)
     download = check_flag("download", download)
     train_images, train_digits, test_images, test_digits = _load_mnist(root, download)
     train = _to_dataset(train_images[:NUM_TRAIN], train_digits[:NUM_TRAIN])

@@ -17,9 +17,10 @@ from pathlib import Path
 import pandas as pd
 
 from robustml.data.contract import DataSplits
-from robustml.data.datasets.colored import check_flag, check_seed
+from robustml.data.datasets.colored import check_flag
 from robustml.data.checks import as_names, check_columns, check_num_classes, check_split_sizes
 from robustml.data.datasets.tabular import SPLITS, attribute_values, stratified_holdout, table_splits
+from robustml.validation import check_int
 
 READERS = {".csv": "csv", ".tsv": "tsv", ".parquet": "parquet", ".pq": "parquet"}
 MISSING_RULES = ("error", "drop")
@@ -163,7 +164,7 @@ def tabular_file_splits(
         ValueError: A named column is absent (the file, the column and the valid columns are
             named), a value is malformed, or an option is invalid.
     """
-    seed = check_seed(seed)
+    seed = check_int("seed", seed)
     attribute_as_input = check_flag("attribute_as_input", attribute_as_input)
     if missing not in MISSING_RULES:
         raise ValueError(f"missing must be one of {MISSING_RULES}, got {missing!r}")
