@@ -187,7 +187,7 @@ def _tune(x_fit: np.ndarray, y_fit: np.ndarray, x_score: np.ndarray, y_score: np
     fits = Parallel(n_jobs=n_jobs)(delayed(_fit)(x_fit, y_fit, C, max_iter, seed) for C in C_grid)
     y_t, g_t = torch.as_tensor(y_score), torch.as_tensor(g_score)
     scores = {float(C): group_accuracy(torch.as_tensor(m.predict(x_score)), y_t, g_t,
-                                       num_groups)["acc_worst_group"] for C, m in zip(C_grid, fits)}
+                                       num_groups=num_groups)["acc_worst_group"] for C, m in zip(C_grid, fits)}
     best = list(scores)[int(np.argmax(list(scores.values())))]  # first of the ties: largest C
     return best, scores
 
