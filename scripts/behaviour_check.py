@@ -38,7 +38,8 @@ CASES: list[tuple[str, list[str], str]] = [
                             "trainer.batch_size=64", "trainer.max_steps=20"], "metrics.json"),
     ("audit_demo", ["robustml-audit", "{run:demo}", "--split", "val"], "audit/audit.json"),
 ]
-# Keys that measure time or name a folder: they differ between any two runs.
+# Keys that measure time or name a folder: they differ between any two runs (a value naming the
+# temporary folder is compared with the folder replaced by "<tmp>").
 SKIPPED_SUFFIXES = ("seconds", "_dir", "_cache", "path")
 
 
@@ -74,7 +75,7 @@ def run_cases(data_root: str, only: list[str] | None) -> dict[str, dict[str, Any
             if done.returncode != 0:
                 raise SystemExit(f"case {name} failed ({done.returncode}):\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}")
             source = (Path(tmp) / args[1] / output) if name.startswith("audit") else folder / output
-            results[name] = _comparable(json.loads(source.read_text()))
+            results[name] = _comparable(json.loads(source.read_text().replace(tmp, "<tmp>")))
             print(f"{name}: {len(results[name])} keys", flush=True)
     return results
 

@@ -1,6 +1,6 @@
 """Robust objectives. One contract: ``forward(logits, target, groups) -> scalar loss``."""
 
-from robustml.losses.base import GroupLoss
+from robustml.losses.base import GroupLoss, StepSignals
 from robustml.losses.checks import NonFiniteError
 from robustml.losses.compose import PenalizedLoss
 from robustml.losses.consistency import CounterfactualConsistencyPenalty
@@ -12,7 +12,7 @@ from robustml.losses.group_dro import GroupDROLoss
 from robustml.losses.irm import IRMLoss, IRMPenalty
 from robustml.losses.vrex import VRExLoss, VRExPenalty
 
-__all__ = ["GroupLoss", "ERMLoss", "GroupDROLoss", "IRMPenalty", "IRMLoss", "VRExPenalty",
+__all__ = ["GroupLoss", "StepSignals", "ERMLoss", "GroupDROLoss", "IRMPenalty", "IRMLoss", "VRExPenalty",
            "VRExLoss", "PenalizedLoss", "CounterfactualConsistencyPenalty", "NonFiniteError",
            "classification_loss", "num_outputs_for", "predict", "probabilities", "irm_penalty",
            "irm_penalty_autograd", "mean_irm_penalty", "vrex_penalty", "scale_gradients"]

@@ -2,10 +2,29 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 from torch import nn
 
 from robustml.validation import check_int
+
+
+@dataclass(frozen=True)
+class StepSignals:
+    """What a training loop needs from its loss after an updating call (:meth:`GroupLoss.step_signals`).
+
+    Attributes:
+        loss_scale: The factor the loss applied to its own output, over the loss and every loss it
+            wraps (1.0 unless a penalty schedule rescales the objective, as IRM's does). A
+            regularizer the loop adds outside the loss (the paper's L2 term) is multiplied by it
+            to keep the paper's proportions.
+        annealed: True when a penalty schedule reached its anneal step in that call (a loop may
+            then reset its optimizer's state, as the IRM paper's code does).
+    """
+
+    loss_scale: float = 1.0
+    annealed: bool = False
 
 
 class GroupLoss(nn.Module):
@@ -23,17 +42,29 @@ class GroupLoss(nn.Module):
     equal weights change nothing, a weight of 0 removes an example from those risks and integer
     weights equal repeating examples. ``weight=None`` is the unweighted loss.
 
+    A training loop learns what it needs from the loss through :meth:`step_signals`, nothing else.
+
     Attributes:
-        loss_scale: Factor the loss applied to its own output at the last step (1.0 unless a penalty
-            schedule rescales the objective, as IRM's does). A regularizer a trainer adds outside the
-            loss (the paper's L2 term) is multiplied by it to keep the paper's proportions.
+        loss_scale: Factor this loss applied to its own output at the last step (1.0 unless a
+            penalty schedule rescales the objective, as IRM's does).
+        anneal_reached_now: True after an updating call in which this loss's penalty schedule
+            reached its anneal step.
     """
 
     loss_scale: float = 1.0
+    anneal_reached_now: bool = False
 
     def __init__(self, num_groups: int) -> None:
         super().__init__()
         self.num_groups = check_int("num_groups", num_groups, minimum=1)
+
+    def step_signals(self) -> StepSignals:
+        """Return the :class:`StepSignals` of the last call, over this loss and the losses it wraps."""
+        losses = [m for m in self.modules() if isinstance(m, GroupLoss)]
+        scale = 1.0
+        for loss in losses:
+            scale *= loss.loss_scale
+        return StepSignals(loss_scale=scale, annealed=any(loss.anneal_reached_now for loss in losses))
 
     def log_values(self) -> dict[str, float]:
         """Return scalars worth logging after the last training step (e.g. ``q_0``); none here."""

@@ -83,8 +83,9 @@ class PenalizedLoss(GroupLoss):
         anneal_reached_now: True after an updating call whose step equals a positive anneal
             step, i.e. the first step with the full weight. A trainer may reset its optimizer
             then, as DomainBed does for IRM and VREx (its Adam moments were sized to the small
-            warm-up loss); False after every other updating call. A trainer reads it on every
-            penalized loss in ``criterion.modules()`` (a wrapped IRM loss too).
+            warm-up loss); False after every other updating call. A trainer reads it, with
+            every wrapped loss's (an IRM loss inside a consistency penalty too), through
+            :meth:`~robustml.losses.GroupLoss.step_signals`.
 
     Log keys: ``loss_base``, ``penalty_<name>`` and ``weight_<name>``, then the base loss's own
     keys; a base key that would overwrite one of these gets the prefix ``base_`` (IRM wrapped

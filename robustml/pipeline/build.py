@@ -25,7 +25,8 @@ from robustml.data.samplers import GroupBalancedSampler, balanced_sample_weights
 from robustml.losses import CounterfactualConsistencyPenalty, GroupLoss, PenalizedLoss, num_outputs_for
 from robustml.pipeline.instantiate import build_from, runtime_kwargs
 from robustml.train import distributed
-from robustml.train.loop import Trainer, TrainSettings
+from robustml.train.loop import Trainer
+from robustml.train.settings import TrainSettings
 
 if TYPE_CHECKING:
     from robustml.pipeline.clean import CleanedData

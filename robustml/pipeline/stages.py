@@ -106,6 +106,10 @@ def train_stage(stage: DictConfig, folder: str | Path) -> str:
             # The folder's name is the stage's identity: another run with this key may differ
             # only in how it runs the stage (its name, eval_every, workers), not in the model.
             stage.trainer.resume, stage.trainer.resume_force = True, True
+        elif (folder / "metrics.jsonl").exists() and distributed.is_main():
+            # Killed between its first evaluation and its first checkpoint: nothing to resume.
+            log.info("ERM stage: %s has no checkpoint yet; starting it again", folder)
+            (folder / "metrics.jsonl").unlink()
         if distributed.is_main():
             write_text(folder / "config.yaml", OmegaConf.to_yaml(stage))
         trainer = _stage_trainer(stage, folder)

@@ -44,7 +44,7 @@ def test_the_trainer_sees_each_error_example_one_plus_lambda_up_times_per_epoch(
                       torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=0.1), data, data,
                       TrainSettings(max_steps=2 * epoch, batch_size=batch_size, progress=False),
                       run_dir=tmp_path, sampler=order, epoch_size=order.epoch_size)
-    batches = trainer._batches()
+    batches = trainer.batches
     for _ in range(2):
         seen = torch.cat([next(batches)["index"].cpu() for _ in range(epoch)])
         expected = torch.ones(n, dtype=torch.int64)

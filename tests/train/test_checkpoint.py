@@ -45,7 +45,7 @@ def test_a_checkpoint_that_pickles_objects_is_refused(tmp_path):
     torch.save({"settings": TrainSettings(max_steps=1)}, tmp_path / "old.pt")
     with pytest.raises(RuntimeError, match=r"cannot be read safely \(UnpicklingError: "
                        r"WeightsUnpickler error: Unsupported global: GLOBAL "
-                       r"robustml.train.loop.TrainSettings.*pickled objects"):
+                       r"robustml.train.settings.TrainSettings.*pickled objects"):
         load_checkpoint(tmp_path / "old.pt")
     (tmp_path / "cut.pt").write_bytes((tmp_path / "old.pt").read_bytes()[:40])
     with pytest.raises(RuntimeError, match="truncated"):

@@ -79,9 +79,9 @@ def test_workers_give_the_same_batches_as_the_main_process(splits, tmp_path):
 
 def test_batches_and_weights_are_on_the_training_device(splits, tmp_path):
     trainer, seen = _trainer(splits, tmp_path, max_steps=1, eval_every=1)
-    trainer.sample_weights = torch.arange(len(splits.train), dtype=torch.float32,
-                                          device=trainer.device)
-    batch = next(trainer._batches())
+    trainer.batches.sample_weights = torch.arange(len(splits.train), dtype=torch.float32,
+                                                  device=trainer.device)
+    batch = next(trainer.batches)
     assert {value.device for value in batch.values()} == {trainer.device}
     torch.testing.assert_close(batch["weight"], batch["index"].float())  # each example's own weight
 
