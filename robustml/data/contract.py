@@ -78,7 +78,7 @@ class GroupedDataset(Dataset):
         self.name = name
         self.group = y * self.num_attrs + attr
         self.index = torch.arange(n, device=y.device)
-        self.inferred = None  # robustml.groups.InferredGroups, set by group inference (partition "inferred")
+        self._extra_partitions: dict[str, Any] = {}  # see with_partition
 
     # Metadata -------------------------------------------------------------------------------
     @property
@@ -112,28 +112,65 @@ class GroupedDataset(Dataset):
             raise ValueError(f"dataset {self.name!r} has no environments (env is None)")
         return torch.bincount(self.env, minlength=self.num_envs)
 
+    @property
+    def partitions(self) -> dict[str, tuple[torch.Tensor, int]]:
+        """Every partition of the split by name: ``{name: (ids (N,) int64, number of parts)}``.
+
+        ``group`` (class x attribute), ``class`` (the labels), ``env`` when the dataset has
+        environments, and each partition added by :meth:`with_partition` (``inferred``: groups
+        inferred without group labels). A loss, a sampler or a selection rule names the one it reads.
+        """
+        parts = {"group": (self.group, self.num_groups), "class": (self.y, self.num_classes)}
+        if self.env is not None:
+            parts["env"] = (self.env, self.num_envs)
+        parts.update({name: (part.ids, part.num_parts) for name, part in self._extra_partitions.items()})
+        return parts
+
     def partition(self, name: str) -> tuple[torch.Tensor, int]:
-        """Return the ids and the number of parts of a partition: ``"group"``, ``"env"`` or ``"inferred"``."""
-        if name == "group":
-            return self.group, self.num_groups
+        """Return the ids and the number of parts of the partition called ``name`` (see :attr:`partitions`)."""
+        parts = self.partitions
+        if name in parts:
+            return parts[name]
         if name == "env":
-            if self.env is None:
-                raise ValueError(f"partition 'env' requested but dataset {self.name!r} has no env")
-            return self.env, self.num_envs
+            raise ValueError(f"partition 'env' requested but dataset {self.name!r} has no env")
         if name == "inferred":
-            if self.inferred is None:
-                raise ValueError(f"partition 'inferred' requested but dataset {self.name!r} has no "
-                                 "inferred groups; choose a method with groups=error_split|eiil|clustering")
-            return self.inferred.ids, self.inferred.num_parts
-        raise ValueError(f"partition must be 'group', 'env' or 'inferred', got {name!r}")
+            raise ValueError(f"partition 'inferred' requested but dataset {self.name!r} has no "
+                             "inferred groups; choose a method with groups=error_split|eiil|clustering")
+        raise ValueError(f"partition must be one of {sorted(parts)}, got {name!r}")
+
+    def with_partition(self, name: str, partition: Any) -> GroupedDataset:
+        """Return a shallow copy of the split with one more named partition (the split is unchanged).
+
+        Args:
+            name: Its name in :attr:`partitions` (not ``group``, ``class`` or ``env``).
+            partition: An object with ``ids`` (shape ``(N,)``, int64, on the split's device),
+                ``num_parts`` and ``names``, e.g. :class:`robustml.groups.InferredGroups`.
+        """
+        if name in ("group", "class", "env"):
+            raise ValueError(f"name must not be a built-in partition (group, class, env), got {name!r}")
+        check_ids(name, partition.ids, partition.num_parts, size=len(self))
+        out = copy.copy(self)
+        out._extra_partitions = {**self._extra_partitions, name: partition}
+        return out
+
+    def partition_names(self, name: str) -> list[str]:
+        """Return the names of the parts of the partition called ``name``."""
+        self.partition(name)  # an unknown name raises, listing the partitions
+        builtin = {"group": self.group_names, "class": list(self.class_names),
+                   "env": list(self.env_names or ())}
+        return builtin[name] if name in builtin else list(self._extra_partitions[name].names)
+
+    @property
+    def inferred(self) -> Any:
+        """The partition inferred without group labels (a :class:`robustml.groups.InferredGroups`), or ``None``."""
+        return self._extra_partitions.get("inferred")
 
     def metadata(self) -> dict[str, torch.Tensor]:
         """Return the metadata arrays ``y, group, attr, index`` (and ``env``), shape ``(N,)`` each."""
         fields = {"y": self.y, "group": self.group, "attr": self.attr, "index": self.index}
         if self.env is not None:
             fields["env"] = self.env
-        if self.inferred is not None:
-            fields["inferred"] = self.inferred.ids
+        fields.update({name: part.ids for name, part in self._extra_partitions.items()})
         return fields
 
     def __len__(self) -> int:

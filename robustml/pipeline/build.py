@@ -47,16 +47,13 @@ def resolve_device(name: str) -> torch.device:
 
 def build_sampling(cfg: DictConfig, train: GroupedTensorDataset) -> tuple[Any, torch.Tensor | None]:
     """Return ``(sampler, sample_weights)`` for ``cfg.sampler`` (uniform, group_balanced, reweight)."""
-    partitions = {"group": (train.group, train.num_groups), "class": (train.y, train.num_classes)}
-    if train.inferred is not None:
-        partitions["inferred"] = train.partition("inferred")
-    if cfg.sampler.partition not in partitions:
-        raise ValueError(f"sampler.partition must be one of {sorted(partitions)}, got "
+    if cfg.sampler.partition not in train.partitions:
+        raise ValueError(f"sampler.partition must be one of {sorted(train.partitions)}, got "
                          f"{cfg.sampler.partition!r}")
-    ids, num_parts = partitions[cfg.sampler.partition]
+    ids, num_parts = train.partition(cfg.sampler.partition)
     if cfg.sampler.kind == "uniform":
         return None, None
-    names = train.group_names if cfg.sampler.partition == "group" else train.class_names
+    names = train.partition_names(cfg.sampler.partition)
     require_nonempty_groups(ids, num_parts, names, what=f"sampler={cfg.sampler.kind}")
     if cfg.sampler.kind == "group_balanced":
         ids = ids.cpu()

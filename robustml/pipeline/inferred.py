@@ -1,9 +1,9 @@
 """Infer a run's groups without group labels (``cfg.groups``) and report how they match the true ones.
 
-:func:`attach_inferred_groups` runs the chosen method of :mod:`robustml.groups` on a reference
-model over the training and validation splits and sets each
-split's ``inferred`` partition, which ``loss.partition=inferred``, ``sampler.partition=inferred``
-and ``trainer.select=worst_inferred_group`` then use. Validation's parts come from the same
+:func:`with_inferred_groups` runs the chosen method of :mod:`robustml.groups` on a reference
+model over the training and validation splits and adds an ``inferred`` partition to each, which
+``loss.partition=inferred``, ``sampler.partition=inferred`` and
+``trainer.select=worst_inferred_group`` then use. Validation's parts come from the same
 reference model: its error split, its own EIIL assignment, or the training clusters' ``predict``.
 No group label is read until :func:`inferred_report` compares the parts with the true groups.
 
@@ -126,8 +126,9 @@ def infer_partitions(cfg: DictConfig, model: torch.nn.Module, splits: DataSplits
             for name, split in (("train", train), ("val", val))}
 
 
-def attach_inferred_groups(cfg: DictConfig, splits: DataSplits) -> None:
-    """Set ``splits.train.inferred`` and ``splits.val.inferred`` when ``cfg.groups`` asks for them.
+def with_inferred_groups(cfg: DictConfig, splits: DataSplits) -> DataSplits:
+    """Return ``splits`` with an ``inferred`` partition on train and val when ``cfg.groups`` asks for
+    one (:meth:`~robustml.data.GroupedDataset.with_partition`); ``splits`` itself when it does not.
 
     Raises:
         ValueError: When a setting uses the inferred partition but ``groups`` is null, or the
@@ -139,13 +140,15 @@ def attach_inferred_groups(cfg: DictConfig, splits: DataSplits) -> None:
         if uses:
             raise ValueError(f"{uses[0]} needs inferred groups, but groups is null; choose a method "
                              "with groups=error_split|eiil|clustering")
-        return
+        return splits
     if groups.method not in METHODS:
         raise ValueError(f"groups.method must be one of {list(METHODS)}, got {groups.method!r}")
     device = resolve_device(cfg.trainer.device)
     model, details = _reference(cfg, splits, device)
-    for name, partition in infer_partitions(cfg, model, splits, details).items():
-        getattr(splits, name).inferred = partition
+    parts = infer_partitions(cfg, model, splits, details)
+    return DataSplits(splits.train.with_partition("inferred", parts["train"]),
+                      splits.val.with_partition("inferred", parts["val"]), splits.test,
+                      description=splits.description)
 
 
 def inferred_report(splits: DataSplits) -> tuple[dict[str, Any], list[str]]:

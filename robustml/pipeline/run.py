@@ -21,7 +21,7 @@ from robustml.data.loading import eval_loader
 from robustml.losses import predict
 from robustml.pipeline import dfr, jtt
 from robustml.pipeline.build import RunData, build_splits, build_trainer, resolve_device
-from robustml.pipeline.inferred import attach_inferred_groups, inferred_report
+from robustml.pipeline.inferred import inferred_report, with_inferred_groups
 from robustml.pipeline.labels import describe_group_label_use, method_name, render_group_label_use
 from robustml.report import (plot_group_accuracy, plot_history, render_console_summary,
                              write_metrics_json, write_report_md, write_text)
@@ -114,7 +114,7 @@ def run(cfg: DictConfig, run_dir: str | Path | None = None, *, summary: str = "f
     device = resolve_device(cfg.trainer.device)
     seed_everything(cfg.seed, device)
     data = build_splits(cfg, run_dir)                # cleaning=...: labels cleaned first
-    attach_inferred_groups(cfg, data.splits)         # groups=...: partitions from a reference model
+    data.splits = with_inferred_groups(cfg, data.splits)  # groups=...: parts from a reference model
     seed_everything(cfg.seed, device)  # the same draws from here whether stages ran or were reused
     trainer = build_trainer(cfg, data, run_dir,
                             sampling=None if stage_one is None else stage_one.sampling(cfg, data.splits.train))
