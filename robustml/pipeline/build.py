@@ -15,13 +15,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import torch
+from hydra.utils import get_object
 from omegaconf import DictConfig, OmegaConf
+from torch.utils.data import Sampler
 
 from robustml.augment import CounterfactualAugment
 from robustml.augment.counterfactual import dataset_rule
 from robustml.data.checks import require_nonempty_groups
 from robustml.data.contract import DataSplits, GroupedTensorDataset
-from robustml.data.samplers import GroupBalancedSampler, balanced_sample_weights
 from robustml.losses import CounterfactualConsistencyPenalty, GroupLoss, PenalizedLoss, num_outputs_for
 from robustml.pipeline.instantiate import build_from, runtime_kwargs
 from robustml.train import distributed
@@ -46,23 +47,27 @@ def resolve_device(name: str) -> torch.device:
 
 
 def build_sampling(cfg: DictConfig, train: GroupedTensorDataset) -> tuple[Any, torch.Tensor | None]:
-    """Return ``(sampler, sample_weights)`` for ``cfg.sampler`` (uniform, group_balanced, reweight)."""
+    """Return ``(sampler, sample_weights)`` for ``cfg.sampler``.
+
+    ``sampler._target_`` names the piece: ``null`` (uniform shuffling), a ``torch`` ``Sampler``
+    class built as ``cls(ids, num_parts, generator=...)`` that draws each epoch's indices
+    (:class:`~robustml.data.samplers.GroupBalancedSampler`), or a function ``fn(ids, num_parts)``
+    of per-example loss weights (:func:`~robustml.data.samplers.balanced_sample_weights`), over
+    the ids of the training partition ``sampler.partition``.
+    """
     if cfg.sampler.partition not in train.partitions:
         raise ValueError(f"sampler.partition must be one of {sorted(train.partitions)}, got "
                          f"{cfg.sampler.partition!r}")
     ids, num_parts = train.partition(cfg.sampler.partition)
-    if cfg.sampler.kind == "uniform":
+    if cfg.sampler._target_ is None:
         return None, None
+    piece = get_object(cfg.sampler._target_)
     names = train.partition_names(cfg.sampler.partition)
-    require_nonempty_groups(ids, num_parts, names, what=f"sampler={cfg.sampler.kind}")
-    if cfg.sampler.kind == "group_balanced":
+    require_nonempty_groups(ids, num_parts, names, what=f"sampler={cfg.sampler.name}")
+    if isinstance(piece, type) and issubclass(piece, Sampler):
         ids = ids.cpu()
-        return (lambda generator: torch.as_tensor(list(GroupBalancedSampler(ids, num_parts,
-                                                                            generator=generator)))), None
-    if cfg.sampler.kind == "reweight":
-        return None, balanced_sample_weights(ids, num_parts)
-    raise ValueError(f"sampler.kind must be one of ['group_balanced', 'reweight', 'uniform'], got "
-                     f"{cfg.sampler.kind!r}")
+        return (lambda generator: torch.as_tensor(list(piece(ids, num_parts, generator=generator)))), None
+    return None, piece(ids, num_parts)
 
 
 def build_augment(cfg: DictConfig, train: GroupedTensorDataset,

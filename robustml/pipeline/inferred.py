@@ -33,10 +33,8 @@ from robustml.losses import predict
 from robustml.models.forward import iter_outputs
 from robustml.report.tables import markdown_table, percent
 from robustml.pipeline.build import max_steps_for, resolve_device
+from robustml.pipeline.labels import inference_method
 from robustml.pipeline.stages import erm_stage_config, load_trained_model, stage_key, train_stage
-
-METHODS = ("error_split", "eiil", "clustering")
-
 
 def _uses_of_inferred(cfg: DictConfig) -> list[str]:
     uses = [f"{key}=inferred" for key in ("loss.partition", "sampler.partition")
@@ -91,8 +89,9 @@ EIIL_VAL_NOTE = ("EIIL assigns validation environments by its own run on validat
 
 def infer_partitions(cfg: DictConfig, model: torch.nn.Module, splits: DataSplits,
                      details: dict[str, Any]) -> dict[str, InferredGroups]:
-    """Return ``{"train", "val"}`` partitions of ``cfg.groups.method`` from the reference ``model``."""
-    groups, method = cfg.groups, cfg.groups.method
+    """Return ``{"train", "val"}`` partitions of the method ``cfg.groups._target_`` names, from the
+    reference ``model``."""
+    groups, method = cfg.groups, inference_method(cfg)
     train, val = splits.train, splits.val
     names = train.class_names
     if method == "error_split":
@@ -141,8 +140,7 @@ def with_inferred_groups(cfg: DictConfig, splits: DataSplits) -> DataSplits:
             raise ValueError(f"{uses[0]} needs inferred groups, but groups is null; choose a method "
                              "with groups=error_split|eiil|clustering")
         return splits
-    if groups.method not in METHODS:
-        raise ValueError(f"groups.method must be one of {list(METHODS)}, got {groups.method!r}")
+    inference_method(cfg)  # an unknown groups._target_ stops before the reference model trains
     device = resolve_device(cfg.trainer.device)
     model, details = _reference(cfg, splits, device)
     parts = infer_partitions(cfg, model, splits, details)

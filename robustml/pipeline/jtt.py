@@ -91,9 +91,9 @@ def check_jtt_config(cfg: DictConfig) -> None:
         raise ValueError("method.upweight=sample duplicates error examples in mini-batches and needs "
                          "trainer.batch_size; with the full batch (trainer.batch_size=null) use "
                          "method.upweight=loss, the same objective")
-    if cfg.sampler.kind != "uniform":
+    if cfg.sampler._target_ is not None:
         raise ValueError(f"JTT's upweighting replaces the sampler: sampler must be uniform, got "
-                         f"sampler.kind={cfg.sampler.kind!r}")
+                         f"sampler={cfg.sampler.name!r}")
     steps, epochs = cfg.method.stage_one.max_steps, cfg.method.stage_one.epochs
     if (steps is None) == (epochs is None):
         raise ValueError(f"set exactly one of method.stage_one.max_steps and method.stage_one.epochs "

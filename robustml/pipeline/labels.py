@@ -7,15 +7,31 @@ from omegaconf import DictConfig, OmegaConf
 
 from robustml.selection import selection_rule
 
-METHODS = ("jtt", "dfr")
+# Two-stage methods: the module ``method._target_`` names, and the method's name.
+METHODS = {"robustml.pipeline.jtt": "jtt", "robustml.pipeline.dfr": "dfr"}
+# Group inference: the function ``groups._target_`` names, and the method's name in reports.
+INFERENCE_METHODS = {"robustml.groups.error_split": "error_split",
+                     "robustml.groups.eiil_environments": "eiil",
+                     "robustml.groups.cluster_within_classes": "clustering"}
 
 
 def method_name(cfg: DictConfig) -> str | None:
-    """Return ``cfg.method.name`` (``"jtt"`` or ``"dfr"``), or ``None`` without a method."""
-    name = OmegaConf.select(cfg, "method.name")
-    if name is not None and name not in METHODS:
-        raise ValueError(f"method.name must be one of {list(METHODS)}, got {name!r}")
-    return name
+    """Return the name of the two-stage method ``method._target_`` names (``"jtt"`` or ``"dfr"``),
+    or ``None`` without a method."""
+    if OmegaConf.select(cfg, "method") is None:
+        return None
+    target = OmegaConf.select(cfg, "method._target_")
+    if target not in METHODS:
+        raise ValueError(f"method._target_ must be one of {list(METHODS)}, got {target!r}")
+    return METHODS[target]
+
+
+def inference_method(cfg: DictConfig) -> str:
+    """Return the name of the group-inference method ``groups._target_`` names (``"eiil"``...)."""
+    target = cfg.groups._target_
+    if target not in INFERENCE_METHODS:
+        raise ValueError(f"groups._target_ must be one of {list(INFERENCE_METHODS)}, got {target!r}")
+    return INFERENCE_METHODS[target]
 
 
 def describe_group_label_use(cfg: DictConfig) -> dict[str, str]:
@@ -25,10 +41,10 @@ def describe_group_label_use(cfg: DictConfig) -> dict[str, str]:
         uses.append("the loss used group labels (partition=group)")
     if cfg.loss.partition == "env":
         uses.append("the loss used environment labels (partition=env), not group labels")
-    if cfg.sampler.kind != "uniform":
-        uses.append(f"{cfg.sampler.kind} sampling used {cfg.sampler.partition} labels")
+    if cfg.sampler._target_ is not None:
+        uses.append(f"{cfg.sampler.name} sampling used {cfg.sampler.partition} labels")
     if OmegaConf.select(cfg, "groups") is not None:
-        uses.append(f"none: {cfg.groups.method} groups inferred from a reference model without group labels")
+        uses.append(f"none: {inference_method(cfg)} groups inferred from a reference model without group labels")
     if cfg.augment is not None:
         uses.append("counterfactual augmentation used the spurious-attribute labels (attr)")
     if cfg.cleaning is not None and (cfg.cleaning.guard.max_fraction < 1 or cfg.cleaning.guard.protect_groups):

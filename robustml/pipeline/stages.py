@@ -52,7 +52,7 @@ def erm_stage_config(cfg: DictConfig, *, suffix: str, max_steps: int,
     stage = OmegaConf.create(OmegaConf.to_container(cfg, resolve=True))
     stage.name = f"{cfg.name}_{suffix}"
     stage.loss = {"partition": "group", "criterion": {"_target_": "robustml.losses.ERMLoss"}}
-    stage.sampler = {"kind": "uniform", "partition": "group"}
+    stage.sampler = {"name": "uniform", "_target_": None, "partition": "group"}
     stage.augment, stage.cleaning, stage.groups = None, None, None
     OmegaConf.update(stage, "method", None, merge=False)
     stage.trainer.update(max_steps=int(max_steps), epochs=epochs, select="last", resume=False)

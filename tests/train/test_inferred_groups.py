@@ -61,7 +61,7 @@ def test_a_trained_run_can_be_the_reference(tmp_path):
 @pytest.mark.parametrize("overrides, match", [
     (["loss=group_dro", "loss.partition=inferred"], "loss.partition=inferred needs inferred groups"),
     (["trainer.select=worst_inferred_group"], "trainer.select=worst_inferred_group needs inferred groups"),
-    (["groups=error_split", "groups.method=magic"], "groups.method must be one of"),
+    (["groups=error_split", "groups._target_=robustml.groups.magic"], "groups._target_ must be one of"),
 ])
 def test_inferred_partition_misconfigurations_are_named(overrides, match, tmp_path):
     with pytest.raises(ValueError, match=match):
