@@ -191,7 +191,7 @@ def in_memory_error(dataset: GroupedDataset, what: str) -> InMemoryRequired:
     return InMemoryRequired(
         f"{what} needs every input in memory as one tensor (a GroupedTensorDataset), but "
         f"dataset {dataset.name!r} is a {type(dataset).__name__} that loads its inputs from "
-        "disk one example at a time. Train it on the mini-batch path (set trainer.batch_size), "
+        "disk one example at a time. Train it on the mini-batch path (set batch_size), "
         "or extract features once (robustml.features.feature_dataset, or the robustml-features "
         "command) and use that in-memory dataset of features.")
 
@@ -202,7 +202,7 @@ def require_in_memory(dataset: GroupedDataset, what: str) -> None:
     Args:
         dataset: Any grouped dataset.
         what: The piece that needs all inputs in memory, for the message (``"the full-batch
-            protocol (trainer.batch_size=null)"``).
+            protocol (batch_size=None)"``).
     """
     if not dataset.in_memory:
         raise in_memory_error(dataset, what)

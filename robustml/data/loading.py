@@ -38,12 +38,12 @@ class LoaderSettings:
     eval_batch_size: int = 256
 
     def __post_init__(self) -> None:
-        check_int("trainer.num_workers", self.num_workers, minimum=0)
-        check_int("trainer.eval_batch_size", self.eval_batch_size, minimum=1)
-        check_bool("trainer.pin_memory", self.pin_memory)
-        check_bool("trainer.persistent_workers", self.persistent_workers)
+        check_int("num_workers", self.num_workers, minimum=0)
+        check_int("eval_batch_size", self.eval_batch_size, minimum=1)
+        check_bool("pin_memory", self.pin_memory)
+        check_bool("persistent_workers", self.persistent_workers)
         if self.persistent_workers and int(self.num_workers) == 0:
-            raise ValueError("trainer.persistent_workers=true needs trainer.num_workers > 0, got 0")
+            raise ValueError("persistent_workers=True needs num_workers > 0, got 0")
 
 
 def seed_worker(worker_id: int) -> None:

@@ -128,7 +128,7 @@ def shard_bounds(batch_size: int, *, rank: int, world_size: int) -> tuple[int, i
         raise ValueError(f"rank must lie in [0, world_size={world_size}), got {rank}")
     if int(batch_size) < int(world_size):
         raise ValueError(f"a batch of {batch_size} example(s) cannot be shared by {world_size} "
-                         f"processes (each needs at least one): use a trainer.batch_size (and a "
+                         f"processes (each needs at least one): use a batch_size (and a "
                          f"training set) of at least {world_size} per batch, or fewer processes")
     base, extra = divmod(int(batch_size), int(world_size))
     start = rank * base + min(rank, extra)

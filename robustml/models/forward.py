@@ -68,7 +68,7 @@ def autocast(device: torch.device, precision: str):
     bf16 on a CPU without bf16 instructions warns once (:class:`SlowPrecisionWarning`).
     """
     if precision not in PRECISIONS:
-        raise ValueError(f"trainer.precision must be one of {PRECISIONS}, got {precision!r}")
+        raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
     if precision == "fp32":
         return nullcontext()
     if device.type == "cpu":

@@ -21,6 +21,7 @@ from robustml.data.loading import eval_loader
 from robustml.losses import predict
 from robustml.pipeline import dfr, jtt
 from robustml.pipeline.build import RunData, build_splits, build_trainer, resolve_device
+from robustml.pipeline.instantiate import config_keys
 from robustml.pipeline.inferred import inferred_report, with_inferred_groups
 from robustml.pipeline.labels import describe_group_label_use, method_name, render_group_label_use
 from robustml.report import (plot_group_accuracy, plot_history, render_console_summary,
@@ -107,8 +108,41 @@ def run(cfg: DictConfig, run_dir: str | Path | None = None, *, summary: str = "f
     shorten_for_smoke(cfg)
     run_dir = distributed.agree_on_run_dir(_run_dir(run_dir))  # under torchrun: rank 0's folder
     main = distributed.is_main()  # the one process that writes files and prints
+    if cfg.trainer.resume and not (run_dir / "checkpoints" / "last.pt").is_file():
+        raise FileNotFoundError(
+            f"trainer.resume=true but there is no checkpoint at {run_dir / 'checkpoints' / 'last.pt'}; "
+            "pass the directory of the run to resume as hydra.run.dir=<run dir>, or drop "
+            "trainer.resume=true to start a new run (a run killed in a first stage, JTT's stage one or "
+            "a reference ERM stage, has no checkpoint yet: run it again without trainer.resume=true, "
+            "and the stage resumes from its own)")
     if main:
         write_text(run_dir / "config.yaml", OmegaConf.to_yaml(cfg, resolve=True))
+    with config_keys():  # the engine's errors name its arguments; a run's name its config keys
+        final, data, trainer, result, extra_tables = _stages(cfg, run_dir)
+    uses = describe_group_label_use(cfg)
+    if not main:
+        return final  # the same metrics on every process; rank 0 writes and prints them
+    splits = data.splits
+    _write_outputs(cfg, run_dir, final, result, trainer, splits, uses, extra_tables)
+    if summary == "full":
+        print(render_console_summary(final, title=f"{cfg.name} (seed {cfg.seed})",
+                                     group_names=splits.group_names, group_label_use=uses,
+                                     report_path=_shown_path(run_dir / "report.md"),
+                                     attr_key=splits.test.attr_key))
+    elif summary == "line":
+        print(f"{cfg.name} (seed {cfg.seed}): test worst-group "
+              f"{100 * final['test/acc_worst_group']:.1f}%, average {100 * final['test/acc_avg']:.1f}%"
+              f"; outputs in {run_dir}")
+    return final
+
+
+def _stages(cfg: DictConfig, run_dir: Path) -> tuple[dict[str, Any], RunData, Trainer, dict[str, Any],
+                                                   list[str]]:
+    """Run the stages in order: JTT's stage one, data (labels cleaned), inferred groups, training
+    (or a DFR base run's checkpoint), evaluation of the selected model, DFR's last layer.
+
+    Returns the final metrics, the data, the trainer, its fit result and the extra report tables.
+    """
     method = method_name(cfg)
     stage_one = jtt.jtt_stage_one(cfg) if method == "jtt" else None  # trained, or reused from its cache
     device = resolve_device(cfg.trainer.device)
@@ -129,21 +163,7 @@ def run(cfg: DictConfig, run_dir: str | Path | None = None, *, summary: str = "f
         extra_tables.insert(0, stage_one.report_md)
     if method == "dfr":
         final, extra_tables = dfr.dfr_stage(cfg, trainer.model, data, run_dir, final, extra_tables)
-    uses = describe_group_label_use(cfg)
-    if not main:
-        return final  # the same metrics on every process; rank 0 writes and prints them
-    splits = data.splits
-    _write_outputs(cfg, run_dir, final, result, trainer, splits, uses, extra_tables)
-    if summary == "full":
-        print(render_console_summary(final, title=f"{cfg.name} (seed {cfg.seed})",
-                                     group_names=splits.group_names, group_label_use=uses,
-                                     report_path=_shown_path(run_dir / "report.md"),
-                                     attr_key=splits.test.attr_key))
-    elif summary == "line":
-        print(f"{cfg.name} (seed {cfg.seed}): test worst-group "
-              f"{100 * final['test/acc_worst_group']:.1f}%, average {100 * final['test/acc_avg']:.1f}%"
-              f"; outputs in {run_dir}")
-    return final
+    return final, data, trainer, result, extra_tables
 
 
 def _run_dir(run_dir: str | Path | None) -> Path:

@@ -79,7 +79,7 @@ def check_resume_config(saved: Mapping[str, Any] | None, current: Mapping[str, A
     differences = config_differences(saved, current)
     if differences:
         raise ValueError(
-            f"trainer.resume=true but the config differs from the one saved in {path} at "
+            f"resume=True but the config differs from the one saved in {path} at "
             f"{len(differences)} key(s): " + "; ".join(differences) + ". Resume with the run's "
-            "own overrides, or pass trainer.resume_force=true to continue with the new values "
+            "own overrides, or pass resume_force=True to continue with the new values "
             "anyway (the results then match no single config)")

@@ -68,11 +68,11 @@ class Trainer:
                  train_counts: torch.Tensor | None = None,
                  config: dict[str, Any] | None = None, epoch_size: int | None = None) -> None:
         if any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in model.modules()) and settings.chunk_size:
-            raise ValueError("trainer.chunk_size must be null for models with BatchNorm: chunks change "
+            raise ValueError("chunk_size must be None for models with BatchNorm: chunks change "
                              "the batch statistics")
         train.partition(partition)  # validates that the partition exists
         if not settings.batch_size:
-            require_in_memory(train, "the full-batch protocol (trainer.batch_size=null)")
+            require_in_memory(train, "the full-batch protocol (batch_size=None)")
         if sample_weights is not None and sample_weights.shape != (len(train),):
             raise ValueError(f"sample_weights must have shape ({len(train)},), got "
                              f"{tuple(sample_weights.shape)}")
@@ -188,11 +188,8 @@ class Trainer:
         if settings.resume:
             if not self.last_path.is_file():
                 raise FileNotFoundError(
-                    f"trainer.resume=true but there is no checkpoint at {self.last_path}; pass the "
-                    f"directory of the run to resume as hydra.run.dir=<run dir>, or drop "
-                    f"trainer.resume=true to start a new run (a run killed in a first stage, JTT's "
-                    f"stage one or a reference ERM stage, has no checkpoint yet: run it again without "
-                    f"trainer.resume=true, and the stage resumes from its own)")
+                    f"resume=True but there is no checkpoint at {self.last_path}; pass the run's own "
+                    f"folder as run_dir, or drop resume=True to start a new run")
             # On the CPU: RNG states must stay CPU tensors, and load_state_dict moves the weights,
             # the optimizer state and the loss buffers to their own devices.
             self._restore(load_checkpoint(self.last_path, map_location="cpu"))
@@ -245,8 +242,8 @@ class Trainer:
         lr = self.optimizer.param_groups[0]["lr"]
         raise FloatingPointError(
             f"training diverged: the loss at step {self.step} is {loss:.3g}, above "
-            f"trainer.max_loss={self.settings.max_loss:g}; lower the learning rate "
-            f"(optimizer.lr={lr:g} now) or raise trainer.max_loss if losses this large are expected")
+            f"max_loss={self.settings.max_loss:g}; lower the learning rate "
+            f"(lr={lr:g} now) or raise max_loss if losses this large are expected")
 
     def load_best(self) -> None:
         """Load the selected checkpoint's weights (``best.pt``) into the model."""
@@ -254,8 +251,8 @@ class Trainer:
         if int(state["step"]) != self.best_step:  # a resumed run that replayed differently
             raise RuntimeError(f"{self.best_path} holds the model of step {state['step']}, but the run "
                                f"selected step {self.best_step}: the resumed steps did not replay the "
-                               "interrupted ones (trainer.resume_force, or nondeterministic kernels); "
-                               "train the run again without trainer.resume")
+                               "interrupted ones (resume_force, or nondeterministic kernels); "
+                               "train the run again without resume")
         self.model.load_state_dict(state["model"])
 
     @property

@@ -75,16 +75,16 @@ class TrainSettings:
 
     def __post_init__(self) -> None:
         self.loader  # validates the DataLoader options
-        selection_rule(self.select, argument="trainer.select")
+        selection_rule(self.select)
         if self.eval_train not in EVAL_TRAIN:
-            raise ValueError(f"trainer.eval_train must be one of {EVAL_TRAIN}, got {self.eval_train!r}")
+            raise ValueError(f"eval_train must be one of {EVAL_TRAIN}, got {self.eval_train!r}")
         if self.precision not in PRECISIONS:
-            raise ValueError(f"trainer.precision must be one of {PRECISIONS}, got {self.precision!r}")
+            raise ValueError(f"precision must be one of {PRECISIONS}, got {self.precision!r}")
         for name in ("max_steps", "eval_every"):
-            setattr(self, name, check_int(f"trainer.{name}", getattr(self, name), minimum=1))
+            setattr(self, name, check_int(name, getattr(self, name), minimum=1))
         for name in ("batch_size", "chunk_size"):
             if getattr(self, name) is not None:
-                setattr(self, name, check_int(f"trainer.{name}", getattr(self, name), minimum=1))
-        self.l2_weight = check_real("trainer.l2_weight", self.l2_weight, minimum=0.0)
-        self.max_loss = check_real("trainer.max_loss", self.max_loss, minimum=0.0)
+                setattr(self, name, check_int(name, getattr(self, name), minimum=1))
+        self.l2_weight = check_real("l2_weight", self.l2_weight, minimum=0.0)
+        self.max_loss = check_real("max_loss", self.max_loss, minimum=0.0)
         self.seed = check_int("seed", self.seed)

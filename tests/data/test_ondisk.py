@@ -92,7 +92,7 @@ def test_per_split_transforms_random_in_training_fixed_in_evaluation(tmp_path):
 
 def test_on_disk_data_says_what_needs_inputs_in_memory(tmp_path):
     splits = image_csv_splits(write_image_csv(tmp_path, per_group=4, split_column=True), image_size=8)
-    with pytest.raises(InMemoryRequired, match="images.*OnDiskGroupedDataset.*trainer.batch_size"):
+    with pytest.raises(InMemoryRequired, match="images.*OnDiskGroupedDataset.*set batch_size"):
         splits.train.x
 
 

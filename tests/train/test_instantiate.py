@@ -30,3 +30,17 @@ def test_each_surfaced_kind_keeps_its_builtin_type_and_its_cause(node, kind):
     with pytest.raises(kind, match=r"^part: ") as raised:
         build_from(cfg, "part")
     assert isinstance(raised.value.__cause__, kind)
+
+
+def test_engine_errors_are_translated_to_config_keys_only_where_they_name_a_setting():
+    from robustml.pipeline.instantiate import config_keys, with_config_keys
+    assert with_config_keys("above max_loss=1e+06; lower the learning rate (lr=0.1 now)") == \
+        "above trainer.max_loss=1e+06; lower the learning rate (optimizer.lr=0.1 now)"
+    assert with_config_keys("persistent_workers=True needs num_workers > 0") == \
+        "trainer.persistent_workers=true needs trainer.num_workers > 0"
+    assert with_config_keys("resume with the same number") == "resume with the same number"
+    assert with_config_keys("trainer.max_steps: 12 -> 10; eval_batch_size") == "trainer.max_steps: 12 -> 10; eval_batch_size"
+    with pytest.raises(ValueError, match=r"^trainer.batch_size must be") as caught:
+        with config_keys():
+            raise ValueError("batch_size must be an integer >= 1, got 0")
+    assert str(caught.value.__cause__) == "batch_size must be an integer >= 1, got 0"
