@@ -1,17 +1,23 @@
-"""What a run's config says about its result: flattened keys, differences, and keys that change nothing.
+"""What a run's config says about its result: flattened keys, differences, keys that change nothing,
+and the one cache-key hash.
 
 One home for three uses that must agree: resuming a checkpoint (:mod:`robustml.train.checkpoint`
 refuses a config that differs), keying a cached ERM stage (:mod:`robustml.pipeline.stages`: two
 runs share a stage when its identity is equal) and grouping a sweep (:mod:`robustml.report.collect`:
-configurations are the keys that vary). Configs here are plain nested dicts (a resolved config as
+configurations are the keys that vary). :func:`hash_key` keys every cache (ERM stages, JTT's
+error sets, cleaning's out-of-fold probabilities, feature caches). Configs here are plain nested dicts (a resolved config as
 ``OmegaConf.to_container`` gives it, or ``config.yaml`` read back); nothing imports a config system.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 RUN_SWITCHES = ("trainer.resume", "trainer.resume_force")
 """How a run was started: fresh or resumed (forced). The same model either way."""
@@ -77,3 +83,56 @@ def data_identity(data: Mapping[str, Any]) -> dict[str, Any]:
     if out.get("root") is not None:
         out["root"] = str(Path(out["root"]).resolve())
     return out
+
+
+def hash_key(*parts) -> str:
+    """Hash configuration and data into a cache key (the sha256 hex digest).
+
+    Each part is encoded with its type and length, so different splits of the same bytes hash
+    differently: arrays (numpy or tensors) by dtype, shape and bytes; ``bytes`` as they are;
+    anything else as canonical JSON (sorted keys; numpy scalars as Python numbers).
+
+    Args:
+        *parts: Config dicts, strings, numbers, label arrays, data fingerprints.
+
+    Returns:
+        The sha256 hex digest.
+
+    Raises:
+        TypeError: For object arrays or parts that are not JSON-serializable.
+    """
+    digest = hashlib.sha256()
+    for part in parts:
+        if isinstance(part, bytes):
+            payload = b"bytes:" + part
+        elif hasattr(part, "__array__") or hasattr(part, "detach"):
+            array = np.ascontiguousarray(_to_numpy(part))
+            if array.dtype == object:
+                raise TypeError("hash_key cannot hash object arrays; pass a numeric array")
+            payload = f"array:{array.dtype.str}:{array.shape}:".encode() + array.tobytes()
+        else:
+            try:
+                text = json.dumps(
+                    part, sort_keys=True, separators=(",", ":"), default=_json_scalar
+                )
+            except TypeError as err:
+                raise TypeError(
+                    f"hash_key parts must be arrays, bytes or JSON-serializable, got "
+                    f"{type(part).__name__}"
+                ) from err
+            payload = b"json:" + text.encode()
+        digest.update(len(payload).to_bytes(8, "little"))
+        digest.update(payload)
+    return digest.hexdigest()
+
+
+def _json_scalar(value):
+    if isinstance(value, np.generic):
+        return value.item()
+    raise TypeError(f"{type(value).__name__} is not JSON-serializable")
+
+
+def _to_numpy(value) -> np.ndarray:
+    if hasattr(value, "detach"):
+        value = value.detach().cpu().numpy()
+    return np.asarray(value)

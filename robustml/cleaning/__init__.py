@@ -39,13 +39,8 @@ from robustml.cleaning.issues import (
 from robustml.cleaning.methods import KFoldNetwork, default_estimator, out_of_sample_probs
 from robustml.cleaning.networks import FitSettings, default_network
 from robustml.data.noise import NoisyLabels, add_label_noise, noise_matrix
-from robustml.cleaning.oof import (
-    FitPredict,
-    cached_probs,
-    hash_key,
-    out_of_fold_probs,
-    stratified_folds,
-)
+from robustml.cleaning.oof import FitPredict, cached_probs, out_of_fold_probs, stratified_folds
+from robustml.identity import hash_key
 
 __all__ = [
     "ACTIONS",

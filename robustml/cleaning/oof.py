@@ -8,8 +8,6 @@ its probabilities for ``eval_idx`` (shape ``(len(eval_idx), num_classes)``).
 
 from __future__ import annotations
 
-import hashlib
-import json
 import os
 from collections.abc import Callable
 from pathlib import Path
@@ -20,6 +18,7 @@ from tqdm.auto import tqdm
 
 from robustml.atomic import atomic_path
 from robustml.cleaning.issues import validate_labels, validate_pred_probs
+from robustml.identity import hash_key
 from robustml.validation import check_int
 
 FitPredict = Callable[[np.ndarray, np.ndarray], np.ndarray]
@@ -119,47 +118,6 @@ def out_of_fold_probs(
     return probs
 
 
-def hash_key(*parts) -> str:
-    """Hash configuration and data into a cache key.
-
-    Each part is encoded with its type and length, so different splits of the same bytes hash
-    differently: arrays (numpy or tensors) by dtype, shape and bytes; ``bytes`` as they are;
-    anything else as canonical JSON (sorted keys; numpy scalars as Python numbers).
-
-    Args:
-        *parts: Config dicts, strings, numbers, label arrays, data fingerprints.
-
-    Returns:
-        The sha256 hex digest.
-
-    Raises:
-        TypeError: For object arrays or parts that are not JSON-serializable.
-    """
-    digest = hashlib.sha256()
-    for part in parts:
-        if isinstance(part, bytes):
-            payload = b"bytes:" + part
-        elif hasattr(part, "__array__") or hasattr(part, "detach"):
-            array = np.ascontiguousarray(_to_numpy(part))
-            if array.dtype == object:
-                raise TypeError("hash_key cannot hash object arrays; pass a numeric array")
-            payload = f"array:{array.dtype.str}:{array.shape}:".encode() + array.tobytes()
-        else:
-            try:
-                text = json.dumps(
-                    part, sort_keys=True, separators=(",", ":"), default=_json_scalar
-                )
-            except TypeError as err:
-                raise TypeError(
-                    f"hash_key parts must be arrays, bytes or JSON-serializable, got "
-                    f"{type(part).__name__}"
-                ) from err
-            payload = b"json:" + text.encode()
-        digest.update(len(payload).to_bytes(8, "little"))
-        digest.update(payload)
-    return digest.hexdigest()
-
-
 def cached_probs(labels, compute: Callable[[], np.ndarray], *, cache_dir: str | os.PathLike,
                  key: str) -> np.ndarray:
     """Return ``compute()``'s probabilities, reading and writing a ``.npy`` cache.
@@ -167,7 +125,7 @@ def cached_probs(labels, compute: Callable[[], np.ndarray], *, cache_dir: str | 
     The file name hashes ``key`` together with the labels, so a cached result is never returned
     for different labels. ``key`` must cover everything else that changes the probabilities
     (method, its settings, folds, seeds, a fingerprint of the inputs; build it with
-    :func:`hash_key`). The file is written atomically.
+    :func:`robustml.identity.hash_key`). The file is written atomically.
 
     Args:
         labels: Shape ``(N,)`` integer labels.
@@ -195,12 +153,6 @@ def cached_probs(labels, compute: Callable[[], np.ndarray], *, cache_dir: str | 
     with atomic_path(path) as tmp, open(tmp, "wb") as handle:
         np.save(handle, probs)
     return probs
-
-
-def _json_scalar(value):
-    if isinstance(value, np.generic):
-        return value.item()
-    raise TypeError(f"{type(value).__name__} is not JSON-serializable")
 
 
 def _to_numpy(value) -> np.ndarray:

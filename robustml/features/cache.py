@@ -10,51 +10,38 @@ interrupted extraction leaves nothing behind; later calls open the entry with
 
 from __future__ import annotations
 
-import hashlib
 import logging
 from pathlib import Path
 
 import numpy as np
-import torch
 from torch import nn
 
 from robustml.data.contract import DataSplits, GroupedDataset
 from robustml.data.loading import LoaderSettings, eval_loader
 from robustml.atomic import atomic_path
+from robustml.identity import hash_key
 from robustml.models.forward import iter_outputs
 
 log = logging.getLogger(__name__)
-CACHE_VERSION = b"robustml.features/2"  # bump when the same inputs would give other features
-
-
-def _update_tensor(digest: "hashlib._Hash", name: str, tensor: torch.Tensor) -> None:
-    array = np.ascontiguousarray(tensor.detach().cpu().numpy())
-    digest.update(f"{name}:{array.dtype.str}:{array.shape}:".encode())
-    digest.update(array.tobytes())
+CACHE_VERSION = "robustml.features/3"  # bump when the same inputs would give other features
 
 
 def feature_key(model: nn.Module, dataset: GroupedDataset) -> str:
-    """Return the sha256 hex digest of the model's weights, the dataset and its eval transform.
+    """Return the cache key (:func:`robustml.identity.hash_key`) of the model's weights, the
+    dataset and its eval transform.
 
     The weights of ``model.head`` (the last linear layer, which ``features(x)`` does not use) are
     left out, so models that differ only in their head (the same pretrained backbone with a
     head initialized by another seed) share their cache entries.
     """
-    digest = hashlib.sha256(CACHE_VERSION)
-    digest.update(type(model).__qualname__.encode())
     head = getattr(model, "head", None)
     head_keys = {f"head.{k}" for k in head.state_dict()} if isinstance(head, nn.Module) else set()
-    for name, tensor in sorted(model.state_dict().items()):
-        if name not in head_keys:
-            _update_tensor(digest, name, tensor)
-    if dataset.in_memory:
-        _update_tensor(digest, "x", dataset.x)
-    else:
-        digest.update(str(Path(dataset.root).resolve()).encode())
-        digest.update("\n".join(map(str, dataset.paths)).encode())
-        digest.update(repr(dataset.eval_transform).encode())
-    digest.update(repr(dataset.input_shape).encode())
-    return digest.hexdigest()
+    weights = [part for name, tensor in sorted(model.state_dict().items()) if name not in head_keys
+               for part in (name, tensor)]
+    data = ([dataset.x] if dataset.in_memory else
+            [str(Path(dataset.root).resolve()), [str(path) for path in dataset.paths],
+             repr(dataset.eval_transform)])
+    return hash_key(CACHE_VERSION, type(model).__qualname__, *weights, *data, list(dataset.input_shape))
 
 
 def cache_path(model: nn.Module, dataset: GroupedDataset, cache_dir: str | Path) -> Path:

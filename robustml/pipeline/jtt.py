@@ -113,8 +113,7 @@ def stage_one_run_config(cfg: DictConfig) -> DictConfig:
 def _entry(cfg: DictConfig, stage: DictConfig) -> Path:
     if cfg.method.stage_one_dir is not None:
         return Path(cfg.method.stage_one_dir)
-    digest = hashlib.sha256(json.dumps([CACHE_VERSION, stage_key(stage)]).encode()).hexdigest()
-    return Path(cfg.method.cache_dir) / f"stage_one_{digest[:16]}"
+    return Path(cfg.method.cache_dir) / f"stage_one_{stage_key(stage, CACHE_VERSION)}"
 
 
 def _train_stage_one(stage: DictConfig, config: dict[str, Any], entry: Path) -> str:

@@ -20,7 +20,6 @@ job train the stage together, as one run: the main process writes its files.
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import json
 import logging
 from collections.abc import Iterator
@@ -32,7 +31,7 @@ from filelock import FileLock
 from omegaconf import DictConfig, OmegaConf
 
 from robustml.data.contract import DataSplits
-from robustml.identity import STAGE_EXEMPT_KEYS, data_identity
+from robustml.identity import STAGE_EXEMPT_KEYS, data_identity, hash_key
 from robustml.losses import num_outputs_for
 from robustml.pipeline.build import build_splits, build_trainer, resolve_device
 from robustml.pipeline.instantiate import build_from
@@ -71,10 +70,10 @@ def stage_identity(stage: DictConfig) -> dict[str, Any]:
     return identity
 
 
-def stage_key(stage: DictConfig) -> str:
-    """Return the hash (16 hex digits) of :func:`stage_identity` and :data:`STAGE_VERSION`."""
-    payload = json.dumps([STAGE_VERSION, stage_identity(stage)], sort_keys=True, default=str)
-    return hashlib.sha256(payload.encode()).hexdigest()[:16]
+def stage_key(stage: DictConfig, *versions: str) -> str:
+    """Return the cache key (16 hex digits) of :func:`stage_identity`, :data:`STAGE_VERSION` and the
+    caller's ``versions`` (JTT's error-set version), through :func:`robustml.identity.hash_key`."""
+    return hash_key(STAGE_VERSION, *versions, stage_identity(stage))[:16]
 
 
 @contextlib.contextmanager
