@@ -1,6 +1,6 @@
 """Model-selection rules: which validation number picks the checkpoint, and which labels it reads.
 
-One list, used by the trainer (:class:`~robustml.train.loop.TrainSettings` ``select``), by the
+One list, used by the trainer (:class:`~robustml.train.settings.TrainSettings` ``select``), by the
 report's ledger of group-label use (:mod:`robustml.pipeline.labels`) and by ``robustml-collect``
 (its default rule). Every rule maximizes a key of the trainer's evaluation record, or takes the
 last step; none reads the test split.

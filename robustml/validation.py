@@ -1,7 +1,7 @@
 """Checks of arguments shared by every package: one message format, naming the argument.
 
-``check_int("trainer.max_steps", "abc", minimum=1)`` raises ``TypeError: trainer.max_steps must be
-an integer >= 1, got 'abc' (str)``. Booleans are refused where numbers are expected (``True`` is an
+``check_int("max_steps", "abc", minimum=1)`` raises ``TypeError: max_steps must be an integer
+>= 1, got 'abc' (str)``. Booleans are refused where numbers are expected (``True`` is an
 ``int`` to Python, never a count to a user), and so are floats with a fractional part and numeric
 strings: ``"4"`` from a YAML file or ``2.5`` on a command line is a mistake to report, not to round.
 """

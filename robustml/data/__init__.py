@@ -1,4 +1,6 @@
-"""The grouped-data contract and the datasets built on it."""
+"""The grouped-data contract (splits with named partitions: group, class, env, inferred), the
+datasets built on it, and the order training reads them in: samplers (group-balanced, reweighting,
+JTT's upsampling), DataLoader settings and the resumable training batch stream."""
 
 from robustml.data.contract import (Batch, DataSplits, GroupedDataset, GroupedTensorDataset,
                                     InMemoryRequired)

@@ -22,7 +22,7 @@ from robustml.pipeline.dfr import DFR_HEAD
 from robustml.models.forward import model_device
 from robustml.train.evaluate import predict_dataset
 from robustml.pipeline.instantiate import build_from
-from robustml.pipeline.stages import load_trained_model
+from robustml.pipeline.stages import load_trained_model, run_config
 
 
 def audit_data(run_cfg: DictConfig | None, overrides: Sequence[str]) -> DataSplits:
@@ -69,10 +69,7 @@ def audit_run(source: str | Path | None, overrides: Sequence[str] = (), *, split
         raise ValueError("saved outputs need both --predictions (N,) and --features (N, D)")
     run_cfg = None
     if source is not None:
-        if not (Path(source) / "config.yaml").is_file():
-            raise FileNotFoundError(f"{source} is not a run folder: it has no config.yaml (give the "
-                                    "folder robustml-train wrote, with config.yaml and checkpoints/best.pt)")
-        run_cfg = OmegaConf.load(Path(source) / "config.yaml")
+        run_cfg = run_config(source, what="the audited run")
     splits = audit_data(run_cfg, overrides)
     dataset = dict(splits.items())[split]
     names = getattr(splits, "feature_names", None)

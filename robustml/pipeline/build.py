@@ -24,7 +24,7 @@ from robustml.augment.counterfactual import dataset_rule
 from robustml.data.checks import require_nonempty_groups
 from robustml.data.contract import DataSplits, GroupedTensorDataset
 from robustml.losses import CounterfactualConsistencyPenalty, GroupLoss, PenalizedLoss, num_outputs_for
-from robustml.pipeline.instantiate import build_from, runtime_kwargs
+from robustml.pipeline.instantiate import build_from, config_keys, runtime_kwargs
 from robustml.train import distributed
 from robustml.train.loop import Trainer
 from robustml.train.settings import TrainSettings
@@ -159,17 +159,18 @@ def build_trainer(cfg: DictConfig, data: RunData, run_dir: Path, *,
     if sampling is None:
         sampling = (*build_sampling(cfg, splits.train), len(splits.train))
     sampler, sample_weights, epoch_size = sampling
-    settings = TrainSettings(
-        max_steps=max_steps_for(cfg, epoch_size), batch_size=cfg.trainer.batch_size,
-        eval_every=cfg.trainer.eval_every, eval_train=cfg.trainer.eval_train,
-        chunk_size=cfg.trainer.chunk_size,
-        precision=cfg.trainer.precision, select=cfg.trainer.select, l2_weight=cfg.trainer.l2_weight,
-        reset_optimizer_at_anneal=cfg.trainer.reset_optimizer_at_anneal, seed=cfg.seed,
-        resume=cfg.trainer.resume, resume_force=cfg.trainer.resume_force,
-        progress=cfg.trainer.progress,
-        num_workers=cfg.trainer.num_workers, pin_memory=cfg.trainer.pin_memory,
-        persistent_workers=cfg.trainer.persistent_workers,
-        eval_batch_size=cfg.trainer.eval_batch_size, max_loss=cfg.trainer.max_loss)
+    with config_keys():  # the engine names its arguments; the run's error names config keys
+        settings = TrainSettings(
+            max_steps=max_steps_for(cfg, epoch_size), batch_size=cfg.trainer.batch_size,
+            eval_every=cfg.trainer.eval_every, eval_train=cfg.trainer.eval_train,
+            chunk_size=cfg.trainer.chunk_size,
+            precision=cfg.trainer.precision, select=cfg.trainer.select, l2_weight=cfg.trainer.l2_weight,
+            reset_optimizer_at_anneal=cfg.trainer.reset_optimizer_at_anneal, seed=cfg.seed,
+            resume=cfg.trainer.resume, resume_force=cfg.trainer.resume_force,
+            progress=cfg.trainer.progress,
+            num_workers=cfg.trainer.num_workers, pin_memory=cfg.trainer.pin_memory,
+            persistent_workers=cfg.trainer.persistent_workers,
+            eval_batch_size=cfg.trainer.eval_batch_size, max_loss=cfg.trainer.max_loss)
     scheduler = None
     if cfg.scheduler is not None:
         scheduler = build_from(cfg, "scheduler")(optimizer, total_steps=settings.max_steps)
@@ -177,7 +178,8 @@ def build_trainer(cfg: DictConfig, data: RunData, run_dir: Path, *,
         weights = cleaned.weights.to(device)
         sample_weights = weights if sample_weights is None else sample_weights * weights
     augment, criterion = build_augment(cfg, splits.train, criterion)
-    return Trainer(model, criterion, optimizer, splits.train, splits.val, settings, run_dir=run_dir,
-                   partition=cfg.loss.partition, scheduler=scheduler, augment=augment,
-                   sampler=sampler, sample_weights=sample_weights, train_counts=data.train_counts,
-                   epoch_size=epoch_size, config=OmegaConf.to_container(cfg, resolve=True))
+    with config_keys():
+        return Trainer(model, criterion, optimizer, splits.train, splits.val, settings, run_dir=run_dir,
+                       partition=cfg.loss.partition, scheduler=scheduler, augment=augment,
+                       sampler=sampler, sample_weights=sample_weights, train_counts=data.train_counts,
+                       epoch_size=epoch_size, config=OmegaConf.to_container(cfg, resolve=True))

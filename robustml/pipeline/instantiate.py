@@ -70,6 +70,9 @@ def with_config_keys(message: str) -> str:
 def config_keys() -> Iterator[None]:
     """Re-raise an error whose message names engine arguments with the config keys instead.
 
+    Used around the calls into the engine only (building ``TrainSettings`` and the ``Trainer``,
+    ``fit``): another piece's argument of the same name (EIIL's ``lr``) is not the optimizer's.
+
     The error keeps its type when that type takes the message alone, and becomes its built-in
     base otherwise; the original is chained (``__cause__``). Other errors pass unchanged.
     """

@@ -117,8 +117,7 @@ def run(cfg: DictConfig, run_dir: str | Path | None = None, *, summary: str = "f
             "and the stage resumes from its own)")
     if main:
         write_text(run_dir / "config.yaml", OmegaConf.to_yaml(cfg, resolve=True))
-    with config_keys():  # the engine's errors name its arguments; a run's name its config keys
-        final, data, trainer, result, extra_tables = _stages(cfg, run_dir)
+    final, data, trainer, result, extra_tables = _stages(cfg, run_dir)
     uses = describe_group_label_use(cfg)
     if not main:
         return final  # the same metrics on every process; rank 0 writes and prints them
@@ -155,8 +154,9 @@ def _stages(cfg: DictConfig, run_dir: Path) -> tuple[dict[str, Any], RunData, Tr
     if method == "dfr" and cfg.method.base_run is not None:
         result = dfr.reuse_base_run(cfg, trainer.model, trainer.best_path)
     else:
-        result = trainer.fit()
-        trainer.load_best()
+        with config_keys():  # the engine names its arguments; the run's error names config keys
+            result = trainer.fit()
+            trainer.load_best()
     final, extra_tables = _evaluate_selected(cfg, trainer, data, result)
     if stage_one is not None:
         final.update(stage_one.summary)

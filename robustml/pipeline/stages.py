@@ -34,7 +34,7 @@ from robustml.data.contract import DataSplits
 from robustml.identity import STAGE_EXEMPT_KEYS, data_identity, hash_key
 from robustml.losses import num_outputs_for
 from robustml.pipeline.build import build_splits, build_trainer, resolve_device
-from robustml.pipeline.instantiate import build_from
+from robustml.pipeline.instantiate import build_from, config_keys
 from robustml.report import write_text
 from robustml.train import distributed
 from robustml.train.checkpoint import load_checkpoint
@@ -112,7 +112,8 @@ def train_stage(stage: DictConfig, folder: str | Path) -> str:
         if distributed.is_main():
             write_text(folder / "config.yaml", OmegaConf.to_yaml(stage))
         trainer = _stage_trainer(stage, folder)
-        result = trainer.fit()
+        with config_keys():  # the engine names its arguments; the stage's error names config keys
+            result = trainer.fit()
         if distributed.is_main():
             write_text(folder / MARKER, json.dumps({"steps": trainer.step, "selected_step": result["best_step"],
                                                     "train_seconds": round(result["elapsed"], 3)},

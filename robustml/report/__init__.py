@@ -1,4 +1,5 @@
-"""A run's outputs: metrics.json, metrics.jsonl, report.md, plots and the console summary."""
+"""A run's outputs: metrics.json, metrics.jsonl, report.md, plots and the console summary; and a
+sweep's tables (``robustml-collect``, :mod:`robustml.report.collect`)."""
 
 from robustml.report.console import render_console_summary
 from robustml.report.plots import plot_group_accuracy, plot_history

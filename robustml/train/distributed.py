@@ -145,6 +145,16 @@ def agree_on_run_dir(run_dir: Path) -> Path:
     return Path(shared[0])
 
 
+def agree(flag: bool) -> bool:
+    """Return rank 0's ``flag`` on every process (``flag`` itself outside a process group), so that
+    every process takes the same branch, raising included."""
+    if not is_distributed():
+        return flag
+    shared = [bool(flag)]
+    dist.broadcast_object_list(shared, src=0)
+    return shared[0]
+
+
 def check_distributable(criterion: nn.Module) -> None:
     """Raise ``ValueError`` when ``criterion`` cannot be trained exactly by several processes."""
     if world_size() == 1:

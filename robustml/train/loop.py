@@ -40,7 +40,8 @@ class Trainer:
         val: Validation split used for model selection (on disk: streamed in batches).
         settings: See :class:`TrainSettings`.
         run_dir: Where ``metrics.jsonl`` and ``checkpoints/`` are written.
-        partition: Which batch field the loss sees: ``"group"`` or ``"env"``.
+        partition: Which partition the loss sees as its groups, a name of ``train.partitions``
+            (``"group"``, ``"env"``, ``"class"`` or an added one such as ``"inferred"``).
         scheduler: Optional learning-rate scheduler, stepped once per step.
         augment: Optional batch transform ``batch -> batch`` applied to each training batch.
         sampler: Optional ``sampler(generator) -> indices`` drawing one epoch of training indices.
@@ -183,7 +184,12 @@ class Trainer:
         return record
 
     def fit(self) -> dict[str, Any]:
-        """Train to ``max_steps`` (resuming if asked); return ``{"best_step", "steps", "history", "elapsed"}``."""
+        """Train to ``max_steps`` (resuming if asked); return ``{"best_step", "steps", "history", "elapsed"}``.
+
+        A fresh fit refuses a ``run_dir`` that holds another run's ``metrics.jsonl`` (on every
+        process). Resuming replaces ``metrics.jsonl``, atomically, by the checkpoint's history: lines
+        written after the checkpoint (a crash between the two writes) would otherwise appear twice.
+        """
         settings = self.settings
         if settings.resume:
             if not self.last_path.is_file():
@@ -193,7 +199,7 @@ class Trainer:
             # On the CPU: RNG states must stay CPU tensors, and load_state_dict moves the weights,
             # the optimizer state and the loss buffers to their own devices.
             self._restore(load_checkpoint(self.last_path, map_location="cpu"))
-        elif distributed.is_main() and (self.run_dir / "metrics.jsonl").exists():
+        elif distributed.agree(distributed.is_main() and (self.run_dir / "metrics.jsonl").exists()):
             raise FileExistsError(
                 f"{self.run_dir / 'metrics.jsonl'} exists: {self.run_dir} holds another run's "
                 "evaluations; train into a new folder, or resume that run (resume=True)")
