@@ -7,8 +7,9 @@ from sklearn.metrics import adjusted_rand_score
 
 from planted import planted
 from robustml.groups import (InferredGroups, cluster_within_classes, eiil_environments, error_split,
-                             partition_agreement, scale_gradients, selection_metrics)
+                             partition_agreement, selection_metrics)
 from robustml.groups.eiil import eiil_penalty
+from robustml.losses import scale_gradients
 
 
 def test_error_split_by_hand():
