@@ -115,8 +115,8 @@ def check_class_counts(labels: np.ndarray, num_folds: int) -> None:
         raise ValueError(f"labels: {what}; out-of-sample probabilities need every class in every "
                          f"one of the num_folds={num_folds} folds, so each class needs at least "
                          f"{num_folds} examples (classes with too few: {small}). Drop or merge "
-                         f"those classes" + ("" if single else ", or lower num_folds "
-                                             "(cleaning.num_folds in the configs) to their size"))
+                         f"those classes" + ("" if single else f", or set num_folds="
+                                             f"{min(n for _, n in small)}"))
 
 
 def detect_label_issues(

@@ -68,7 +68,7 @@ class CrossFitNetwork:
     head: LinearHeads = field(default_factory=LinearHeads)
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "num_parts", check_int("cleaning.num_parts", self.num_parts, minimum=2))
+        object.__setattr__(self, "num_parts", check_int("num_parts", self.num_parts, minimum=2))
 
 
 def cross_fit_probs(

@@ -61,13 +61,12 @@ class FitSettings:
     def __post_init__(self) -> None:
         for name, minimum in (("epochs", 0), ("min_steps", 0), ("batch_size", 1), ("seed", None)):
             if name != "batch_size" or self.batch_size is not None:
-                object.__setattr__(self, name, check_int(f"cleaning.{name}", getattr(self, name),
-                                                         minimum=minimum))
+                object.__setattr__(self, name, check_int(name, getattr(self, name), minimum=minimum))
         if self.epochs == 0 and self.min_steps == 0:
-            raise ValueError("cleaning.epochs and cleaning.min_steps are both 0: nothing would be "
-                             "trained; set either to at least 1")
+            raise ValueError("epochs=0 and min_steps=0: nothing would be trained; set either "
+                             "to at least 1")
         if isinstance(self.lr, bool) or not isinstance(self.lr, (int, float)) or not self.lr > 0:
-            raise ValueError(f"cleaning.lr must be a number > 0, got {self.lr!r}")
+            raise ValueError(f"lr must be a number > 0, got {self.lr!r}")
 
     def num_steps(self, num_rows: int) -> int:
         """Return ``max(min_steps, epochs * ceil(num_rows / batch_size))``."""
@@ -129,8 +128,9 @@ def train_classifier(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *,
         xb, yb = (x, y) if idx is None else (x[idx], y[idx])
         loss = classification_loss(model(xb), yb).mean()
         if not bool(torch.isfinite(loss)):
-            raise FloatingPointError(f"cleaning model loss is not finite ({loss.item()}); lower "
-                                     "cleaning.lr or check the inputs")
+            raise FloatingPointError(f"cleaning model loss is not finite ({loss.item()}); "
+                                     f"lr={settings.lr} may be too high: lower it or check the "
+                                     "inputs")
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
@@ -149,7 +149,7 @@ def check_has_features(model: nn.Module) -> None:
     if not callable(getattr(model, "features", None)):
         raise TypeError(f"model: the cross-fitted fast path needs a network with .features(x) "
                         f"(the input of its last layer); {type(model).__name__} has none. Give "
-                        f"it one, or use KFoldNetwork (cleaning.method=kfold), which needs only "
+                        f"it one, or use KFoldNetwork, which needs only "
                         f"logits")
 
 

@@ -65,7 +65,7 @@ def load_model_checkpoint(model: nn.Module, path: str | Path) -> None:
     """
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"data.checkpoint={str(path)!r}: no such file (a run's "
+        raise FileNotFoundError(f"checkpoint={str(path)!r}: no such file (a run's "
                                 "checkpoints/best.pt, or a state-dict file of the backbone)")
     state = torch.load(path, map_location="cpu", weights_only=True)
     if isinstance(state, dict) and isinstance(state.get("model"), dict):
@@ -74,7 +74,7 @@ def load_model_checkpoint(model: nn.Module, path: str | Path) -> None:
     mismatched = sorted(set(own) ^ set(state)) + sorted(
         k for k in set(own) & set(state) if own[k].shape != state[k].shape)
     if mismatched:
-        raise ValueError(f"data.checkpoint={str(path)!r} does not match the backbone "
+        raise ValueError(f"checkpoint={str(path)!r} does not match the backbone "
                          f"{type(model).__name__}: mismatched keys {mismatched[:8]}"
                          f"{' ...' if len(mismatched) > 8 else ''}; the backbone config must "
                          "build the model that was trained")
@@ -133,9 +133,9 @@ def feature_splits(source: DataSplits, backbone: nn.Module | BackboneFactory,
         source splits' metadata; its description is the source's plus where the features came
         from and whether each split's were extracted or reused.
     """
-    seed = check_int("data.seed", seed)
-    batch_size = check_int("data.batch_size", batch_size, minimum=1)
-    num_workers = check_int("data.num_workers", num_workers, minimum=0)
+    seed = check_int("seed", seed)
+    batch_size = check_int("batch_size", batch_size, minimum=1)
+    num_workers = check_int("num_workers", num_workers, minimum=0)
     if device == "auto":
         device = "cuda" if torch.cuda.is_available() else "cpu"
     model, origin = build_backbone(backbone, source, seed=seed, checkpoint=checkpoint)

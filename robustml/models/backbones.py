@@ -49,7 +49,7 @@ def _read_state_dict(arch: str, weights: str) -> dict[str, torch.Tensor]:
     if looks_like_path:
         path = Path(weights)
         if not path.is_file():
-            raise FileNotFoundError(f"model.weights={weights!r}: no such file")
+            raise FileNotFoundError(f"weights={weights!r}: no such file")
         state = torch.load(path, map_location="cpu", weights_only=True)
         for key in ("state_dict", "model"):
             if isinstance(state, dict) and isinstance(state.get(key), dict):
@@ -58,7 +58,7 @@ def _read_state_dict(arch: str, weights: str) -> dict[str, torch.Tensor]:
     enum = models.get_model_weights(arch)
     name = weights.rsplit(".", 1)[-1]
     if name not in enum.__members__:
-        raise ValueError(f"model.weights={weights!r} is neither a file nor a weight of {arch}; valid "
+        raise ValueError(f"weights={weights!r} is neither a file nor a weight of {arch}; valid "
                          f"names: {', '.join(enum.__members__)}, or a path to a state-dict file")
     entry = enum[name]
     cached = _cache_path(entry.url)
@@ -68,9 +68,9 @@ def _read_state_dict(arch: str, weights: str) -> dict[str, torch.Tensor]:
         return entry.get_state_dict(progress=True, check_hash=True)
     except (URLError, OSError) as error:
         raise FileNotFoundError(
-            f"model.weights={weights!r}: could not download {entry.url} ({error}). Offline, download "
+            f"weights={weights!r}: could not download {entry.url} ({error}). Offline, download "
             f"that file elsewhere and either put it at {cached} (torch's hub cache, TORCH_HOME) or "
-            "pass model.weights=/path/to/file.pth") from error
+            "pass weights='/path/to/file.pth'") from error
 
 
 class TorchvisionClassifier(nn.Module):
@@ -98,7 +98,7 @@ class TorchvisionClassifier(nn.Module):
         models = _models()
         valid = models.list_models(module=models)
         if arch not in valid:
-            raise ValueError(f"model.arch={arch!r} is not a torchvision classification model; valid: "
+            raise ValueError(f"arch={arch!r} is not a torchvision classification model; valid: "
                              f"{', '.join(valid)}")
         if len(input_shape) != 3 or input_shape[0] != 3:
             raise ValueError(f"input_shape must be (3, height, width) for {arch}, got {tuple(input_shape)}")
@@ -136,5 +136,5 @@ def _load_matching(net: nn.Module, state: dict[str, torch.Tensor], arch: str, so
         parts = [f"{label} {len(keys)}: {', '.join(keys[:8])}{' ...' if len(keys) > 8 else ''}"
                  for label, keys in (("missing", missing), ("unexpected", unexpected),
                                      ("shape mismatch", shapes)) if keys]
-        raise ValueError(f"model.weights={source!r} does not match {arch}: " + "; ".join(parts))
+        raise ValueError(f"weights={source!r} does not match {arch}: " + "; ".join(parts))
     net.load_state_dict(state)

@@ -55,10 +55,10 @@ def warn_if_slow_bf16() -> None:
     if flags is None or any(flags.values()):
         return
     warnings.warn(
-        "trainer.precision=bf16 on a CPU without native bf16 instructions (neither avx512_bf16 "
+        "precision='bf16' on a CPU without native bf16 instructions (neither avx512_bf16 "
         "nor amx_bf16 in /proc/cpuinfo): oneDNN emulates every bf16 matrix product, so a bf16 "
         "step is far slower than fp32 (about 10x on an AVX2 CPU, "
-        "experiments/benchmarks/README.md). Use trainer.precision=fp32 on this machine; bf16 pays "
+        "experiments/benchmarks/README.md). Use precision='fp32' on this machine; bf16 pays "
         "off on a GPU or a CPU with AVX512-BF16 or AMX.", SlowPrecisionWarning, stacklevel=3)
 
 

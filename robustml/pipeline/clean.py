@@ -30,7 +30,7 @@ from robustml.data.contract import DataSplits, GroupedDataset, GroupedTensorData
 from robustml.data.datasets.noisy import label_noise_of
 from robustml.report import markdown_table, write_metrics_json, write_text
 from robustml.losses import num_outputs_for
-from robustml.pipeline.instantiate import build_from
+from robustml.pipeline.instantiate import build_from, config_keys, keys_under
 from robustml.validation import check_int
 
 METHODS = ("auto", "cross_fit", "kfold", "estimator", "heads")
@@ -61,6 +61,11 @@ class CleanedData:
     weights: torch.Tensor | None
     summary: dict[str, Any]
     report_md: str
+
+
+# The arguments of robustml.cleaning that this stage sets from cfg.cleaning, as config keys.
+CLEANING_KEYS = keys_under("cleaning.", ("num_folds", "num_parts", "epochs", "min_steps",
+                                         "batch_size", "lr", "seed"))
 
 
 def check_cleaning_config(options: DictConfig, num_groups: int) -> None:
@@ -101,12 +106,13 @@ def cleaning_model(cfg: DictConfig, method: str):
     def build_model(input_shape, num_outputs):
         return build_from(cfg, key, input_shape=input_shape, num_outputs=num_outputs)
 
-    fit = FitSettings(epochs=options.epochs, min_steps=options.min_steps,
-                      batch_size=options.batch_size, lr=options.lr, seed=options.seed)
-    if method == "kfold":
-        return KFoldNetwork(build_model=build_model, fit=fit)
-    return CrossFitNetwork(build_model=build_model, fit=fit, num_parts=options.num_parts,
-                           head=head)
+    with config_keys(CLEANING_KEYS):
+        fit = FitSettings(epochs=options.epochs, min_steps=options.min_steps,
+                          batch_size=options.batch_size, lr=options.lr, seed=options.seed)
+        if method == "kfold":
+            return KFoldNetwork(build_model=build_model, fit=fit)
+        return CrossFitNetwork(build_model=build_model, fit=fit, num_parts=options.num_parts,
+                               head=head)
 
 
 def cleaning_inputs(cfg: DictConfig, train: GroupedDataset, cache_dir: Path) -> GroupedTensorDataset:
@@ -135,7 +141,8 @@ def out_of_sample_train_probs(cfg: DictConfig, train: GroupedDataset,
     model = cleaning_model(cfg, method)
     labels = train.y.cpu().numpy()
     x = as_inputs(train.x, labels.shape[0], name="training inputs")
-    check_class_counts(labels, options.num_folds)
+    with config_keys(CLEANING_KEYS):
+        check_class_counts(labels, options.num_folds)
     config = {key: OmegaConf.to_container(options, resolve=True)[key]
               for key in ("num_folds", "num_parts", "epochs", "min_steps", "batch_size", "lr",
                           "seed", "head")}
@@ -152,8 +159,9 @@ def out_of_sample_train_probs(cfg: DictConfig, train: GroupedDataset,
                                    num_folds=options.num_folds, seed=options.seed,
                                    progress=options.progress)
 
-    probs = cached_probs(labels, compute, cache_dir=cache_dir,
-                         key=hash_key(CACHE_VERSION, config, train.num_classes, train.x))
+    with config_keys(CLEANING_KEYS):
+        probs = cached_probs(labels, compute, cache_dir=cache_dir,
+                             key=hash_key(CACHE_VERSION, config, train.num_classes, train.x))
     return probs, not calls
 
 

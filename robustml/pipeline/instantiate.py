@@ -1,7 +1,8 @@
 """Build objects from config nodes, with errors that name the config key.
 
-Library pieces name their arguments in errors (``max_loss``); :func:`config_keys` turns an
-engine error into the config's words (``trainer.max_loss``) for the run that raised it.
+Library pieces name their arguments in errors (``max_loss``, ``target``); :func:`build_from`
+and :func:`config_keys` turn an error into the config's words (``data.target``,
+``trainer.max_loss``) for the run that raised it.
 """
 
 from __future__ import annotations
@@ -9,7 +10,7 @@ from __future__ import annotations
 import contextlib
 import inspect
 import re
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
 from hydra.errors import InstantiationException
@@ -36,15 +37,27 @@ def build_from(cfg: DictConfig, key: str, **kwargs: Any) -> Any:
     ``"<key>: <message>"``, chained to the original (``__cause__``), so it stays catchable by
     the built-in type and the original, with its own type and attributes, is kept. The original
     is never re-created from its type (a subclass's constructor may need other arguments).
+
+    The node's own keys in the message read as config keys (``target must be`` -> ``data.target
+    must be``, Python values as YAML's); a message that then starts with one is not prefixed again.
     """
+    node = OmegaConf.select(cfg, key)
     try:
-        return instantiate(OmegaConf.select(cfg, key), **kwargs)
+        return instantiate(node, **kwargs)
     except InstantiationException as error:
         cause = error.__cause__
         for kind in _SURFACED:
             if isinstance(cause, kind):
-                raise kind(f"{key}: {cause}") from cause
+                raise kind(_keyed_message(key, node, str(cause))) from cause
         raise
+
+
+def _keyed_message(key: str, node: Any, message: str) -> str:
+    """Return ``message`` of the target built from ``cfg[key]`` in the config's words."""
+    names = [name for name in node if not str(name).startswith("_")] \
+        if isinstance(node, DictConfig) else []
+    message = with_config_keys(message, keys_under(f"{key}.", names))
+    return message if message.startswith(f"{key}.") else f"{key}: {message}"
 
 
 # The engine's arguments (robustml.train.TrainSettings, the DataLoader options) and their config keys.
@@ -52,26 +65,40 @@ ENGINE_KEYS = {**{name: f"trainer.{name}" for name in (
     "max_steps", "batch_size", "eval_every", "eval_train", "chunk_size", "precision", "select",
     "l2_weight", "reset_optimizer_at_anneal", "resume_force", "resume", "max_loss", "num_workers",
     "pin_memory", "persistent_workers", "eval_batch_size")}, "lr": "optimizer.lr"}
-# A name where a message uses it as a setting: before "=", ":", ")", " must", " if" or " >" (not
-# in prose such as "resume with the same number").
-_ENGINE_NAME = re.compile(r"(?<![\w.])(" + "|".join(ENGINE_KEYS) + r")(?=[=:)]| must\b| if\b| >)")
 _PYTHON_VALUES = {"=True": "=true", "=False": "=false", "=None": "=null", " None ": " null "}
 
 
-def with_config_keys(message: str) -> str:
-    """Return an engine error's ``message`` with argument names as config keys (``max_loss`` ->
-    ``trainer.max_loss``, ``lr`` -> ``optimizer.lr``) and Python values as YAML's."""
+def keys_under(prefix: str, names: Iterable[str]) -> dict[str, str]:
+    """Return ``{name: prefix + name}``: arguments set from one config node (``lr`` -> ``cleaning.lr``)."""
+    return {name: f"{prefix}{name}" for name in names}
+
+
+def with_config_keys(message: str, keys: Mapping[str, str] = ENGINE_KEYS) -> str:
+    """Return an error's ``message`` with the argument names of ``keys`` as config keys (by
+    default the engine's: ``max_loss`` -> ``trainer.max_loss``, ``lr`` -> ``optimizer.lr``) and
+    Python values as YAML's.
+
+    A name is translated where the message uses it as a setting: before "=", ":", ")", " must",
+    " if" or " >" (not in prose such as "resume with the same number"), and not inside a longer
+    name or a dotted key.
+    """
     for python, yaml in _PYTHON_VALUES.items():
         message = message.replace(python, yaml)
-    return _ENGINE_NAME.sub(lambda match: ENGINE_KEYS[match[1]], message)
+    if not keys:
+        return message
+    setting = re.compile(r"(?<![\w.])(" + "|".join(map(re.escape, keys)) +
+                         r")(?=[=:)]| must\b| if\b| >)")
+    return setting.sub(lambda match: keys[match[1]], message)
 
 
 @contextlib.contextmanager
-def config_keys() -> Iterator[None]:
-    """Re-raise an error whose message names engine arguments with the config keys instead.
+def config_keys(keys: Mapping[str, str] = ENGINE_KEYS) -> Iterator[None]:
+    """Re-raise an error whose message names arguments of ``keys`` with the config keys instead.
 
-    Used around the calls into the engine only (building ``TrainSettings`` and the ``Trainer``,
-    ``fit``): another piece's argument of the same name (EIIL's ``lr``) is not the optimizer's.
+    By default the engine's: used around the calls into the engine only (building
+    ``TrainSettings`` and the ``Trainer``, ``fit``): another piece's argument of the same name
+    (EIIL's ``lr``) is not the optimizer's. Other pieces pass their own ``keys`` (see
+    :func:`keys_under`).
 
     The error keeps its type when that type takes the message alone, and becomes its built-in
     base otherwise; the original is chained (``__cause__``). Other errors pass unchanged.
@@ -79,7 +106,7 @@ def config_keys() -> Iterator[None]:
     try:
         yield
     except (*_SURFACED, FloatingPointError, RuntimeError) as error:
-        message = with_config_keys(str(error))
+        message = with_config_keys(str(error), keys)
         if message == str(error):
             raise
         try:

@@ -126,7 +126,7 @@ def test_too_few_examples_per_part_and_fold_is_named():
     labels[[0, 1, 2, 3, 4, 5, 6, 7, 8]] = 2  # class 2: 9 examples < 2 parts x 5 folds
     with pytest.raises(ValueError, match=r"labels: .*num_parts x num_folds = 2 x 5 = 10.*\(2, 9\)"):
         cross_fit_probs(x, labels, num_classes=3, method=CrossFitNetwork())
-    with pytest.raises(ValueError, match="cleaning.num_parts must be an integer >= 2"):
+    with pytest.raises(ValueError, match="num_parts must be an integer >= 2"):
         CrossFitNetwork(num_parts=1)
     with pytest.raises(ValueError, match="max_iter"):
         LinearHeads(max_iter=0)

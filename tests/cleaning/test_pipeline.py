@@ -231,10 +231,11 @@ def test_actions_build_the_right_train_split(splits, tmp_path, cache_dir, action
     ("cleaning.num_parts=1", "cleaning.num_parts"),
     ("cleaning.lr=0", "cleaning.lr"),
     ("cleaning.min_steps=-1", "cleaning.min_steps"),
+    ("cleaning.epochs=0 cleaning.min_steps=0", "cleaning.epochs=0 and cleaning.min_steps=0"),
 ])
 def test_bad_options_name_the_key(splits, tmp_path, override, key):
     with pytest.raises(ValueError, match=key.replace(".", r"\.")):
-        run_clean(splits, tmp_path, [override], tmp_path / "cache")
+        run_clean(splits, tmp_path, override.split(), tmp_path / "cache")
 
 
 def test_main_clean_writes_the_report_and_prints_the_groups(splits, tmp_path, cache_dir, capsys):
@@ -251,9 +252,9 @@ def test_fit_settings_budget_is_epochs_with_a_floor_of_steps():
     assert FitSettings(epochs=3, min_steps=500, batch_size=128).num_steps(1797) == 500  # small data
     assert FitSettings(epochs=3, min_steps=500, batch_size=128).num_steps(30000) == 705
     assert FitSettings(epochs=3, min_steps=0, batch_size=None).num_steps(10) == 3  # full batch
-    with pytest.raises(ValueError, match="cleaning.batch_size"):
+    with pytest.raises(ValueError, match="batch_size must"):
         FitSettings(batch_size=0)
-    with pytest.raises(ValueError, match="cleaning.epochs and cleaning.min_steps are both 0"):
+    with pytest.raises(ValueError, match="epochs=0 and min_steps=0"):
         FitSettings(epochs=0, min_steps=0)
     batches = batch_indices(10, batch_size=4, seed=0, device=torch.device("cpu"))
     epoch = torch.cat([next(batches) for _ in range(3)])  # sizes 4, 4, 2

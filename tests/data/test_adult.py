@@ -92,8 +92,8 @@ def test_missing_files_name_the_layout_and_the_settings(tmp_path):
     with pytest.raises(FileNotFoundError) as error:
         adult_splits(tmp_path)
     message = str(error.value)
-    for text in ("adult.data", "adult.test", str(tmp_path / "adult"), "data.root=", "ROBUSTML_DATA",
-                 MD5["adult.data"], "data.download=true"):
+    for text in ("adult.data", "adult.test", str(tmp_path / "adult"), "Pass root=<dir>", "ROBUSTML_DATA",
+                 MD5["adult.data"], "pass download=True"):
         assert text in message
 
 

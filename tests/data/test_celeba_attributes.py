@@ -92,7 +92,7 @@ def test_missing_files_name_the_layout_and_the_settings(tmp_path):
     with pytest.raises(FileNotFoundError) as error:
         celeba_attributes_splits(tmp_path)
     for text in ("list_attr_celeba.txt", "list_eval_partition.txt", str(tmp_path / "celeba"),
-                 "data.root=", "ROBUSTML_DATA", "data.download=true"):
+                 "Pass root=<dir>", "ROBUSTML_DATA", "pass download=True"):
         assert text in str(error.value)
 
 

@@ -64,7 +64,7 @@ def test_a_label_column_with_one_class_is_refused(tmp_path):
 
 def test_image_csv_refuses_the_label_as_attribute_and_reads_one_name_as_one_column(tmp_path):
     csv = write_image_csv(tmp_path, per_group=4, split_column=True)
-    with pytest.raises(ValueError, match=r"data.attributes must not hold the label or path column "
+    with pytest.raises(ValueError, match=r"attributes must not hold the label or path column "
                                          r"\('label', 'path'\), got \['background', 'label'\]"):
         image_csv_splits(csv, attributes=["background", "label"], image_size=8)
     assert image_csv_splits(csv, attributes="background", image_size=8).train.attr_key == "background"
@@ -82,10 +82,10 @@ def test_tabular_file_refuses_the_label_as_attribute(tmp_path):
 
 
 @pytest.mark.parametrize("kwargs,error,match", [
-    (dict(image_size=0), ValueError, r"data.image_size must be an integer >= 1, got 0"),
-    (dict(image_size="32"), TypeError, r"data.image_size must be an integer >= 1, got '32' \(str\)"),
-    (dict(image_size=24.5), TypeError, r"data.image_size must be an integer >= 1, got 24.5"),
-    (dict(augment="yes"), TypeError, r"data.augment must be true or false, got 'yes'"),
+    (dict(image_size=0), ValueError, r"image_size must be an integer >= 1, got 0"),
+    (dict(image_size="32"), TypeError, r"image_size must be an integer >= 1, got '32' \(str\)"),
+    (dict(image_size=24.5), TypeError, r"image_size must be an integer >= 1, got 24.5"),
+    (dict(augment="yes"), TypeError, r"augment must be true or false, got 'yes'"),
 ])
 def test_image_options_are_validated_by_every_image_dataset(tmp_path, kwargs, error, match):
     csv = write_image_csv(tmp_path / "csv", per_group=4, split_column=True)
@@ -100,7 +100,7 @@ def test_image_options_are_validated_by_every_image_dataset(tmp_path, kwargs, er
 
 def test_waterbirds_md5_must_be_32_hex_digits(tmp_path):
     write_waterbirds(tmp_path, per_group=1)
-    with pytest.raises(ValueError, match=r"data.md5 must be null or 32 hexadecimal digits, got 'abc'"):
+    with pytest.raises(ValueError, match=r"md5 must be None or 32 hexadecimal digits, got 'abc'"):
         waterbirds_splits(tmp_path, md5="abc")
 
 

@@ -310,12 +310,12 @@ def test_mnist_oracle_validation_is_colored_like_the_test_environment(mnist):
 
 
 def test_mnist_missing_root_names_the_path_and_what_to_type(tmp_path):
-    with pytest.raises(FileNotFoundError, match="data.download=true") as info:
+    with pytest.raises(FileNotFoundError, match="pass download=True") as info:
         colored_mnist_splits(tmp_path / "nowhere")
     message = str(info.value)
     assert f"not found under {tmp_path / 'nowhere'}" in message
     assert "MNIST/raw/train-images-idx3-ubyte" in message
-    assert "data.root=<dir>" in message and "ROBUSTML_DATA=<dir>" in message
+    assert "root=<dir>" in message and "ROBUSTML_DATA=<dir>" in message
 
 
 def test_mnist_rejects_an_unknown_validation_choice(tmp_path):

@@ -120,7 +120,7 @@ def test_waterbirds_published_layout(tmp_path):
 
 
 def test_waterbirds_missing_folder_column_and_images_are_named(tmp_path):
-    with pytest.raises(FileNotFoundError, match=r"metadata.csv.*data.root=.*ROBUSTML_DATA"):
+    with pytest.raises(FileNotFoundError, match=r"metadata.csv.*Pass root=<dir>.*ROBUSTML_DATA"):
         waterbirds_splits(tmp_path / "nowhere")
     folder = write_waterbirds(tmp_path, per_group=1)
     csv = folder / "metadata.csv"
@@ -151,10 +151,10 @@ def test_celeba_official_files(tmp_path):
 
 def test_celeba_unknown_attribute_lists_the_valid_names(tmp_path):
     write_celeba(tmp_path, num_images=12)
-    with pytest.raises(ValueError, match=r"data.target must be one of CelebA's 40 attributes, got "
+    with pytest.raises(ValueError, match=r"target must be one of CelebA's 40 attributes, got "
                                          r"'Blonde'; valid names: 5_o_Clock_Shadow.*Young"):
         celeba_splits(tmp_path, target="Blonde")
-    with pytest.raises(FileNotFoundError, match=r"celeba/img_align_celeba.*data.root="):
+    with pytest.raises(FileNotFoundError, match=r"celeba/img_align_celeba.*Pass root=<dir>"):
         celeba_splits(tmp_path / "elsewhere")
 
 

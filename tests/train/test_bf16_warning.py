@@ -50,4 +50,4 @@ def test_bf16_on_cpu_warns_once_without_native_bf16(monkeypatch, tmp_path, fresh
     if warns:
         message = str(slow[0].message)
         assert "far slower than fp32" in message and "avx512_bf16" in message
-        assert "use trainer.precision=fp32" in message.lower()
+        assert "use precision='fp32'" in message.lower()

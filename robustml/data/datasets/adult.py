@@ -71,7 +71,7 @@ def find_adult(root: str | Path, download: bool = False) -> Path:
             layout=f"Expected layout: <root>/adult/adult.data (32,561 rows) and "
                    f"<root>/adult/adult.test (16,281 rows after its first line), the files of {URL} "
                    f"(md5 {MD5['adult.data']} and {MD5['adult.test']}).",
-            download_hint="When online, data.download=true downloads them.")
+            download_hint="When online, pass download=True to download them.")
     return folder
 
 

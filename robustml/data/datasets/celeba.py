@@ -53,7 +53,7 @@ def find_celeba(root: str | Path, *, images: bool = True) -> Path:
         "celeba", root, [f"celeba/{name}" for name in needed],
         layout="The official CelebA files (torchvision.datasets.CelebA's folder): img_align_celeba/ with "
         "the 202,599 aligned JPEGs, list_attr_celeba.txt and list_eval_partition.txt.",
-        download_hint="When online, data.download=true downloads them with torchvision (checked "
+        download_hint="When online, pass download=True to download them with torchvision (checked "
                       "against its MD5 sums).")
 
 
@@ -74,17 +74,18 @@ def celeba_splits(root: str | Path, *, target: str = "Blond_Hair", spurious: str
         ValueError: An attribute name is unknown (the 40 valid ones are listed), or a file is
             malformed (the file, line and column are named).
     """
-    image_size = check_int("data.image_size", image_size, minimum=1)
-    augment = check_bool("data.augment", augment)
-    if check_bool("data.download", download):
+    image_size = check_int("image_size", image_size, minimum=1)
+    augment = check_bool("augment", augment)
+    if check_bool("download", download):
         import_torchvision().datasets.CelebA(str(root), split="all", download=True)
     folder = find_celeba(root)
     attributes = read_attributes(folder / ATTR_FILE)
     names = [str(c) for c in attributes.columns]
-    check_attribute("data.target", target, names)
-    check_attribute("data.spurious", spurious, names)
+    check_attribute("target", target, names)
+    check_attribute("spurious", spurious, names)
     if target == spurious:
-        raise ValueError(f"data.target and data.spurious must differ, got {target!r} for both")
+        raise ValueError(f"spurious must differ from target, got spurious={spurious!r} and "
+                         f"target={target!r}")
     split = read_partition(folder / PARTITION_FILE, attributes.index)
     filenames = attributes.index.to_numpy(dtype=object)
     check_files_exist(folder / IMAGES, filenames, folder / ATTR_FILE)

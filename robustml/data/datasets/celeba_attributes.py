@@ -56,7 +56,7 @@ def find_celeba(root: str | Path, download: bool = False) -> Path:
                    f"<root>/celeba/{ATTR_FILE} (a count line, a header of the 40 attribute names, "
                    f"then '<image> v1 ... v40' with values -1/1) and <root>/celeba/{PARTITION_FILE} "
                    f"('<image> 0|1|2').",
-            download_hint="When online, data.download=true downloads them from the official "
+            download_hint="When online, pass download=True to download them from the official "
                           "Google Drive.")
     return folder
 

@@ -54,7 +54,7 @@ def _load_mnist(root: str | Path, download: bool) -> tuple[torch.Tensor, ...]:
         raise missing_data_error("MNIST", root, [f"MNIST/raw/{name}" for name in missing],
                                  layout="Expected layout: MNIST/raw/ with the four uncompressed "
                                         "idx files (torchvision's MNIST layout).",
-                                 download_hint="When online, data.download=true downloads it.")
+                                 download_hint="When online, pass download=True to download it.")
     datasets = import_torchvision().datasets
     train = datasets.MNIST(str(root), train=True, download=download)
     test = datasets.MNIST(str(root), train=False, download=download)

@@ -103,28 +103,28 @@ def image_csv_splits(csv: str | Path, *, label: str = "label", path: str = "path
             argument, expected and received values are named).
         TypeError: An option has the wrong type.
     """
-    image_size = check_int("data.image_size", image_size, minimum=1)
-    augment = check_bool("data.augment", augment)
-    seed = check_int("data.seed", seed)
-    for argument, value in (("data.val_fraction", val_fraction), ("data.test_fraction", test_fraction)):
+    image_size = check_int("image_size", image_size, minimum=1)
+    augment = check_bool("augment", augment)
+    seed = check_int("seed", seed)
+    for argument, value in (("val_fraction", val_fraction), ("test_fraction", test_fraction)):
         check_real(argument, value, minimum=0.0)
-    for argument, value in (("data.label", label), ("data.path", path), ("data.split", split)):
+    for argument, value in (("label", label), ("path", path), ("split", split)):
         if not isinstance(value, str):
             raise TypeError(f"{argument} must be a column name (str), got {value!r} "
                             f"({type(value).__name__})")
     csv = Path(csv)
     if not csv.is_file():
-        raise FileNotFoundError(f"image CSV {csv} not found; data.csv must name a CSV file with "
+        raise FileNotFoundError(f"csv={str(csv)!r}: no such file; csv must name a CSV file with "
                                 "columns path,label,<attribute columns>[,split]")
     frame = pd.read_csv(csv, dtype=str, keep_default_na=False, skipinitialspace=True)
     frame.columns = [c.strip() for c in frame.columns]
-    attributes = list(as_names("data.attributes", attributes)) if attributes is not None else [
+    attributes = list(as_names("attributes", attributes)) if attributes is not None else [
         c for c in frame.columns if c not in (path, label, split)]
     if not attributes:
         raise ValueError(f"{csv} needs at least one attribute column besides {path!r}, {label!r} "
                          f"and {split!r}; it has {list(frame.columns)}")
     if label in attributes or path in attributes:
-        raise ValueError(f"data.attributes must not hold the label or path column ({label!r}, "
+        raise ValueError(f"attributes must not hold the label or path column ({label!r}, "
                          f"{path!r}), got {attributes}")
     check_columns(list(frame.columns), [path, label, *attributes], source=str(csv))
     for column in (path, label, *attributes):
@@ -154,7 +154,7 @@ def image_csv_splits(csv: str | Path, *, label: str = "label", path: str = "path
                f"{test_fraction:g})")
         split_source, hint = (f"{csv} (no {split!r} column; split drawn with val_fraction="
                               f"{val_fraction:g}, test_fraction={test_fraction:g})",
-                              "Raise data.val_fraction / data.test_fraction, list more images "
+                              "Raise val_fraction / test_fraction, list more images "
                               "per group, or add a split column.")
     paths = frame[path].str.strip().to_numpy(dtype=object)
     check_files_exist(csv.parent, paths, csv)

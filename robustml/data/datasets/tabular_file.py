@@ -39,7 +39,7 @@ def read_table(path: str | Path) -> pd.DataFrame:
     if kind is None:
         raise ValueError(f"path must end with one of {sorted(READERS)}, got {str(path)!r}")
     if not path.is_file():
-        raise FileNotFoundError(f"table not found: {path.resolve()} (set data.path=<file>; a "
+        raise FileNotFoundError(f"table not found: {path.resolve()} (pass path=<file>; a "
                                 f"relative path is relative to the current directory)")
     if kind == "parquet":
         try:
@@ -61,7 +61,7 @@ def _apply_missing_rule(frame: pd.DataFrame, columns: Sequence[str], rule: str,
         first = [int(i) for i in frame.index[empty[column].to_numpy()][:5]]
         raise ValueError(f"{source}, column {column!r}: {int(empty[column].sum())} empty value(s), "
                          f"first at data row(s) {first} (0-based, header excluded); fill them, or "
-                         f"set missing='drop' (data.missing=drop) to remove such rows (counted in "
+                         f"pass missing='drop' to remove such rows (counted in "
                          f"the report)")
     return frame[~rows], int(rows.sum())
 
@@ -106,7 +106,7 @@ def _split(frame: pd.DataFrame, groups: pd.Series, *, split_column: str | None, 
     check_split_sizes({name: int((names == name).sum()) for name in ("train", "test")},
                       source=f"{source}, column {split_column!r}",
                       how="Add rows of that split (val rows are optional: without them val is "
-                          "held out from train), or drop data.split_column to draw the splits.")
+                          "held out from train), or pass split_column=None to draw the splits.")
     frames = {name: frame[names == name] for name in SPLITS}
     how = f"the column {split_column!r}"
     if frames["val"].empty:

@@ -64,7 +64,7 @@ def find_waterbirds(root: str | Path) -> Path:
         "waterbirds", root, [f"{FOLDER}/metadata.csv", f"{FOLDER}/<bird folders>/*.jpg"],
         layout=f"The published archive {URL} unpacks to {FOLDER}/ (metadata.csv beside 200 bird "
         "folders); put that folder (or its contents) under the data root.",
-        download_hint="When online, data.download=true downloads and unpacks it.")
+        download_hint="When online, pass download=True to download and unpack it.")
 
 
 def download_waterbirds(root: str | Path, *, md5: str | None = None) -> Path:
@@ -107,11 +107,11 @@ def waterbirds_splits(root: str | Path, *, download: bool = False, md5: str | No
             a split is empty, or an option is out of range (argument, expected and received named).
         TypeError: An option has the wrong type.
     """
-    image_size = check_int("data.image_size", image_size, minimum=1)
-    augment = check_bool("data.augment", augment)
-    download = check_bool("data.download", download)
+    image_size = check_int("image_size", image_size, minimum=1)
+    augment = check_bool("augment", augment)
+    download = check_bool("download", download)
     if md5 is not None and not (isinstance(md5, str) and MD5_PATTERN.fullmatch(md5)):
-        raise ValueError(f"data.md5 must be null or 32 hexadecimal digits, got {md5!r}")
+        raise ValueError(f"md5 must be None or 32 hexadecimal digits, got {md5!r}")
     try:
         folder = find_waterbirds(root)
     except FileNotFoundError:
