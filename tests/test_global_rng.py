@@ -41,8 +41,8 @@ def _losses():
 
 def _samplers():
     ids = torch.tensor([0, 0, 1, 1, 1])
-    list(GroupBalancedSampler(ids, 2, generator=torch.Generator().manual_seed(0)))
-    UpsampledOrder(5, torch.tensor([1, 3]), 2)(torch.Generator().manual_seed(0))
+    list(GroupBalancedSampler(ids, num_parts=2, generator=torch.Generator().manual_seed(0)))
+    UpsampledOrder(5, torch.tensor([1, 3]), lambda_up=2)(torch.Generator().manual_seed(0))
 
 
 def _dataset():
