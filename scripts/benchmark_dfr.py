@@ -109,10 +109,11 @@ def benchmark_dfr(run_dir: Path, repeats: int, cache_dir: Path) -> dict:
     y_test, g_test = test.y.numpy(), test.group.numpy()
     G, seed = splits.num_groups, int(cfg.seed)
     methods = {
-        "robustml": lambda: dfr_on_validation(features["train"], features["val"], y_val, g_val, G,
-                                              seed=seed).predict(features["test"]),
+        "robustml": lambda: dfr_on_validation(features["train"], features["val"], y_val, g_val,
+                                              num_groups=G, seed=seed).predict(features["test"]),
         "robustml_n_jobs_2": lambda: dfr_on_validation(features["train"], features["val"], y_val, g_val,
-                                                       G, seed=seed, n_jobs=2).predict(features["test"]),
+                                                       num_groups=G, seed=seed,
+                                                       n_jobs=2).predict(features["test"]),
         "direct": lambda: direct_dfr(features["train"], features["val"], y_val, g_val,
                                      features["test"], G, seed),
     }

@@ -41,8 +41,8 @@ def _losses():
 
 def _samplers():
     ids = torch.tensor([0, 0, 1, 1, 1])
-    list(GroupBalancedSampler(ids, 2, generator=torch.Generator().manual_seed(0)))
-    UpsampledOrder(5, torch.tensor([1, 3]), 2)(torch.Generator().manual_seed(0))
+    list(GroupBalancedSampler(ids, num_parts=2, generator=torch.Generator().manual_seed(0)))
+    UpsampledOrder(5, torch.tensor([1, 3]), lambda_up=2)(torch.Generator().manual_seed(0))
 
 
 def _dataset():
@@ -53,7 +53,7 @@ def _dfr():
     gen = np.random.default_rng(0)
     features = gen.normal(size=(80, 4))
     target, groups = gen.integers(0, 2, 80), gen.integers(0, 4, 80)
-    dfr_on_validation(features, features, target, groups, 4, num_refits=2, C_grid=[1.0, 0.1])
+    dfr_on_validation(features, features, target, groups, num_groups=4, num_refits=2, C_grid=[1.0, 0.1])
 
 
 def _label_issues():

@@ -57,8 +57,9 @@ def discover_slices(features: np.ndarray, target: np.ndarray, preds: np.ndarray,
     target, preds = np.asarray(target), np.asarray(preds)
     if preds.shape != target.shape:
         raise ValueError(f"preds must have shape {target.shape} like target, got {preds.shape}")
-    clusters = cluster_within_classes(features, target, num_classes, num_clusters=num_clusters,
-                                      num_components=num_components, seed=seed)
+    clusters = cluster_within_classes(features, target, num_classes=num_classes,
+                                      num_clusters=num_clusters, num_components=num_components,
+                                      seed=seed)
     parts = clusters.predict(features, target)
     slices = []
     for c in range(num_classes):

@@ -95,9 +95,9 @@ class TrainBatches:
 
     def _loader_batches(self, epoch: int, offset: int) -> Iterator[Batch]:
         """On-disk batches: one endless DataLoader from ``(epoch, offset)``, moved to the device."""
-        sampler = EpochBatchSampler(self.epoch_size, self.batch_size, seed=self.seed, draw=self.sampler,
-                                    start_epoch=epoch, start_batch=offset, rank=self.rank,
-                                    world_size=self.world_size)
+        sampler = EpochBatchSampler(self.epoch_size, batch_size=self.batch_size, seed=self.seed,
+                                    draw=self.sampler, start_epoch=epoch, start_batch=offset,
+                                    rank=self.rank, world_size=self.world_size)
         for batch in iter_inputs(train_loader(self.train, sampler, self.loader, seed=self.seed), self.device):
             if self.sample_weights is not None:
                 batch["weight"] = self.sample_weights[batch["index"]]

@@ -28,47 +28,48 @@ from torch.utils.data import Sampler
 from robustml.validation import check_ids, check_int
 
 
-def balanced_sample_weights(groups: torch.Tensor, num_groups: int) -> torch.Tensor:
-    """Return per-example weights ``N / (G * n_g)`` that give every non-empty group equal mass.
+def balanced_sample_weights(ids: torch.Tensor, *, num_parts: int) -> torch.Tensor:
+    """Return per-example weights ``N / (G * n_g)`` that give every non-empty part equal mass.
 
-    ``G`` is the number of non-empty groups. The weights have mean 1 (they sum to ``N``) and each
-    non-empty group's weights sum to ``N / G``, so a trainer that multiplies per-example losses by
-    them optimizes the group-balanced average loss.
+    ``G`` is the number of non-empty parts. The weights have mean 1 (they sum to ``N``) and each
+    non-empty part's weights sum to ``N / G``, so a trainer that multiplies per-example losses by
+    them optimizes the part-balanced (group-balanced) average loss.
 
     Args:
-        groups: Group (or class, or environment) id of each example, shape ``(N,)`` int64.
-        num_groups: Number of groups; ids lie in ``[0, num_groups)``.
+        ids: Part (group, class or environment) id of each example, shape ``(N,)`` int64.
+        num_parts: Number of parts; ids lie in ``[0, num_parts)``.
 
     Returns:
-        Weights of shape ``(N,)`` in the default floating dtype, on ``groups``' device.
+        Weights of shape ``(N,)`` in the default floating dtype, on ``ids``' device.
     """
-    check_ids("groups", groups, check_int("num_groups", num_groups, minimum=1), nonempty=True)
-    counts = torch.bincount(groups, minlength=num_groups).to(torch.float64)
+    check_ids("ids", ids, check_int("num_parts", num_parts, minimum=1), nonempty=True)
+    counts = torch.bincount(ids, minlength=num_parts).to(torch.float64)
     nonempty = int((counts > 0).sum())
-    weights = groups.numel() / (nonempty * counts[groups])
+    weights = ids.numel() / (nonempty * counts[ids])
     return weights.to(torch.get_default_dtype())
 
 
 class GroupBalancedSampler(Sampler[int]):
-    """Draw example indices with replacement so that every non-empty group is equally likely.
+    """Draw example indices with replacement so that every non-empty part is equally likely.
 
     Example ``i`` is drawn with probability proportional to ``N / n_{g_i}`` (Sagawa et al. 2020),
-    i.e. each draw picks a non-empty group uniformly at random, then an example of it uniformly.
-    Empty groups get no weight. Pass it as ``DataLoader(dataset, sampler=...)``.
+    i.e. each draw picks a non-empty part (group, class...) uniformly at random, then an example
+    of it uniformly. Empty parts get no weight. Pass it as ``DataLoader(dataset, sampler=...)``.
 
     Args:
-        groups: Group (or class) id of each example, shape ``(N,)`` int64.
-        num_groups: Number of groups; ids lie in ``[0, num_groups)``.
+        ids: Part (group, class or environment) id of each example, shape ``(N,)`` int64.
+        num_parts: Number of parts; ids lie in ``[0, num_parts)``.
         num_samples: Indices drawn per epoch (default ``N``).
         generator: Optional ``torch.Generator`` (CPU) for reproducible draws.
     """
 
-    def __init__(self, groups: torch.Tensor, num_groups: int, *, num_samples: int | None = None,
+    def __init__(self, ids: torch.Tensor, *, num_parts: int, num_samples: int | None = None,
                  generator: torch.Generator | None = None) -> None:
-        self.weights = balanced_sample_weights(groups, num_groups).to(device="cpu", dtype=torch.float64)
+        self.weights = balanced_sample_weights(ids, num_parts=num_parts).to(device="cpu",
+                                                                            dtype=torch.float64)
         n = self.weights.numel()
         if n > 2**24:
-            raise ValueError(f"groups must hold at most 2**24 examples (torch.multinomial's limit), got {n}")
+            raise ValueError(f"ids must hold at most 2**24 examples (torch.multinomial's limit), got {n}")
         self.num_samples = n if num_samples is None else check_int("num_samples", num_samples,
                                                                    minimum=1)
         self.generator = generator
@@ -165,7 +166,7 @@ class EpochBatchSampler(Sampler[list[tuple[int, int]]]):
         world_size: Number of processes sharing each batch.
     """
 
-    def __init__(self, num_examples: int, batch_size: int, *, seed: int,
+    def __init__(self, num_examples: int, *, batch_size: int, seed: int,
                  draw: Callable[[torch.Generator], torch.Tensor] | None = None,
                  start_epoch: int = 0, start_batch: int = 0, rank: int = 0,
                  world_size: int = 1) -> None:
@@ -212,7 +213,7 @@ def _check_errors(num_examples: int, errors: torch.Tensor) -> None:
                          f"[{int(errors.min())}, {int(errors.max())}]")
 
 
-def upsampled_indices(num_examples: int, errors: torch.Tensor, lambda_up: int) -> torch.Tensor:
+def upsampled_indices(num_examples: int, errors: torch.Tensor, *, lambda_up: int) -> torch.Tensor:
     """Return one epoch of stage two: ``0..N-1`` followed by ``errors`` repeated ``lambda_up`` times.
 
     Args:
@@ -234,8 +235,8 @@ class UpsampledOrder:
     The trainer's ``sampler=`` contract; an epoch has :attr:`epoch_size` indices.
     """
 
-    def __init__(self, num_examples: int, errors: torch.Tensor, lambda_up: int) -> None:
-        self.indices = upsampled_indices(num_examples, errors, lambda_up)
+    def __init__(self, num_examples: int, errors: torch.Tensor, *, lambda_up: int) -> None:
+        self.indices = upsampled_indices(num_examples, errors, lambda_up=lambda_up)
 
     @property
     def epoch_size(self) -> int:
@@ -245,7 +246,7 @@ class UpsampledOrder:
         return self.indices[torch.randperm(self.epoch_size, generator=generator)]
 
 
-def upweight_loss_weights(num_examples: int, errors: torch.Tensor, lambda_up: int) -> torch.Tensor:
+def upweight_loss_weights(num_examples: int, errors: torch.Tensor, *, lambda_up: int) -> torch.Tensor:
     """Return per-example loss weights ``1 + lambda_up * [i in E]``, shape ``(N,)`` float32."""
     _check_errors(num_examples, errors)
     weights = torch.ones(num_examples)

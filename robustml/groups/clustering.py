@@ -81,7 +81,7 @@ def _model(method: str, k: int, seed: int):
     return GaussianMixture(n_components=k, covariance_type="full", random_state=seed)
 
 
-def cluster_within_classes(features: np.ndarray, target: np.ndarray, num_classes: int, *,
+def cluster_within_classes(features: np.ndarray, target: np.ndarray, *, num_classes: int,
                            num_clusters: int | Sequence[int] = DEFAULT_NUM_CLUSTERS, method: str = "kmeans",
                            num_components: int | None = 10, silhouette_sample: int = 2000,
                            seed: int = 0) -> ClassClusters:

@@ -3,7 +3,7 @@ and JTT's error set, the wrong ones as indices.
 
 Used as a partition by JTT's analysis (Liu et al., ICML 2021, Sec. 3: the error set of an ERM
 model concentrates the worst groups) and by SpuCo's group inference. Part ids are
-``2 * y + wrong``: part ``2c`` holds class ``c``'s correctly classified examples, ``2c + 1`` its
+``2 * target + wrong``: part ``2c`` holds class ``c``'s correctly classified examples, ``2c + 1`` its
 misclassified ones.
 """
 
@@ -14,7 +14,7 @@ import torch
 from robustml.validation import check_int
 
 
-def error_split(preds: torch.Tensor, target: torch.Tensor, num_classes: int) -> torch.Tensor:
+def error_split(preds: torch.Tensor, target: torch.Tensor, *, num_classes: int) -> torch.Tensor:
     """Return the error-split part of every example, ``2 * target + (preds != target)``.
 
     Args:

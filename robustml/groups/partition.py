@@ -44,7 +44,7 @@ class InferredGroups:
         return torch.bincount(self.ids, minlength=self.num_parts)
 
 
-def selection_metrics(preds: torch.Tensor, target: torch.Tensor, num_classes: int,
+def selection_metrics(preds: torch.Tensor, target: torch.Tensor, *, num_classes: int,
                       inferred: InferredGroups | None = None) -> dict[str, float]:
     """Return the accuracies that select a model without group labels.
 

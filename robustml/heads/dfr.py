@@ -112,24 +112,26 @@ class DFRClassifier(torch.nn.Module):
         return torch.nn.functional.linear(self.features(x).float(), self.weight, self.bias)
 
 
-def _check(features: np.ndarray, y: np.ndarray, groups: np.ndarray, name: str) -> tuple[np.ndarray, ...]:
+def _check(features: np.ndarray, target: np.ndarray, groups: np.ndarray,
+           name: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     features = np.asarray(features, dtype=np.float64)
-    y, groups = np.asarray(y), np.asarray(groups)
+    target, groups = np.asarray(target), np.asarray(groups)
     if features.ndim != 2:
         raise ValueError(f"{name} features must have shape (N, D), got {features.shape}")
-    if y.shape != (features.shape[0],) or groups.shape != (features.shape[0],):
+    if target.shape != (features.shape[0],) or groups.shape != (features.shape[0],):
         raise ValueError(f"{name} labels and groups must have shape ({features.shape[0]},), got "
-                         f"{y.shape} and {groups.shape}")
-    if not np.issubdtype(groups.dtype, np.integer) or not np.issubdtype(y.dtype, np.integer):
-        raise TypeError(f"{name} labels and groups must be integer arrays, got {y.dtype} and {groups.dtype}")
-    return features, y.astype(np.int64), groups.astype(np.int64)
+                         f"{target.shape} and {groups.shape}")
+    if not np.issubdtype(groups.dtype, np.integer) or not np.issubdtype(target.dtype, np.integer):
+        raise TypeError(f"{name} labels and groups must be integer arrays, got {target.dtype} and "
+                        f"{groups.dtype}")
+    return features, target.astype(np.int64), groups.astype(np.int64)
 
 
 def _group_name(g: int, group_names: Sequence[str] | None) -> str:
     return f"group {g}" + (f" ({group_names[g]})" if group_names is not None else "")
 
 
-def balanced_subsample(groups: np.ndarray, num_groups: int, rng: np.random.Generator, *,
+def balanced_subsample(groups: np.ndarray, *, num_groups: int, rng: np.random.Generator,
                        split: str = "validation",
                        group_names: Sequence[str] | None = None) -> np.ndarray:
     """Return row indices of a group-balanced subsample: ``min_g`` random rows of every group.
@@ -196,7 +198,8 @@ def _averaged(x: np.ndarray, y: np.ndarray, groups: np.ndarray, num_groups: int,
               scaler: StandardScaler, rng: np.random.Generator, *, num_refits: int, max_iter: int,
               seed: int, n_jobs: int | None, split: str, group_names: Sequence[str] | None) -> tuple[Pipeline, int]:
     """Average the coefficients of ``num_refits`` fits on balanced subsamples of ``(x, y)``."""
-    subsets = [balanced_subsample(groups, num_groups, rng, split=split, group_names=group_names)
+    subsets = [balanced_subsample(groups, num_groups=num_groups, rng=rng, split=split,
+                                  group_names=group_names)
                for _ in range(num_refits)]
     scaled = scaler.transform(x)
     fits = Parallel(n_jobs=n_jobs)(delayed(_fit)(scaled[idx], y[idx], C, max_iter, seed) for idx in subsets)
@@ -212,8 +215,8 @@ def _check_options(C_grid: Sequence[float], num_refits: int) -> None:
     check_int("num_refits", num_refits, minimum=1)
 
 
-def dfr_on_validation(train_features: np.ndarray, val_features: np.ndarray, val_y: np.ndarray,
-                      val_groups: np.ndarray, num_groups: int, *, C_grid: Sequence[float] = C_GRID,
+def dfr_on_validation(train_features: np.ndarray, val_features: np.ndarray, val_target: np.ndarray,
+                      val_groups: np.ndarray, *, num_groups: int, C_grid: Sequence[float] = C_GRID,
                       num_refits: int = 20, max_iter: int = 100, seed: int = 0,
                       n_jobs: int | None = 1, group_names: Sequence[str] | None = None) -> DFRResult:
     """Fit DFR on the validation split's group labels (DFR^Val_Tr of the paper, Appendix B).
@@ -221,7 +224,7 @@ def dfr_on_validation(train_features: np.ndarray, val_features: np.ndarray, val_
     Args:
         train_features: Training-split features ``(N_train, D)``; only their scaler is used.
         val_features: Validation features ``(N_val, D)``.
-        val_y: Validation labels ``(N_val,)`` int.
+        val_target: Validation class labels ``(N_val,)`` int.
         val_groups: Validation group ids ``(N_val,)`` int in ``[0, num_groups)``.
         num_groups: ``G``; every group needs validation rows in both tuning halves.
         C_grid: Inverse L1 strengths tried, in order (ties go to the first).
@@ -236,7 +239,7 @@ def dfr_on_validation(train_features: np.ndarray, val_features: np.ndarray, val_
         A :class:`DFRResult` (``fit_on="val"``).
     """
     _check_options(C_grid, num_refits)
-    x_val, y_val, g_val = _check(val_features, val_y, val_groups, "validation")
+    x_val, y_val, g_val = _check(val_features, val_target, val_groups, "validation")
     x_train = np.asarray(train_features, dtype=np.float64)
     rng = np.random.default_rng(seed)
     order = rng.permutation(len(x_val))
@@ -251,7 +254,8 @@ def dfr_on_validation(train_features: np.ndarray, val_features: np.ndarray, val_
                              f"validation examples in both halves (at least two, many more for a "
                              f"stable choice of C); with a validation split this small, fit on "
                              f"training subsets instead (method.fit_on=train)")
-    balanced = fit_idx[balanced_subsample(g_val[fit_idx], num_groups, rng, group_names=group_names)]
+    balanced = fit_idx[balanced_subsample(g_val[fit_idx], num_groups=num_groups, rng=rng,
+                                          group_names=group_names)]
     tune_scaler = StandardScaler().fit(x_val[balanced])
     C, scores = _tune(tune_scaler.transform(x_val[balanced]), y_val[balanced],
                       tune_scaler.transform(x_val[score_idx]), y_val[score_idx], g_val[score_idx],
@@ -264,9 +268,9 @@ def dfr_on_validation(train_features: np.ndarray, val_features: np.ndarray, val_
                      np.bincount(g_val, minlength=num_groups).tolist())
 
 
-def dfr_on_train(train_features: np.ndarray, train_y: np.ndarray, train_groups: np.ndarray,
-                 val_features: np.ndarray, val_y: np.ndarray, val_groups: np.ndarray,
-                 num_groups: int, *, C_grid: Sequence[float] = C_GRID, num_refits: int = 10,
+def dfr_on_train(train_features: np.ndarray, train_target: np.ndarray, train_groups: np.ndarray,
+                 val_features: np.ndarray, val_target: np.ndarray, val_groups: np.ndarray, *,
+                 num_groups: int, C_grid: Sequence[float] = C_GRID, num_refits: int = 10,
                  max_iter: int = 100, tune_max_iter: int = 20, seed: int = 0,
                  n_jobs: int | None = 1, group_names: Sequence[str] | None = None) -> DFRResult:
     """Fit DFR on group-balanced subsamples of the training split (DFR^Tr_Tr of the paper).
@@ -280,8 +284,8 @@ def dfr_on_train(train_features: np.ndarray, train_y: np.ndarray, train_groups: 
         A :class:`DFRResult` (``fit_on="train"``).
     """
     _check_options(C_grid, num_refits)
-    x_train, y_train, g_train = _check(train_features, train_y, train_groups, "training")
-    x_val, y_val, g_val = _check(val_features, val_y, val_groups, "validation")
+    x_train, y_train, g_train = _check(train_features, train_target, train_groups, "training")
+    x_val, y_val, g_val = _check(val_features, val_target, val_groups, "validation")
     missing = sorted(set(range(num_groups)) - set(g_val.tolist()))
     if missing:
         names = ", ".join(_group_name(g, group_names) for g in missing)
@@ -289,7 +293,8 @@ def dfr_on_train(train_features: np.ndarray, train_y: np.ndarray, train_groups: 
                          f"has no validation example; use a validation split that holds every group")
     rng = np.random.default_rng(seed)
     scaler = StandardScaler().fit(x_train)
-    idx = balanced_subsample(g_train, num_groups, rng, split="training", group_names=group_names)
+    idx = balanced_subsample(g_train, num_groups=num_groups, rng=rng, split="training",
+                             group_names=group_names)
     C, scores = _tune(scaler.transform(x_train[idx]), y_train[idx], scaler.transform(x_val), y_val,
                       g_val, num_groups, C_grid, max_iter=tune_max_iter, seed=seed, n_jobs=n_jobs)
     model, size = _averaged(x_train, y_train, g_train, num_groups, C, scaler, rng,

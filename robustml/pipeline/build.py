@@ -50,8 +50,8 @@ def build_sampling(cfg: DictConfig, train: GroupedTensorDataset) -> tuple[Any, t
     """Return ``(sampler, sample_weights)`` for ``cfg.sampler``.
 
     ``sampler._target_`` names the piece: ``null`` (uniform shuffling), a ``torch`` ``Sampler``
-    class built as ``cls(ids, num_parts, generator=...)`` that draws each epoch's indices
-    (:class:`~robustml.data.samplers.GroupBalancedSampler`), or a function ``fn(ids, num_parts)``
+    class built as ``cls(ids, num_parts=..., generator=...)`` that draws each epoch's indices
+    (:class:`~robustml.data.samplers.GroupBalancedSampler`), or a function ``fn(ids, num_parts=...)``
     of per-example loss weights (:func:`~robustml.data.samplers.balanced_sample_weights`), over
     the ids of the training partition ``sampler.partition``.
     """
@@ -66,8 +66,9 @@ def build_sampling(cfg: DictConfig, train: GroupedTensorDataset) -> tuple[Any, t
     require_nonempty_groups(ids, num_parts, names, what=f"sampler={cfg.sampler.name}")
     if isinstance(piece, type) and issubclass(piece, Sampler):
         ids = ids.cpu()
-        return (lambda generator: torch.as_tensor(list(piece(ids, num_parts, generator=generator)))), None
-    return None, piece(ids, num_parts)
+        return (lambda generator: torch.as_tensor(list(piece(ids, num_parts=num_parts,
+                                                             generator=generator)))), None
+    return None, piece(ids, num_parts=num_parts)
 
 
 def build_augment(cfg: DictConfig, train: GroupedTensorDataset,

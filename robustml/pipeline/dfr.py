@@ -76,9 +76,9 @@ def fit_dfr(cfg: DictConfig, features: dict[str, np.ndarray], splits: DataSplits
         common["num_refits"] = options.num_refits
     if options.fit_on == "val":
         return dfr_on_validation(features["train"], features["val"], *labels["val"],
-                                 splits.num_groups, **common)
+                                 num_groups=splits.num_groups, **common)
     return dfr_on_train(features["train"], *labels["train"], features["val"], *labels["val"],
-                        splits.num_groups, **common)
+                        num_groups=splits.num_groups, **common)
 
 
 def dfr_stage(cfg: DictConfig, model: torch.nn.Module, data: RunData, run_dir: Path,

@@ -96,7 +96,8 @@ def infer_partitions(cfg: DictConfig, model: torch.nn.Module, splits: DataSplits
     names = train.class_names
     if method == "error_split":
         ids = {name: error_split(predict(dataset_logits(model, split)).cpu(), split.y.cpu(),
-                                 split.num_classes) for name, split in (("train", train), ("val", val))}
+                                 num_classes=split.num_classes)
+               for name, split in (("train", train), ("val", val))}
         num_parts, part_names = 2 * train.num_classes, error_split_names(names)
     elif method == "eiil":
         ids = {}
@@ -112,8 +113,9 @@ def infer_partitions(cfg: DictConfig, model: torch.nn.Module, splits: DataSplits
                  for name, split in (("train", train), ("val", val))}
         candidates = groups.num_clusters
         candidates = int(candidates) if isinstance(candidates, int) else [int(k) for k in candidates]
-        clusters = cluster_within_classes(feats["train"], train.y.cpu().numpy(), train.num_classes,
-                                          num_clusters=candidates, method=groups.clusterer,
+        clusters = cluster_within_classes(feats["train"], train.y.cpu().numpy(),
+                                          num_classes=train.num_classes, num_clusters=candidates,
+                                          method=groups.clusterer,
                                           num_components=groups.num_components, seed=cfg.seed)
         ids = {name: torch.from_numpy(clusters.predict(feats[name], split.y.cpu().numpy()))
                for name, split in (("train", train), ("val", val))}
@@ -159,7 +161,7 @@ def inferred_report(splits: DataSplits) -> tuple[dict[str, Any], list[str]]:
     rows, parts_rows = [], []
     for name, split in (("train", splits.train), ("val", splits.val)):
         agreement = partition_agreement(split.inferred.ids.cpu().numpy(), split.group.cpu().numpy(),
-                                        split.num_groups)
+                                        num_groups=split.num_groups)
         metrics.update({f"{name}/inferred_{key}": value for key, value in agreement.items()})
         counts = split.inferred.counts().tolist()
         metrics.update({f"{name}/inferred_count_{k}": c for k, c in enumerate(counts)})

@@ -73,8 +73,8 @@ class StageOne:
                              f"delete {self.summary['jtt/stage_one_dir']} or set method.stage_one_dir=null")
         lambda_up = check_lambda_up(cfg.method.lambda_up, name="method.lambda_up")
         if cfg.method.upweight == "loss":
-            return None, upweight_loss_weights(len(train), self.errors, lambda_up), len(train)
-        order = UpsampledOrder(len(train), self.errors, lambda_up)
+            return None, upweight_loss_weights(len(train), self.errors, lambda_up=lambda_up), len(train)
+        order = UpsampledOrder(len(train), self.errors, lambda_up=lambda_up)
         return order, None, order.epoch_size
 
 

@@ -49,5 +49,6 @@ def metrics_of_predictions(preds: torch.Tensor, dataset: GroupedDataset, *, pref
     y, groups = dataset.y.to(preds.device), dataset.group.to(preds.device)
     metrics = group_accuracy(preds, y, groups, num_groups=dataset.num_groups,
                              train_counts=None if train_counts is None else train_counts.to(preds.device))
-    metrics.update(selection_metrics(preds, y, dataset.num_classes, dataset.inferred))  # worst class, inferred
+    metrics.update(selection_metrics(preds, y, num_classes=dataset.num_classes,
+                                     inferred=dataset.inferred))  # worst class, inferred
     return {f"{prefix}/{key}": value for key, value in metrics.items()}

@@ -25,7 +25,7 @@ def test_cleaning_batches_follow_the_trainer_order():
 
 
 def test_epoch_batch_sampler_follows_the_same_order():
-    sampler = iter(EpochBatchSampler(10, 4, seed=5, start_epoch=1))
+    sampler = iter(EpochBatchSampler(10, batch_size=4, seed=5, start_epoch=1))
     keys = [key for _ in range(3) for key in next(sampler)]
     assert [index for index, _ in keys] == epoch_order(1, seed=5, num_examples=10).tolist()
     assert keys[0][1] == epoch_seed(5, 1) * 2**24        # per-example seeds from the same rule

@@ -22,13 +22,13 @@ def test_error_set_is_the_misclassified_examples():
 
 def test_each_error_example_occurs_one_plus_lambda_up_times_per_epoch():
     errors = torch.tensor([2, 5, 6])
-    counts = torch.bincount(upsampled_indices(8, errors, 4), minlength=8)
+    counts = torch.bincount(upsampled_indices(8, errors, lambda_up=4), minlength=8)
     assert counts.tolist() == [1, 1, 5, 1, 1, 5, 5, 1]
-    order = UpsampledOrder(8, errors, 4)
+    order = UpsampledOrder(8, errors, lambda_up=4)
     drawn = order(torch.Generator().manual_seed(0))
     assert order.epoch_size == 8 + 4 * 3 == drawn.numel()
     assert torch.bincount(drawn, minlength=8).tolist() == counts.tolist()
-    assert upweight_loss_weights(8, errors, 4).tolist() == counts.float().tolist()
+    assert upweight_loss_weights(8, errors, lambda_up=4).tolist() == counts.float().tolist()
 
 
 def test_the_trainer_sees_each_error_example_one_plus_lambda_up_times_per_epoch(tmp_path):
@@ -38,7 +38,7 @@ def test_the_trainer_sees_each_error_example_one_plus_lambda_up_times_per_epoch(
                                 torch.randint(0, 2, (n,), generator=gen), num_classes=2,
                                 attr_names=("a", "b"))
     errors = torch.tensor([0, 4, 9, 29])
-    order = UpsampledOrder(n, errors, lambda_up)
+    order = UpsampledOrder(n, errors, lambda_up=lambda_up)
     epoch = -(-order.epoch_size // batch_size)
     trainer = Trainer(MLP((4,), 1, hidden_dims=(4,)), ERMLoss(4),
                       torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=0.1), data, data,
@@ -61,7 +61,7 @@ def test_the_trainer_sees_each_error_example_one_plus_lambda_up_times_per_epoch(
 ])
 def test_bad_error_sets_and_lambda_up_are_named(errors, lambda_up, error, match):
     with pytest.raises(error, match=match):
-        upsampled_indices(8, errors, lambda_up)
+        upsampled_indices(8, errors, lambda_up=lambda_up)
 
 
 def test_full_batch_loss_weights_equal_a_step_on_the_duplicated_training_set():
@@ -73,13 +73,13 @@ def test_full_batch_loss_weights_equal_a_step_on_the_duplicated_training_set():
     torch.manual_seed(0)
     model = MLP((5,), 1, hidden_dims=(6,))
     grads = []
-    for batch_x, batch_y, weight in (
-            (x, y, upweight_loss_weights(n, errors, lambda_up)),
-            (x[upsampled_indices(n, errors, lambda_up)], y[upsampled_indices(n, errors, lambda_up)], None)):
+    upsampled = upsampled_indices(n, errors, lambda_up=lambda_up)
+    for batch_x, batch_y, weight in ((x, y, upweight_loss_weights(n, errors, lambda_up=lambda_up)),
+                                     (x[upsampled], y[upsampled], None)):
         model.zero_grad()
         extra = {} if weight is None else {"weight": weight}
         ERMLoss(1)(model(batch_x), batch_y, torch.zeros(batch_x.shape[0], dtype=torch.int64), **extra).backward()
         grads.append([p.grad.clone() for p in model.parameters()])
-    assert upsampled_indices(n, errors, lambda_up).numel() == n + lambda_up * errors.numel()
+    assert upsampled.numel() == n + lambda_up * errors.numel()
     for weighted, duplicated in zip(*grads):
         torch.testing.assert_close(weighted, duplicated)

@@ -65,8 +65,8 @@ def test_group_computations_never_open_an_image(tmp_path, monkeypatch):
     splits = image_csv_splits(csv, image_size=16)
     train = splits.train
     counts = train.group_counts()
-    weights = balanced_sample_weights(train.group, train.num_groups)
-    draws = list(GroupBalancedSampler(train.group, train.num_groups,
+    weights = balanced_sample_weights(train.group, num_parts=train.num_groups)
+    draws = list(GroupBalancedSampler(train.group, num_parts=train.num_groups,
                                       generator=torch.Generator().manual_seed(0)))
     metrics = group_accuracy(train.y.clone(), train.y, train.group, num_groups=train.num_groups,
                              train_counts=counts)

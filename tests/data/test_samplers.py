@@ -12,12 +12,12 @@ GROUPS = torch.cat([torch.zeros(90), torch.ones(9), torch.full((1,), 3)]).long()
 
 
 def test_weights_hand_computed():
-    weights = balanced_sample_weights(torch.tensor([0, 0, 0, 1]), 3)  # group 2 empty: G = 2
+    weights = balanced_sample_weights(torch.tensor([0, 0, 0, 1]), num_parts=3)  # group 2 empty: G = 2
     torch.testing.assert_close(weights, torch.tensor([4 / 6, 4 / 6, 4 / 6, 2.0]))
 
 
 def test_weights_sum_to_n_with_equal_mass_per_group():
-    weights = balanced_sample_weights(GROUPS, 4)
+    weights = balanced_sample_weights(GROUPS, num_parts=4)
     assert weights.shape == (100,) and weights.dtype == torch.get_default_dtype()
     assert weights.sum().item() == pytest.approx(100.0)
     mass = torch.zeros(4).index_add_(0, GROUPS, weights)
@@ -25,7 +25,7 @@ def test_weights_sum_to_n_with_equal_mass_per_group():
 
 
 def test_sampler_group_frequencies_are_uniform():
-    sampler = GroupBalancedSampler(GROUPS, 4, num_samples=100_000,
+    sampler = GroupBalancedSampler(GROUPS, num_parts=4, num_samples=100_000,
                                    generator=torch.Generator().manual_seed(1))
     draws = torch.tensor(list(sampler))
     assert len(sampler) == 100_000 and draws.shape == (100_000,)
@@ -40,7 +40,7 @@ def test_sampler_group_frequencies_are_uniform():
 
 def test_class_balanced_default_length_and_loader():
     labels = torch.tensor([0] * 30 + [1] * 10)
-    sampler = GroupBalancedSampler(labels, 2, generator=torch.Generator().manual_seed(0))
+    sampler = GroupBalancedSampler(labels, num_parts=2, generator=torch.Generator().manual_seed(0))
     assert len(sampler) == 40
     loader = DataLoader(TensorDataset(labels), batch_size=8, sampler=sampler)
     assert sum(len(b[0]) for b in loader) == 40
@@ -48,23 +48,24 @@ def test_class_balanced_default_length_and_loader():
 
 def test_reproducible_with_generator():
     def draw(seed):
-        return list(GroupBalancedSampler(GROUPS, 4, generator=torch.Generator().manual_seed(seed)))
+        return list(GroupBalancedSampler(GROUPS, num_parts=4,
+                                         generator=torch.Generator().manual_seed(seed)))
     assert draw(3) == draw(3)
     assert draw(3) != draw(4)
-    sampler = GroupBalancedSampler(GROUPS, 4, generator=torch.Generator().manual_seed(3))
+    sampler = GroupBalancedSampler(GROUPS, num_parts=4, generator=torch.Generator().manual_seed(3))
     assert list(sampler) != list(sampler)  # a new epoch draws new indices
 
 
 def test_errors():
-    with pytest.raises(ValueError, match=r"groups must hold at least one id, got none"):
-        GroupBalancedSampler(torch.zeros(0, dtype=torch.long), 3)
-    with pytest.raises(ValueError, match=r"groups must lie in \[0, 2\), got values in \[0, 3\]"):
-        balanced_sample_weights(torch.tensor([0, 3]), 2)
-    with pytest.raises(TypeError, match="groups must be int64, got dtype torch.float32"):
-        balanced_sample_weights(torch.tensor([0.0, 1.0]), 2)
-    with pytest.raises(TypeError, match="groups must be an int64 tensor"):
-        balanced_sample_weights([0, 1], 2)
+    with pytest.raises(ValueError, match=r"ids must hold at least one id, got none"):
+        GroupBalancedSampler(torch.zeros(0, dtype=torch.long), num_parts=3)
+    with pytest.raises(ValueError, match=r"ids must lie in \[0, 2\), got values in \[0, 3\]"):
+        balanced_sample_weights(torch.tensor([0, 3]), num_parts=2)
+    with pytest.raises(TypeError, match="ids must be int64, got dtype torch.float32"):
+        balanced_sample_weights(torch.tensor([0.0, 1.0]), num_parts=2)
+    with pytest.raises(TypeError, match="ids must be an int64 tensor"):
+        balanced_sample_weights([0, 1], num_parts=2)
     with pytest.raises(ValueError, match="num_samples"):
-        GroupBalancedSampler(GROUPS, 4, num_samples=0)
-    with pytest.raises(ValueError, match="num_groups"):
-        balanced_sample_weights(GROUPS, 0)
+        GroupBalancedSampler(GROUPS, num_parts=4, num_samples=0)
+    with pytest.raises(ValueError, match="num_parts"):
+        balanced_sample_weights(GROUPS, num_parts=0)

@@ -14,12 +14,12 @@ from robustml.losses import scale_gradients
 
 def test_error_split_by_hand():
     preds, y = torch.tensor([0, 1, 1, 0, 2]), torch.tensor([0, 0, 1, 1, 2])
-    assert error_split(preds, y, 3).tolist() == [0, 1, 2, 3, 4]
+    assert error_split(preds, y, num_classes=3).tolist() == [0, 1, 2, 3, 4]
 
 
 def test_error_split_recovers_the_groups_where_the_reference_learned_the_shortcut():
     data = planted()
-    parts = error_split(data["preds"], torch.tensor(data["y"]), 2).numpy()
+    parts = error_split(data["preds"], torch.tensor(data["y"]), num_classes=2).numpy()
     # Parts 2y + wrong; wrong marks the examples whose spurious value disagrees with the label.
     assert adjusted_rand_score(data["y"] * 2 + data["minority"], parts) > 0.8
 
@@ -49,11 +49,12 @@ def test_eiil_separates_the_examples_where_the_spurious_feature_disagrees():
 
 def test_clustering_recovers_planted_groups_and_chooses_two_clusters_by_silhouette():
     data = planted()
-    clusters = cluster_within_classes(data["features"], data["y"], 2, num_clusters=(2, 3, 4))
+    clusters = cluster_within_classes(data["features"], data["y"], num_classes=2, num_clusters=(2, 3, 4))
     assert clusters.num_clusters == [2, 2]
     parts = clusters.predict(data["features"], data["y"])
     assert adjusted_rand_score(data["group"], parts) > 0.95
-    gmm = cluster_within_classes(data["features"], data["y"], 2, num_clusters=2, method="gmm")
+    gmm = cluster_within_classes(data["features"], data["y"], num_classes=2, num_clusters=2,
+                                 method="gmm")
     assert adjusted_rand_score(data["group"], gmm.predict(data["features"], data["y"])) > 0.95
 
 
@@ -62,22 +63,23 @@ def test_clustering_ties_go_to_the_fewer_clusters_whatever_the_order(monkeypatch
     import sklearn.metrics
     monkeypatch.setattr(sklearn.metrics, "silhouette_score", lambda *args, **kwargs: 0.5)  # all tie
     data = planted()
-    clusters = cluster_within_classes(data["features"], data["y"], 2, num_clusters=candidates)
+    clusters = cluster_within_classes(data["features"], data["y"], num_classes=2,
+                                      num_clusters=candidates)
     assert clusters.num_clusters == [2, 2]
 
 
 def test_clustering_more_clusters_than_examples_in_a_class_is_refused():
     features, y = np.random.default_rng(0).normal(size=(10, 2)), np.array([0] * 8 + [1] * 2)
     with pytest.raises(ValueError, match=r"up to 3 clusters but class 1 has 2 example\(s\).*lower num_clusters"):
-        cluster_within_classes(features, y, 2, num_clusters=(2, 3))
+        cluster_within_classes(features, y, num_classes=2, num_clusters=(2, 3))
     with pytest.raises(ValueError, match="method must be one of"):
-        cluster_within_classes(features, y, 2, num_clusters=2, method="dbscan")
+        cluster_within_classes(features, y, num_classes=2, num_clusters=2, method="dbscan")
 
 
 def test_partition_agreement_by_hand():
     true = np.array([0, 0, 0, 1, 1, 2])
     inferred = np.array([5, 5, 7, 7, 7, 7])
-    out = partition_agreement(inferred, true, 4)
+    out = partition_agreement(inferred, true, num_groups=4)
     assert out["adjusted_rand"] == pytest.approx(adjusted_rand_score(true, inferred))
     assert out["purity_group_0"] == pytest.approx(1.0) and out["share_group_0"] == pytest.approx(2 / 3)
     assert out["purity_group_1"] == pytest.approx(2 / 4) and out["share_group_1"] == pytest.approx(1.0)
@@ -88,7 +90,7 @@ def test_partition_agreement_by_hand():
 def test_selection_metrics_by_hand():
     preds, y = torch.tensor([0, 0, 1, 1, 1]), torch.tensor([0, 1, 1, 1, 0])
     parts = InferredGroups(torch.tensor([0, 0, 1, 1, 2]), 3, ["a", "b", "c"], "error_split")
-    out = selection_metrics(preds, y, 2, parts)
+    out = selection_metrics(preds, y, num_classes=2, inferred=parts)
     assert out["acc_worst_class"] == pytest.approx(1 / 2)           # class 0: 1 of 2; class 1: 2 of 3
     assert out["acc_worst_inferred_group"] == pytest.approx(0.0)    # part 2: 0 of 1
     assert out["acc_inferred_group_0"] == pytest.approx(0.5)

@@ -75,7 +75,7 @@ def test_dfr_on_validation_equals_a_direct_scikit_learn_computation():
     x_train, _, _ = planted(3000, 0.05, seed=1)
     x_val, y_val, g_val = planted(800, 0.2, seed=2)
     x_test, y_test, g_test = planted(2000, 0.5, seed=3)
-    result = dfr_on_validation(x_train, x_val, y_val, g_val, NUM_GROUPS, seed=7)
+    result = dfr_on_validation(x_train, x_val, y_val, g_val, num_groups=NUM_GROUPS, seed=7)
     C, worst, coef, intercept, scaler = reference_dfr_val(x_train, x_val, y_val, g_val, seed=7)
     assert result.C == C and list(result.tuning.values()) == pytest.approx(worst)
     head = result.model.named_steps["logreg"]
@@ -91,7 +91,8 @@ def test_dfr_on_validation_equals_a_direct_scikit_learn_computation():
 def test_dfr_on_train_equals_a_direct_scikit_learn_computation():
     x_train, y_train, g_train = planted(3000, 0.05, seed=4)
     x_val, y_val, g_val = planted(800, 0.2, seed=5)
-    result = dfr_on_train(x_train, y_train, g_train, x_val, y_val, g_val, NUM_GROUPS, seed=3)
+    result = dfr_on_train(x_train, y_train, g_train, x_val, y_val, g_val, num_groups=NUM_GROUPS,
+                          seed=3)
     rng = np.random.default_rng(3)
     scaler = StandardScaler().fit(x_train)
     idx = reference_balanced(g_train, rng)
@@ -107,15 +108,15 @@ def test_dfr_on_train_equals_a_direct_scikit_learn_computation():
 
 def test_parallel_fits_give_the_same_model():
     x_val, y_val, g_val = planted(400, 0.2, seed=6)
-    one = dfr_on_validation(x_val, x_val, y_val, g_val, NUM_GROUPS, num_refits=4, n_jobs=1)
-    two = dfr_on_validation(x_val, x_val, y_val, g_val, NUM_GROUPS, num_refits=4, n_jobs=2)
+    one = dfr_on_validation(x_val, x_val, y_val, g_val, num_groups=NUM_GROUPS, num_refits=4, n_jobs=1)
+    two = dfr_on_validation(x_val, x_val, y_val, g_val, num_groups=NUM_GROUPS, num_refits=4, n_jobs=2)
     np.testing.assert_array_equal(one.model.named_steps["logreg"].coef_,
                                   two.model.named_steps["logreg"].coef_)
 
 
 def test_balanced_subsample_takes_the_smallest_group_size_from_every_group():
     groups = np.array([0] * 10 + [1] * 3 + [2] * 7 + [3] * 5)
-    idx = balanced_subsample(groups, 4, np.random.default_rng(0))
+    idx = balanced_subsample(groups, num_groups=4, rng=np.random.default_rng(0))
     assert np.bincount(groups[idx]).tolist() == [3, 3, 3, 3] and len(set(idx.tolist())) == 12
 
 
@@ -124,16 +125,18 @@ def test_an_empty_validation_group_is_named():
     keep = g_val != 3
     names = ["y=0,a=0", "y=0,a=1", "y=1,a=0", "y=1,a=1"]
     with pytest.raises(ValueError, match=r"group 3 \(y=1,a=1\).*every group"):
-        dfr_on_validation(x_val, x_val[keep], y_val[keep], g_val[keep], NUM_GROUPS, group_names=names)
+        dfr_on_validation(x_val, x_val[keep], y_val[keep], g_val[keep], num_groups=NUM_GROUPS,
+                          group_names=names)
     with pytest.raises(ValueError, match=r"group 3 \(y=1,a=1\) has no example.*same number of rows"):
-        balanced_subsample(g_val[keep], NUM_GROUPS, np.random.default_rng(0), group_names=names)
+        balanced_subsample(g_val[keep], num_groups=NUM_GROUPS, rng=np.random.default_rng(0),
+                           group_names=names)
 
 
 def test_a_group_with_one_validation_example_cannot_fill_both_tuning_halves():
     x_val, y_val, g_val = planted(400, 0.2, seed=9)
     keep = (g_val != 1) | (np.cumsum(g_val == 1) == 1)
     with pytest.raises(ValueError, match="half has no example of group 1.*at least two.*method.fit_on=train"):
-        dfr_on_validation(x_val, x_val[keep], y_val[keep], g_val[keep], NUM_GROUPS)
+        dfr_on_validation(x_val, x_val[keep], y_val[keep], g_val[keep], num_groups=NUM_GROUPS)
 
 
 @pytest.mark.parametrize("kwargs,match", [({"C_grid": []}, "C_grid must be a non-empty"),
@@ -142,7 +145,7 @@ def test_a_group_with_one_validation_example_cannot_fill_both_tuning_halves():
 def test_bad_options_are_named(kwargs, match):
     x_val, y_val, g_val = planted(200, 0.2, seed=10)
     with pytest.raises(ValueError, match=match):
-        dfr_on_validation(x_val, x_val, y_val, g_val, NUM_GROUPS, **kwargs)
+        dfr_on_validation(x_val, x_val, y_val, g_val, num_groups=NUM_GROUPS, **kwargs)
 
 
 def test_three_classes_fit_one_vs_rest_like_scikit_learns_classifier():
@@ -154,7 +157,7 @@ def test_three_classes_fit_one_vs_rest_like_scikit_learns_classifier():
     attr = rng.integers(0, 2, y.size)
     x = rng.normal(size=(y.size, 4)) + 2.0 * np.eye(3, 4)[y] + 1.5 * attr[:, None] * np.array([0, 0, 0, 1])
     groups = 2 * y + attr
-    result = dfr_on_validation(x, x, y, groups, 6, num_refits=3, seed=0)
+    result = dfr_on_validation(x, x, y, groups, num_groups=6, num_refits=3, seed=0)
     assert result.model.named_steps["logreg"].coef_.shape == (3, 4)
     assert (result.predict(x) == y).mean() > 0.8  # chance: 1/3
     scaled = StandardScaler().fit_transform(x)

@@ -22,16 +22,16 @@ BAD_COUNTS = [0, -3, True, 2.5, "4", None]
 
 @FAST
 @given(data=st.data(), n=st.integers(1, 12), num_groups=st.integers(1, 5),
-       bad=st.sampled_from([None, "groups", "num_groups"]))
+       bad=st.sampled_from([None, "ids", "num_parts"]))
 def test_balanced_weights_give_every_nonempty_group_equal_mass(data, n, num_groups, bad):
     groups = torch.tensor(data.draw(id_lists(n, num_groups)))
     count = num_groups
-    if bad == "groups":
+    if bad == "ids":
         groups = data.draw(st.sampled_from(sorted(BAD_GROUPS)).map(
             lambda how: BAD_GROUPS[how](groups, num_groups)))
-    elif bad == "num_groups":
+    elif bad == "num_parts":
         count = data.draw(st.sampled_from(BAD_COUNTS))
-    weights = outcome(balanced_sample_weights, groups, count, bad=bad)
+    weights = outcome(balanced_sample_weights, groups, num_parts=count, bad=bad)
     if weights is None:
         return
     ids = groups.numpy()
@@ -44,14 +44,14 @@ def test_balanced_weights_give_every_nonempty_group_equal_mass(data, n, num_grou
 @FAST
 @given(data=st.data(), n=st.integers(1, 12), num_groups=st.integers(1, 4),
        num_samples=st.one_of(st.none(), st.integers(1, 20)),
-       bad=st.sampled_from([None, "groups", "num_samples"]))
+       bad=st.sampled_from([None, "ids", "num_samples"]))
 def test_group_balanced_sampler_draws_only_nonempty_groups(data, n, num_groups, num_samples, bad):
     groups = torch.tensor(data.draw(id_lists(n, num_groups)))
-    if bad == "groups":
+    if bad == "ids":
         groups = BAD_GROUPS[data.draw(st.sampled_from(sorted(BAD_GROUPS)))](groups, num_groups)
     elif bad == "num_samples":
         num_samples = data.draw(st.sampled_from(BAD_COUNTS[:-1]))
-    sampler = outcome(GroupBalancedSampler, groups, num_groups, num_samples=num_samples,
+    sampler = outcome(GroupBalancedSampler, groups, num_parts=num_groups, num_samples=num_samples,
                       generator=torch.Generator().manual_seed(0), bad=bad)
     if sampler is None:
         return
@@ -72,7 +72,7 @@ def test_epoch_batches_cover_each_epoch_once_or_name_the_bad_argument(num_exampl
     bad = next((name for name, value, low in (("num_examples", num_examples, 1),
                                              ("batch_size", batch_size, 1), ("seed", seed, 0))
                 if not valid(value, low)), None)
-    sampler = outcome(EpochBatchSampler, num_examples, batch_size, seed=seed,
+    sampler = outcome(EpochBatchSampler, num_examples, batch_size=batch_size, seed=seed,
                       start_epoch=start_epoch, bad=bad)
     if sampler is None:
         return

@@ -39,12 +39,12 @@ def _trainer(splits, run_dir, **settings):
 
 
 def test_sampler_covers_each_epoch_once_and_restarts_from_a_position():
-    sampler = iter(EpochBatchSampler(7, 3, seed=2))
+    sampler = iter(EpochBatchSampler(7, batch_size=3, seed=2))
     epoch0 = [next(sampler) for _ in range(3)]
     assert sorted(i for batch in epoch0 for i, _ in batch) == list(range(7))
     assert [len(b) for b in epoch0] == [3, 3, 1]
     later = [next(sampler) for _ in range(4)]
-    resumed = iter(EpochBatchSampler(7, 3, seed=2, start_epoch=1, start_batch=1))
+    resumed = iter(EpochBatchSampler(7, batch_size=3, seed=2, start_epoch=1, start_batch=1))
     assert [next(resumed) for _ in range(3)] == later[1:]
     seeds = [s for batch in epoch0 + later for _, s in batch]
     assert len(set(seeds)) == len(seeds)  # one transform seed per (epoch, position)

@@ -159,8 +159,8 @@ def test_shards_concatenate_to_the_global_batch():
         assert max(b - a for a, b in bounds) - min(b - a for a, b in bounds) <= 1
     with pytest.raises(ValueError, match="a batch of 1 example"):
         shard_bounds(1, rank=0, world_size=2)
-    one = iter(EpochBatchSampler(10, 4, seed=3))
-    ranks = [iter(EpochBatchSampler(10, 4, seed=3, rank=r, world_size=2)) for r in range(2)]
+    one = iter(EpochBatchSampler(10, batch_size=4, seed=3))
+    ranks = [iter(EpochBatchSampler(10, batch_size=4, seed=3, rank=r, world_size=2)) for r in range(2)]
     for _ in range(6):  # two epochs of 4 + 4 + 2
         assert next(ranks[0]) + next(ranks[1]) == next(one)
 

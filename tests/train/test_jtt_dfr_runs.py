@@ -108,7 +108,7 @@ def test_dfr_run_reports_dfr_metrics_equal_to_a_direct_fit_on_the_cached_feature
     features = cached_split_features(model, splits, tmp_path / "features", progress=False)
     assert len(list((tmp_path / "features").glob("*.npy"))) == 3  # the run's entries, reused here
     direct = dfr_on_validation(features["train"], features["val"], splits.val.y.numpy(),
-                               splits.val.group.numpy(), splits.num_groups, seed=0)
+                               splits.val.group.numpy(), num_groups=splits.num_groups, seed=0)
     preds = direct.predict(features["test"])
     worst = min((preds == splits.test.y.numpy())[splits.test.group.numpy() == g].mean() for g in range(4))
     assert final["test/acc_worst_group"] == pytest.approx(worst) and final["dfr/C"] == direct.C
