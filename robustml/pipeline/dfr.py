@@ -23,6 +23,7 @@ from robustml.metrics import group_accuracy
 from robustml.report import markdown_table
 from robustml.train.checkpoint import load_checkpoint, save_checkpoint
 from robustml.pipeline.build import RunData
+from robustml.health import Finding
 from robustml.identity import data_identity, differences
 from robustml.pipeline.stages import run_config
 
@@ -127,3 +128,15 @@ def _report(cfg: DictConfig, result: DFRResult, base: dict[str, Any], dfr: dict[
             + markdown_table(["model", "val worst", "val avg", "test worst", "test avg"], rows)
             + "\n\nC chosen by worst-group accuracy on held-out validation rows:\n\n"
             + markdown_table(["C", "worst-group (%)", ""], tuning))
+
+
+def health(cfg: DictConfig, final: dict[str, Any]) -> list[Finding]:
+    """DFR's check: the chosen C at the edge of its grid (the best C may lie beyond it)."""
+    grid = [float(c) for c in cfg.method.C_grid]
+    chosen = final.get("dfr/C")
+    if chosen is None or len(grid) < 2 or float(chosen) not in (max(grid), min(grid)):
+        return []
+    side = "largest" if float(chosen) == max(grid) else "smallest"
+    return [Finding("dfr_c_at_grid_edge", 2,
+                    f"DFR chose C={float(chosen):g}, the {side} value of method.C_grid={grid}: the "
+                    f"best C may lie beyond it; extend method.C_grid past {float(chosen):g}")]

@@ -32,6 +32,7 @@ from robustml.data.contract import GroupedDataset
 from robustml.data.loading import LoaderSettings, eval_loader
 from robustml.data.samplers import UpsampledOrder, check_lambda_up, upweight_loss_weights
 from robustml.groups.error_split import error_set
+from robustml.health import Finding, Thresholds
 from robustml.identity import differences
 from robustml.pipeline.build import resolve_device
 from robustml.pipeline.instantiate import build_from
@@ -206,3 +207,25 @@ def _report(cfg: DictConfig, record: dict[str, Any]) -> str:
             "Neither stage uses group labels; the table counts the error set per true group for "
             "this report only.\n\n"
             + markdown_table(["group", "name", "train count", "in error set", "% of group"], rows))
+
+
+def health(stage_one: StageOne, train_target: torch.Tensor, num_classes: int, *,
+           thresholds: Thresholds) -> list[Finding]:
+    """JTT's checks: an error set that is empty, most of the training split, or one class (stage
+    one too short or too long: the upweighting then does nothing useful)."""
+    size, n = int(stage_one.errors.numel()), stage_one.num_train
+    fix = ("set method.stage_one.max_steps (T) so that stage one fits the majority groups but not "
+           "the minority ones")
+    if size == 0:
+        return [Finding("jtt_error_set", 3, f"JTT's error set is empty: stage one fits every "
+                                            f"training example and stage two is plain ERM; {fix}")]
+    if size > thresholds.jtt_max_error_fraction * n:
+        return [Finding("jtt_error_set", 3, f"JTT's error set holds {size} of {n} training examples "
+                                            f"({100 * size / n:.0f}%): stage one barely learned; {fix}")]
+    counts = torch.bincount(train_target.cpu()[stage_one.errors.cpu()], minlength=num_classes)
+    top = int(counts.argmax())
+    if counts[top] >= thresholds.jtt_max_class_share * size:
+        return [Finding("jtt_error_set", 2, f"{100 * int(counts[top]) / size:.0f}% of JTT's error "
+                                            f"set ({int(counts[top])} of {size}) is class {top}: "
+                                            f"stage one learned the class prior, not the shortcut; {fix}")]
+    return []

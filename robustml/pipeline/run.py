@@ -20,8 +20,10 @@ from robustml.data.contract import DataSplits
 from robustml.data.loading import eval_loader
 from robustml.losses import predict
 from robustml.pipeline import dfr, jtt
+from robustml.health import as_metrics, console_lines, from_metrics, report_section
 from robustml.pipeline.build import RunData, build_splits, build_trainer, resolve_device
 from robustml.pipeline.instantiate import config_keys
+from robustml.pipeline.health import CHECKS, run_checks
 from robustml.pipeline.inferred import inferred_report, with_inferred_groups
 from robustml.pipeline.labels import describe_group_label_use, method_name, render_group_label_use
 from robustml.report import (plot_group_accuracy, plot_history, render_console_summary,
@@ -127,7 +129,8 @@ def run(cfg: DictConfig, run_dir: str | Path | None = None, *, summary: str = "f
         print(render_console_summary(final, title=f"{cfg.name} (seed {cfg.seed})",
                                      group_names=splits.group_names, group_label_use=uses,
                                      report_path=_shown_path(run_dir / "report.md"),
-                                     attr_key=splits.test.attr_key))
+                                     attr_key=splits.test.attr_key,
+                                     health=console_lines(from_metrics(final))))
     elif summary == "line":
         print(f"{cfg.name} (seed {cfg.seed}): test worst-group "
               f"{100 * final['test/acc_worst_group']:.1f}%, average {100 * final['test/acc_avg']:.1f}%"
@@ -138,7 +141,8 @@ def run(cfg: DictConfig, run_dir: str | Path | None = None, *, summary: str = "f
 def _stages(cfg: DictConfig, run_dir: Path) -> tuple[dict[str, Any], RunData, Trainer, dict[str, Any],
                                                    list[str]]:
     """Run the stages in order: JTT's stage one, data (labels cleaned), inferred groups, training
-    (or a DFR base run's checkpoint), evaluation of the selected model, DFR's last layer.
+    (or a DFR base run's checkpoint), evaluation of the selected model, DFR's last layer, the
+    health checks (:mod:`robustml.pipeline.health`).
 
     Returns the final metrics, the data, the trainer, its fit result and the extra report tables.
     """
@@ -163,6 +167,9 @@ def _stages(cfg: DictConfig, run_dir: Path) -> tuple[dict[str, Any], RunData, Tr
         extra_tables.insert(0, stage_one.report_md)
     if method == "dfr":
         final, extra_tables = dfr.dfr_stage(cfg, trainer.model, data, run_dir, final, extra_tables)
+    findings = run_checks(cfg, trainer, data, final, result, stage_one)  # health: did it work?
+    final.update(as_metrics(findings))
+    extra_tables.insert(0, report_section(findings, CHECKS))
     return final, data, trainer, result, extra_tables
 
 

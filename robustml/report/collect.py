@@ -67,6 +67,7 @@ class Row:
     metrics: dict[str, dict[str, float]]
     interval: tuple[float, float]
     checkpoint_rules: list[str]
+    health: int = 0  # health findings over the configuration's runs (robustml.health)
     chosen: bool = False
 
 
@@ -220,7 +221,8 @@ def _row(hparams: dict[str, Any], runs: list[Run], select_key: str, num_resample
                select=_mean_std([_number(run, select_key) for run in runs]),
                metrics={key: _mean_std(v) for key, v in values.items()},
                interval=bootstrap_interval(values["test/acc_worst_group"], num_resamples=num_resamples),
-               checkpoint_rules=sorted({str(run.final.get("selection")) for run in runs}))
+               checkpoint_rules=sorted({str(run.final.get("selection")) for run in runs}),
+               health=sum(int(run.final.get("health/count", 0)) for run in runs))
 
 
 def _number(run: Run, key: str) -> float:
@@ -254,7 +256,8 @@ def rows_as_records(collection: Collection) -> list[dict[str, Any]]:
                       "select_key": collection.select_key, "seeds": len(row.seeds),
                       "hparams": json.dumps(row.hparams, default=str),
                       "checkpoint_rule": "|".join(row.checkpoint_rules),
-                      "select_mean": row.select["mean"], "select_std": row.select["std"]}
+                      "select_mean": row.select["mean"], "select_std": row.select["std"],
+                      "health_findings": row.health}
             for key, _ in REPORTED:
                 record[f"{key}_mean"], record[f"{key}_std"] = (row.metrics[key]["mean"],
                                                               row.metrics[key]["std"])
@@ -271,7 +274,7 @@ def render_markdown(collection: Collection) -> str:
     select_title = f"{'TEST (oracle)' if collection.oracle else 'val'} {collection.select_key.split('/acc_')[1]} (%)"
     headers = ("chosen", "hyperparameters", "seeds", select_title,
                *(title for _, title in REPORTED), "test worst-group, bootstrap 95% over seeds (%)",
-               "checkpoint rule")
+               "checkpoint rule", "health findings")
     parts = [title(collection)]
     for setting, rows in collection.tables.items():
         body = [["<- chosen" if row.chosen else "",
@@ -280,7 +283,7 @@ def render_markdown(collection: Collection) -> str:
                  *(_pct(row.metrics[key]) for key, _ in REPORTED),
                  "n/a" if np.isnan(row.interval[0])
                  else f"[{100 * row.interval[0]:.1f}, {100 * row.interval[1]:.1f}]",
-                 ", ".join(row.checkpoint_rules)] for row in rows]
+                 ", ".join(row.checkpoint_rules), row.health] for row in rows]
         parts.append(f"### {setting}\n\n{markdown_table(headers, body)}")
     if collection.unfinished:
         parts.append("Runs without metrics.json (failed or unfinished), left out: "

@@ -21,7 +21,8 @@ def _line(label: str, value: str, note: str = "") -> str:
 
 def render_console_summary(final: Mapping[str, Any], *, title: str, group_names: Sequence[str],
                            group_label_use: Mapping[str, str], report_path: str,
-                           split: str = "test", attr_key: str = "attr") -> str:
+                           split: str = "test", attr_key: str = "attr",
+                           health: Sequence[str] = ()) -> str:
     """Return the run's console summary as plain text (no trailing newline).
 
     Args:
@@ -35,6 +36,8 @@ def render_console_summary(final: Mapping[str, Any], *, title: str, group_names:
         report_path: Where the full report was written.
         split: The split to summarize.
         attr_key: Name of the spurious attribute, for the flip-rate line.
+        health: The health checks' lines (:func:`robustml.health.console_lines`), shown before
+            the report's path.
     """
     worst = worst_group(final, split, len(group_names))
     count = sum(int(final[f"{split}/count_group_{g}"]) for g in range(len(group_names))
@@ -59,5 +62,6 @@ def render_console_summary(final: Mapping[str, Any], *, title: str, group_names:
     lines.append("")
     lines.append(f"Group labels used for training: {group_label_use['training']}")
     lines.append(f"Group labels used for model selection: {group_label_use['selection']}")
+    lines.extend(health)
     lines.append(f"Full report: {report_path}")
     return "\n".join(lines)

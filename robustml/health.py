@@ -1,0 +1,102 @@
+"""Health checks: a run says when a remedy did nothing, in one line that names what to change.
+
+A check is a pure function of what a mechanism already computed (the loss history, the final
+metrics, JTT's error set, DFR's chosen C); it lives beside its mechanism and returns
+:class:`Finding` s. This module holds what they share: the finding, the thresholds (one dataclass,
+mirrored by ``configs/health/default.yaml``), and how findings become ``health/<check>`` entries
+of ``metrics.json``, console lines (at most three, the most severe first) and a report section.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from robustml.validation import check_int, check_real
+
+
+@dataclass(frozen=True)
+class Finding:
+    """One check that fired.
+
+    Attributes:
+        check: The check's name, e.g. ``"not_learning"`` (the ``health/<check>`` key).
+        severity: Higher first; 3: the run's result is likely meaningless, 2: the remedy did
+            little, 1: worth a look.
+        message: What happened and what to change (the setting and a value to try), one line.
+    """
+
+    check: str
+    severity: int
+    message: str
+
+
+@dataclass(frozen=True)
+class Thresholds:
+    """When each check fires (the ``health`` config group holds the same names).
+
+    Attributes:
+        chance_margin: ``not_learning`` fires when the training loss after a tenth of the run
+            is within this fraction of the chance level (the entropy of the label prior).
+        shortcut_gap: ``shortcut_learned`` fires when the selected model's val worst-group
+            accuracy is this far (absolute) below its val train-mix average.
+        min_val_group: ``small_val_group`` fires for a validation group with fewer examples.
+        q_uniform_tolerance: ``group_dro_q_frozen`` fires when every logged ``q_g`` stays within
+            this of ``1 / G``.
+        q_collapse: ``group_dro_q_collapsed`` fires when one group's ``q`` is at least this from
+            the first half of the run on.
+        jtt_max_error_fraction: ``jtt_error_set`` fires when the error set holds more of the
+            training split (or nothing).
+        jtt_max_class_share: ... or when at least this share of it is one class.
+    """
+
+    chance_margin: float = 0.05
+    shortcut_gap: float = 0.2
+    min_val_group: int = 20
+    q_uniform_tolerance: float = 0.02
+    q_collapse: float = 0.99
+    jtt_max_error_fraction: float = 0.5
+    jtt_max_class_share: float = 0.9
+
+    def __post_init__(self) -> None:
+        for name in ("chance_margin", "shortcut_gap", "q_uniform_tolerance", "q_collapse",
+                     "jtt_max_error_fraction", "jtt_max_class_share"):
+            object.__setattr__(self, name, check_real(name, getattr(self, name), minimum=0.0))
+        object.__setattr__(self, "min_val_group", check_int("min_val_group", self.min_val_group, minimum=0))
+
+
+def ranked(findings: Iterable[Finding]) -> list[Finding]:
+    """Return ``findings`` most severe first (ties in the order given)."""
+    return sorted(findings, key=lambda finding: -finding.severity)
+
+
+def as_metrics(findings: Sequence[Finding]) -> dict[str, Any]:
+    """Return ``{"health/<check>": message, ..., "health/count": n}`` for ``metrics.json``."""
+    out: dict[str, Any] = {f"health/{f.check}": f.message for f in ranked(findings)}
+    out["health/count"] = len(findings)
+    return out
+
+
+def from_metrics(final: Mapping[str, Any]) -> list[Finding]:
+    """Return the findings stored in ``final`` by :func:`as_metrics`, in their order (severity 0)."""
+    return [Finding(key[len("health/"):], 0, value) for key, value in final.items()
+            if key.startswith("health/") and key != "health/count"]
+
+
+def console_lines(findings: Sequence[Finding], *, most: int = 3) -> list[str]:
+    """Return at most ``most`` lines ``Health: <message>``, the most severe first, and a count of
+    the others."""
+    shown = ranked(findings)[:most]
+    lines = [f"Health: {f.message}" for f in shown]
+    if len(findings) > most:
+        lines.append(f"Health: {len(findings) - most} more finding(s) in the report")
+    return lines
+
+
+def report_section(findings: Sequence[Finding], checked: Sequence[str]) -> str:
+    """Return the ``## Health checks`` section of ``report.md``."""
+    text = "## Health checks\n\n"
+    if not findings:
+        return text + f"No check fired ({', '.join(checked)}).\n"
+    return text + "".join(f"- **{f.check}**: {f.message}\n" for f in ranked(findings))

@@ -1,0 +1,50 @@
+"""The run's health step: every check that applies to the run (:mod:`robustml.health`), its
+messages in the config's words (``trainer.l2_weight=0``, ``loss.criterion.step_size=...``)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from omegaconf import DictConfig, OmegaConf
+
+from robustml.health import Finding, Thresholds
+from robustml.pipeline import dfr, jtt
+from robustml.pipeline.build import RunData
+from robustml.pipeline.instantiate import ENGINE_KEYS, keys_under, with_config_keys
+from robustml.train import health
+from robustml.train.loop import Trainer
+
+CHECKS = ("not_learning", "shortcut_learned", "selected_first_evaluation", "small_val_group",
+          "group_dro_q_frozen", "group_dro_q_collapsed", "jtt_error_set", "dfr_c_at_grid_edge")
+KEYS = {**ENGINE_KEYS, **keys_under("loss.criterion.", ("step_size",))}
+
+
+def thresholds_of(cfg: DictConfig) -> Thresholds:
+    """Return the thresholds of ``cfg.health`` (the defaults without one)."""
+    node = OmegaConf.select(cfg, "health")
+    return Thresholds() if node is None else Thresholds(**OmegaConf.to_container(node, resolve=True))
+
+
+def run_checks(cfg: DictConfig, trainer: Trainer, data: RunData, final: dict[str, Any],
+               result: dict[str, Any], stage_one: jtt.StageOne | None) -> list[Finding]:
+    """Return the findings of every check that applies to the finished run, in the config's words."""
+    limits = thresholds_of(cfg)
+    train, names = data.splits.train, data.splits.group_names
+    history = result["history"]
+    findings = health.not_learning(history, chance=health.chance_loss(train.y, train.num_classes),
+                                   max_steps=trainer.settings.max_steps,
+                                   l2_weight=trainer.settings.l2_weight,
+                                   lr=float(OmegaConf.select(cfg, "optimizer.lr", default=0.0) or 0.0),
+                                   thresholds=limits)
+    findings += health.shortcut_learned(final, names, thresholds=limits)
+    findings += health.selection(history, result["best_step"], final, names,
+                                 select=cfg.trainer.select, thresholds=limits)
+    step_size = OmegaConf.select(cfg, "loss.criterion.step_size")
+    if step_size is not None:
+        findings += health.group_dro_weights(history, num_groups=trainer.criterion.num_groups,
+                                             step_size=float(step_size), thresholds=limits)
+    if stage_one is not None:
+        findings += jtt.health(stage_one, train.y, train.num_classes, thresholds=limits)
+    if OmegaConf.select(cfg, "method._target_") == "robustml.pipeline.dfr":
+        findings += dfr.health(cfg, final)
+    return [Finding(f.check, f.severity, with_config_keys(f.message, KEYS)) for f in findings]

@@ -1,0 +1,106 @@
+"""Health checks of a training run (see :mod:`robustml.health`): did the model learn, did it learn
+the shortcut, and can the selection be trusted. Pure functions of the trainer's history, its
+settings and the final metrics; messages name the engine's arguments (the config layer
+translates them)."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import torch
+from scipy.stats import binomtest
+
+from robustml.health import Finding, Thresholds
+
+
+def chance_loss(target: torch.Tensor, num_classes: int) -> float:
+    """Return the loss of a model that predicts the label prior: its entropy in nats."""
+    prior = torch.bincount(target.cpu(), minlength=num_classes).double()
+    prior = prior[prior > 0] / prior.sum()
+    return float(-(prior * prior.log()).sum())
+
+
+def not_learning(history: Sequence[Mapping[str, Any]], *, chance: float, max_steps: int,
+                 l2_weight: float, lr: float, thresholds: Thresholds) -> list[Finding]:
+    """Fire when every training loss logged from a tenth of the run on is within
+    ``chance_margin`` of ``chance`` (or above it): the model is not learning."""
+    late = [record for record in history if record["step"] >= max(1, max_steps // 10)]
+    if not late or chance <= 0:
+        return []
+    lowest = min(float(record["train/loss"]) for record in late)
+    if lowest < (1 - thresholds.chance_margin) * chance:
+        return []
+    hint = f"try l2_weight=0 (now {l2_weight:g}) or lr={3 * lr:g}" if l2_weight else f"try lr={3 * lr:g}"
+    return [Finding("not_learning", 3,
+                    f"not learning: the training loss stayed at {lowest:.3f} or above from step "
+                    f"{late[0]['step']} on, within {thresholds.chance_margin:.0%} of chance "
+                    f"({chance:.3f}, the label prior's entropy); {hint}")]
+
+
+def shortcut_learned(final: Mapping[str, Any], group_names: Sequence[str], *,
+                     thresholds: Thresholds) -> list[Finding]:
+    """Fire when the selected model's val worst-group accuracy is far below its val train-mix
+    average: it still follows the shortcut where the training mix rewards it."""
+    worst, mix = final.get("val/acc_worst_group"), final.get("val/acc_weighted_avg")
+    if worst is None or mix is None or math.isnan(worst) or mix - worst < thresholds.shortcut_gap:
+        return []
+    g = int(final.get("val/worst_group", -1))
+    name = f" (group {g}, {group_names[g]})" if 0 <= g < len(group_names) else ""
+    return [Finding("shortcut_learned", 2,
+                    f"shortcut still learned: val worst-group accuracy {100 * worst:.1f}%{name} is "
+                    f"{100 * (mix - worst):.0f} points below the train-mix average "
+                    f"({100 * mix:.1f}%); the per-group table shows which attribute the model "
+                    "follows; try a remedy: loss=group_dro, method=jtt or method=dfr")]
+
+
+def selection(history: Sequence[Mapping[str, Any]], best_step: int, final: Mapping[str, Any],
+              group_names: Sequence[str], *, select: str, thresholds: Thresholds) -> list[Finding]:
+    """Fire when the selected step is the first evaluation of several, and for each validation
+    group too small for its accuracy to mean much (with its 95% binomial interval)."""
+    findings = []
+    if len(history) > 1 and select != "last" and best_step == history[0]["step"]:
+        findings.append(Finding(
+            "selected_first_evaluation", 2,
+            f"the selected step is the first evaluation (step {best_step} of "
+            f"{history[-1]['step']}): by {select!r} on val every later step was worse; try a "
+            f"smaller lr or eval_every={max(1, best_step // 5)}"))
+    small = []
+    for g, name in enumerate(group_names):
+        count, acc = final.get(f"val/count_group_{g}"), final.get(f"val/acc_group_{g}")
+        if count is None or not 0 < int(count) < thresholds.min_val_group or acc is None:
+            continue
+        k, n = round(float(acc) * int(count)), int(count)
+        low, high = binomtest(k, n).proportion_ci(confidence_level=0.95)
+        small.append(f"group {g} ({name}): {n} examples, {100 * acc:.0f}% "
+                     f"[95% interval {100 * low:.0f}-{100 * high:.0f}%]")
+    if small:
+        findings.append(Finding(
+            "small_val_group", 1,
+            f"validation groups below {thresholds.min_val_group} examples, their accuracy is "
+            f"noise: {'; '.join(small)}; a larger validation split makes selection reliable"))
+    return findings
+
+
+def group_dro_weights(history: Sequence[Mapping[str, Any]], *, num_groups: int, step_size: float,
+                      thresholds: Thresholds) -> list[Finding]:
+    """Fire when Group DRO's logged ``q`` never left a neighbourhood of uniform (its step size is
+    too small for the run), or put almost all weight on one group from the first half on."""
+    qs = [[float(record[f"train/q_{g}"]) for g in range(num_groups)] for record in history
+          if f"train/q_0" in record]
+    if not qs or num_groups < 2:
+        return []
+    if all(abs(q - 1 / num_groups) <= thresholds.q_uniform_tolerance for row in qs for q in row):
+        return [Finding("group_dro_q_frozen", 2,
+                        f"Group DRO's weights q stayed within {thresholds.q_uniform_tolerance:g} of "
+                        f"uniform ({1 / num_groups:.3f}) all run: it behaved like ERM; raise "
+                        f"step_size={10 * step_size:g}")]
+    second_half = qs[len(qs) // 2:]
+    top = [max(range(num_groups), key=row.__getitem__) for row in second_half]
+    if len(set(top)) == 1 and all(row[top[0]] >= thresholds.q_collapse for row in second_half):
+        return [Finding("group_dro_q_collapsed", 1,
+                        f"Group DRO put >= {thresholds.q_collapse:.0%} of its weight on group "
+                        f"{top[0]} from the middle of the run on: the other groups barely train; "
+                        f"try step_size={step_size / 10:g}")]
+    return []

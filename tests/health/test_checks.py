@@ -1,0 +1,120 @@
+"""Each health check fires on a small constructed case that shows its failure and stays quiet on a
+healthy one; the framework ranks, caps and stores the findings."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+from omegaconf import OmegaConf
+
+from robustml.health import Finding, Thresholds, as_metrics, console_lines, from_metrics, report_section
+from robustml.pipeline import dfr, jtt
+from robustml.train import health
+
+LIMITS = Thresholds()
+NAMES = ["y=0,a=0", "y=0,a=1", "y=1,a=0", "y=1,a=1"]
+
+
+def _history(losses, every=10):
+    return [{"step": every * (i + 1), "train/loss": loss} for i, loss in enumerate(losses)]
+
+
+def test_chance_loss_is_the_entropy_of_the_label_prior():
+    assert health.chance_loss(torch.tensor([0, 1, 0, 1]), 2) == pytest.approx(math.log(2))
+    assert health.chance_loss(torch.tensor([0, 0, 0, 1]), 2) == pytest.approx(
+        -(0.75 * math.log(0.75) + 0.25 * math.log(0.25)))
+
+
+def test_not_learning_fires_at_chance_and_names_the_l2_weight_and_the_learning_rate():
+    found = health.not_learning(_history([0.70, 0.695, 0.694]), chance=math.log(2), max_steps=30,
+                                l2_weight=0.0011, lr=1e-3, thresholds=LIMITS)
+    assert [f.check for f in found] == ["not_learning"]
+    assert "l2_weight=0 (now 0.0011)" in found[0].message and "lr=0.003" in found[0].message
+
+
+def test_not_learning_is_quiet_when_the_loss_falls_below_chance():
+    assert health.not_learning(_history([0.69, 0.4, 0.2]), chance=math.log(2), max_steps=30,
+                               l2_weight=0.0, lr=1e-3, thresholds=LIMITS) == []
+
+
+def _final(worst, mix, counts=(50, 50, 50, 50)):
+    final = {"val/acc_worst_group": worst, "val/acc_weighted_avg": mix, "val/worst_group": 2}
+    for g, n in enumerate(counts):
+        final[f"val/count_group_{g}"], final[f"val/acc_group_{g}"] = n, 0.5
+    return final
+
+
+def test_shortcut_learned_fires_on_a_wide_gap_and_not_on_a_narrow_one():
+    found = health.shortcut_learned(_final(0.2, 0.9), NAMES, thresholds=LIMITS)
+    assert [f.check for f in found] == ["shortcut_learned"] and "y=1,a=0" in found[0].message
+    assert health.shortcut_learned(_final(0.8, 0.9), NAMES, thresholds=LIMITS) == []
+
+
+def test_selection_of_the_first_evaluation_and_small_groups_with_their_interval():
+    history = _history([0.5, 0.4, 0.3])
+    found = health.selection(history, 10, _final(0.5, 0.6, counts=(50, 5, 50, 50)), NAMES,
+                             select="worst_group", thresholds=LIMITS)
+    assert [f.check for f in found] == ["selected_first_evaluation", "small_val_group"]
+    assert "group 1 (y=0,a=1): 5 examples, 50%" in found[1].message and "95% interval" in found[1].message
+    quiet = health.selection(history, 20, _final(0.5, 0.6), NAMES, select="worst_group", thresholds=LIMITS)
+    assert quiet == []
+    assert health.selection(history, 10, _final(0.5, 0.6), NAMES, select="last", thresholds=LIMITS) == []
+
+
+def _q_history(rows):
+    return [{"step": i + 1, **{f"train/q_{g}": q for g, q in enumerate(row)}} for i, row in enumerate(rows)]
+
+
+def test_group_dro_q_frozen_collapsed_and_moving():
+    frozen = health.group_dro_weights(_q_history([[0.25, 0.25, 0.26, 0.24]] * 4), num_groups=4,
+                                      step_size=0.01, thresholds=LIMITS)
+    assert [f.check for f in frozen] == ["group_dro_q_frozen"] and "step_size=0.1" in frozen[0].message
+    collapsed = health.group_dro_weights(
+        _q_history([[0.25] * 4, [0.1, 0.1, 0.7, 0.1], [0.0, 0.0, 0.995, 0.005], [0.0, 0.0, 0.999, 0.001]]),
+        num_groups=4, step_size=1.0, thresholds=LIMITS)
+    assert [f.check for f in collapsed] == ["group_dro_q_collapsed"] and "group 2" in collapsed[0].message
+    moving = _q_history([[0.25] * 4, [0.2, 0.2, 0.4, 0.2], [0.1, 0.3, 0.4, 0.2], [0.2, 0.3, 0.3, 0.2]])
+    assert health.group_dro_weights(moving, num_groups=4, step_size=0.01, thresholds=LIMITS) == []
+
+
+def _stage_one(errors, n=10):
+    return jtt.StageOne(torch.tensor(errors, dtype=torch.int64), n, "", {}, "")
+
+
+@pytest.mark.parametrize("errors,words", [([], "is empty"), (list(range(6)), "holds 6 of 10"),
+                                          ([0, 1, 2, 3, 4], "100% of JTT's error set")])
+def test_jtt_error_set_fires_on_empty_most_or_one_class(errors, words):
+    target = torch.tensor([0, 0, 0, 0, 0, 1, 1, 1, 1, 1])
+    found = jtt.health(_stage_one(errors), target, 2, thresholds=LIMITS)
+    assert [f.check for f in found] == ["jtt_error_set"] and words in found[0].message
+    assert "method.stage_one.max_steps" in found[0].message
+
+
+def test_jtt_error_set_is_quiet_on_a_mixed_minority():
+    target = torch.tensor([0, 0, 0, 0, 0, 1, 1, 1, 1, 1])
+    assert jtt.health(_stage_one([1, 6, 8]), target, 2, thresholds=LIMITS) == []
+
+
+def test_dfr_c_at_the_edge_of_its_grid():
+    cfg = OmegaConf.create({"method": {"C_grid": [1.0, 0.3, 0.1]}})
+    assert [f.check for f in dfr.health(cfg, {"dfr/C": 1.0})] == ["dfr_c_at_grid_edge"]
+    assert "largest" in dfr.health(cfg, {"dfr/C": 1.0})[0].message
+    assert dfr.health(cfg, {"dfr/C": 0.3}) == []
+
+
+def test_findings_are_ranked_capped_at_three_lines_and_stored():
+    findings = [Finding("a", 1, "one"), Finding("b", 3, "three"), Finding("c", 2, "two"), Finding("d", 1, "four")]
+    assert console_lines(findings) == ["Health: three", "Health: two", "Health: one",
+                                       "Health: 1 more finding(s) in the report"]
+    metrics = as_metrics(findings)
+    assert metrics["health/count"] == 4 and list(metrics)[0] == "health/b"
+    assert [f.message for f in from_metrics(metrics)] == ["three", "two", "one", "four"]
+    assert "- **b**: three" in report_section(findings, ["a", "b"])
+    assert "No check fired (a, b)" in report_section([], ["a", "b"])
+
+
+def test_bad_thresholds_name_the_argument():
+    with pytest.raises(ValueError, match="shortcut_gap must be"):
+        Thresholds(shortcut_gap=-1)

@@ -1,0 +1,29 @@
+"""A run's health step: a run that did not learn says so in metrics.json, report.md and on the
+console, in the config's words; the checks' thresholds are a config group."""
+
+from __future__ import annotations
+
+import json
+
+from robustml.pipeline.run import run
+from support import compose_train
+
+QUICK = ["trainer.max_steps=20", "trainer.eval_every=5", "trainer.progress=false", "model.hidden_dims=[16]"]
+
+
+def test_a_run_held_at_chance_says_it_is_not_learning_naming_the_settings(tmp_path, capsys):
+    final = run(compose_train(QUICK + ["optimizer.lr=1e-7"]), run_dir=tmp_path, summary="full")
+    message = final["health/not_learning"]
+    assert "trainer.l2_weight=0" in message and "optimizer.lr=3e-07" in message
+    assert final["health/count"] >= 1
+    assert json.loads((tmp_path / "metrics.json").read_text())["health/not_learning"] == message
+    assert f"- **not_learning**: {message}" in (tmp_path / "report.md").read_text()
+    assert f"Health: {message}" in capsys.readouterr().out
+
+
+def test_thresholds_come_from_the_health_config_group(tmp_path):
+    learning = run(compose_train(QUICK + ["trainer.max_steps=60"]), run_dir=tmp_path / "a", summary="none")
+    assert "health/not_learning" not in learning  # quiet: the loss fell below chance
+    strict = run(compose_train(QUICK + ["trainer.max_steps=60", "health.chance_margin=0.99"]),
+                 run_dir=tmp_path / "b", summary="none")
+    assert "health/not_learning" in strict  # the same run against a 99% margin
