@@ -232,7 +232,8 @@ def _groups(named: dict[str, GroupedDataset], max_examples: int, min_group_size:
         tiny = [f"{names[g]} ({counts[g]})" for g in np.flatnonzero((counts > 0) & (counts < min_group_size))]
         if empty:
             found.append(Finding("empty_groups", "high", f"{len(empty)} groups are empty in {n}: {', '.join(empty)}; "
-                                 "their accuracy cannot be measured", len(empty), empty[:max_examples], score=len(empty)))
+                                 "their accuracy cannot be measured", len(empty), empty[:max_examples],
+                                 score=len(empty)))
         if tiny:
             found.append(Finding("tiny_groups", "medium", f"{len(tiny)} groups have fewer than {min_group_size} "
                                  f"examples in {n}: {', '.join(tiny)}; their accuracy is noise", len(tiny),

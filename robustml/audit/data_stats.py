@@ -43,7 +43,7 @@ def input_hashes(dataset: GroupedDataset) -> np.ndarray:
 
 
 def shared_rows(reference: np.ndarray, other: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Return ``(other_ids, reference_ids)``: each row of ``other`` whose hash is in ``reference``, and its first match."""
+    """Return ``(other_ids, reference_ids)``: rows of ``other`` whose hash is in ``reference``, and first matches."""
     first = {}
     for i, h in enumerate(reference):
         first.setdefault(h, i)

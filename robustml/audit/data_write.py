@@ -1,4 +1,4 @@
-"""Write a :class:`~robustml.audit.data_audit.DataAuditResult` as ``data_audit.md``, ``data_audit.json`` and a console summary."""
+"""Write a data audit's result (:class:`~robustml.audit.data_audit.DataAuditResult`): md, json, console."""
 
 from __future__ import annotations
 

@@ -30,7 +30,8 @@ def audit(argv: Sequence[str] | None = None) -> Path:
     parser.add_argument("--out", default=None, help="output folder (default: <run>/audit; data_audit with --data)")
     parser.add_argument("--predictions", default=None, help=".npy of predicted classes (N,)")
     parser.add_argument("--features", default=None, help=".npy of features (N, D)")
-    parser.add_argument("--seed", type=int, default=0, help="seed of the clustering and stress test (of the image sample with --data)")
+    parser.add_argument("--seed", type=int, default=0,
+                        help="seed of the clustering and stress test (with --data: of the image sample)")
     parser.add_argument("--num-clusters", type=int, nargs="+", default=None, metavar="K",
                         help="candidate clusters per class (the silhouette picks one); one value "
                              "fixes it (default: DEFAULT_NUM_CLUSTERS of robustml.groups.clustering, "

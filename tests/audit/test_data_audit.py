@@ -104,3 +104,14 @@ def test_data_audit_command_on_colored_digits_writes_its_files(tmp_path, capsys)
     assert "Data audit: 2 findings" in capsys.readouterr().out
     with pytest.raises(SystemExit):
         audit(["--data", str(tmp_path)])
+
+
+def test_image_files_with_the_same_content_leak_across_splits(tmp_path):
+    from robustml.data.datasets.example_files import write_image_csv
+
+    csv = write_image_csv(tmp_path, per_group=12, split_column=True)
+    splits = compose_audit_data(None, ["data=image_csv", f"data.csv={csv}", "data.image_size=16"])
+    first_val = splits.val.paths[0]
+    (tmp_path / first_val).write_bytes((tmp_path / splits.train.paths[4]).read_bytes())
+    leaks = _found(audit_data(splits, min_rows=2), "leakage")
+    assert [(f.count, f.examples) for f in leaks] == [(1, [[0, 4]])]
