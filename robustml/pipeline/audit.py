@@ -1,4 +1,5 @@
-"""Orchestration of one audit (``robustml-audit``): load a run's model and data, audit, write.
+"""Orchestration of one audit (``robustml-audit``): load a run's model and data, audit, write;
+or, with ``--data``, audit the data alone before training.
 
 The audit itself is :mod:`robustml.audit`; this module builds its inputs from configs.
 """
@@ -7,12 +8,14 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from hydra import compose, initialize_config_module
 from omegaconf import DictConfig, OmegaConf
 
-from robustml.audit import audit_model, audit_predictions, write_audit
+from robustml.audit import (DataAuditResult, audit_data, audit_model, audit_predictions, write_audit,
+                            write_data_audit)
 from robustml.data.contract import DataSplits
 from robustml.features import cached_features
 from robustml.groups.clustering import DEFAULT_NUM_CLUSTERS
@@ -25,7 +28,7 @@ from robustml.pipeline.instantiate import build_from
 from robustml.pipeline.stages import load_trained_model, run_config
 
 
-def audit_data(run_cfg: DictConfig | None, overrides: Sequence[str]) -> DataSplits:
+def compose_audit_data(run_cfg: DictConfig | None, overrides: Sequence[str]) -> DataSplits:
     """Build the audited data: the run's own data config, with ``data.*`` overrides applied.
 
     ``data=<name>`` (a config of ``configs/data/``) replaces the run's data config, composed with
@@ -70,7 +73,7 @@ def audit_run(source: str | Path | None, overrides: Sequence[str] = (), *, split
     run_cfg = None
     if source is not None:
         run_cfg = run_config(source, what="the audited run")
-    splits = audit_data(run_cfg, overrides)
+    splits = compose_audit_data(run_cfg, overrides)
     dataset = dict(splits.items())[split]
     names = getattr(splits, "feature_names", None)
     names = names if names is not None and dataset.in_memory and dataset.x.dim() == 2 else None
@@ -94,3 +97,22 @@ def audit_run(source: str | Path | None, overrides: Sequence[str] = (), *, split
                                        split=split, seed=seed, num_clusters=num_clusters)
         label = f"run {source}" + (" (its DFR last layer)" if isinstance(model, DFRClassifier) else "")
     return write_audit(result, out_dir, source=label)
+
+
+def data_audit_run(overrides: Sequence[str] = (), *, out_dir: str | Path = "data_audit",
+                   **thresholds: Any) -> tuple[Path, DataAuditResult]:
+    """Audit the data that ``overrides`` compose (as training would build it), before any training.
+
+    Args:
+        overrides: ``data=<name>`` / ``data.<key>=<value>`` overrides of ``configs/train.yaml``'s data
+            (none: the default colored digits).
+        out_dir: Folder of ``data_audit.md`` and ``data_audit.json``.
+        thresholds: Keyword arguments of :func:`robustml.audit.audit_data`.
+
+    Returns:
+        The output folder and the audit's result.
+    """
+    splits = compose_audit_data(None, overrides)
+    result = audit_data(splits, **thresholds)
+    label = "data " + (" ".join(overrides) if overrides else "(the default data config)")
+    return write_data_audit(result, out_dir, source=label), result
