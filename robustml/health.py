@@ -49,6 +49,11 @@ class Thresholds:
         jtt_max_error_fraction: ``jtt_error_set`` fires when the error set holds more of the
             training split (or nothing).
         jtt_max_class_share: ... or when at least this share of it is one class.
+        inferred_max_class_share: ``inferred_groups`` fires when one inferred part holds at
+            least this share of a class (the class was not split).
+        inferred_min_part: ... or when a part holds less than this share of the split.
+        cleaning_group_ratio: ``cleaning_group`` fires when a group's flagged fraction is more
+            than this times the overall flagged fraction (the guard is off or too loose).
     """
 
     chance_margin: float = 0.05
@@ -58,10 +63,14 @@ class Thresholds:
     q_collapse: float = 0.99
     jtt_max_error_fraction: float = 0.5
     jtt_max_class_share: float = 0.9
+    inferred_max_class_share: float = 0.95
+    inferred_min_part: float = 0.01
+    cleaning_group_ratio: float = 2.0
 
     def __post_init__(self) -> None:
         for name in ("chance_margin", "shortcut_gap", "q_uniform_tolerance", "q_collapse",
-                     "jtt_max_error_fraction", "jtt_max_class_share"):
+                     "jtt_max_error_fraction", "jtt_max_class_share", "inferred_max_class_share",
+                     "inferred_min_part", "cleaning_group_ratio"):
             object.__setattr__(self, name, check_real(name, getattr(self, name), minimum=0.0))
         object.__setattr__(self, "min_val_group", check_int("min_val_group", self.min_val_group, minimum=0))
 

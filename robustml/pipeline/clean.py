@@ -29,6 +29,7 @@ from robustml.cleaning.api import GUARDED, as_inputs, check_class_counts
 from robustml.data.contract import DataSplits, GroupedDataset, GroupedTensorDataset
 from robustml.data.datasets.noisy import label_noise_of
 from robustml.report import markdown_table, write_metrics_json, write_text
+from robustml.health import Finding, Thresholds
 from robustml.losses import num_outputs_for
 from robustml.pipeline.instantiate import build_from, config_keys, keys_under
 from robustml.validation import check_int
@@ -317,3 +318,22 @@ def main_clean(cfg: DictConfig, splits: DataSplits, run_dir: str | Path) -> Clea
     print(cleaned.report_md)
     print(f"Outputs in {run_dir}: label_issues.csv, cleaning_summary.json, cleaning_report.md")
     return cleaned
+
+
+def health(final: dict[str, Any], group_names: list[str], *, thresholds: Thresholds) -> list[Finding]:
+    """Cleaning's check: a group whose flagged fraction is far above the overall one (minority
+    examples look like label errors to a model that learned a shortcut: the guard is off or loose)."""
+    total, flagged = final.get("cleaning/examples"), final.get("cleaning/flagged")
+    if not total or not flagged:
+        return []
+    overall = flagged / total
+    heavy = [f"group {g} ({name}) {100 * final[f'cleaning/flagged_group_{g}'] / count:.0f}%"
+             for g, name in enumerate(group_names)
+             if (count := final.get(f"cleaning/count_group_{g}", 0))
+             and final[f"cleaning/flagged_group_{g}"] / count > thresholds.cleaning_group_ratio * overall]
+    if not heavy:
+        return []
+    return [Finding("cleaning_group", 2,
+                    f"cleaning flagged {', '.join(heavy)} of its examples, over "
+                    f"{thresholds.cleaning_group_ratio:g} times the overall {100 * overall:.1f}%: "
+                    "minority examples may be taken for label errors; try cleaning.guard.max_fraction=0.1")]

@@ -8,14 +8,15 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf
 
 from robustml.health import Finding, Thresholds
-from robustml.pipeline import dfr, jtt
+from robustml.pipeline import clean, dfr, inferred, jtt
 from robustml.pipeline.build import RunData
 from robustml.pipeline.instantiate import ENGINE_KEYS, keys_under, with_config_keys
 from robustml.train import health
 from robustml.train.loop import Trainer
 
 CHECKS = ("not_learning", "shortcut_learned", "selected_first_evaluation", "small_val_group",
-          "group_dro_q_frozen", "group_dro_q_collapsed", "jtt_error_set", "dfr_c_at_grid_edge")
+          "group_dro_q_frozen", "group_dro_q_collapsed", "jtt_error_set", "jtt_stage_one",
+          "dfr_c_at_grid_edge", "inferred_groups", "cleaning_group")
 KEYS = {**ENGINE_KEYS, **keys_under("loss.criterion.", ("step_size",))}
 
 
@@ -44,7 +45,10 @@ def run_checks(cfg: DictConfig, trainer: Trainer, data: RunData, final: dict[str
         findings += health.group_dro_weights(history, num_groups=trainer.criterion.num_groups,
                                              step_size=float(step_size), thresholds=limits)
     if stage_one is not None:
-        findings += jtt.health(stage_one, train.y, train.num_classes, thresholds=limits)
+        findings += jtt.health(stage_one, train.y, train.num_classes,
+                               batch_size=cfg.trainer.batch_size, thresholds=limits)
     if OmegaConf.select(cfg, "method._target_") == "robustml.pipeline.dfr":
         findings += dfr.health(cfg, final)
+    findings += inferred.health(data.splits, thresholds=limits)
+    findings += clean.health(final, names, thresholds=limits)
     return [Finding(f.check, f.severity, with_config_keys(f.message, KEYS)) for f in findings]

@@ -29,6 +29,7 @@ from robustml.data.contract import DataSplits, GroupedDataset
 from robustml.features import cached_features
 from robustml.groups import (InferredGroups, cluster_names, cluster_within_classes, eiil_environments,
                              error_split, error_split_names, partition_agreement)
+from robustml.health import Finding, Thresholds
 from robustml.losses import predict
 from robustml.models.forward import iter_outputs
 from robustml.report.tables import markdown_table, percent
@@ -181,3 +182,27 @@ def inferred_report(splits: DataSplits) -> tuple[dict[str, Any], list[str]]:
             + markdown_table(["group", "name", "train purity (%)", "train share (%)", "val purity (%)",
                               "val share (%)"], rows))
     return metrics, [text]
+
+
+def health(splits: DataSplits, *, thresholds: Thresholds) -> list[Finding]:
+    """Group inference's check: a class the inferred partition did not split (one part holds
+    nearly all of it), or a part too small to train or select on."""
+    train = splits.train
+    if train.inferred is None:
+        return []
+    ids, num_parts, names = train.inferred.ids.cpu(), train.inferred.num_parts, train.inferred.names
+    problems = []
+    for c, class_name in enumerate(train.class_names):
+        parts = torch.bincount(ids[train.y.cpu() == c], minlength=num_parts)
+        if parts.sum() and parts.max() >= thresholds.inferred_max_class_share * parts.sum():
+            problems.append(f"part {int(parts.argmax())} ({names[int(parts.argmax())]}) holds "
+                            f"{100 * int(parts.max()) / int(parts.sum()):.0f}% of class {class_name}")
+    sizes = torch.bincount(ids, minlength=num_parts)
+    problems += [f"part {k} ({names[k]}) holds {int(n)} of {len(train)} training examples"
+                 for k, n in enumerate(sizes.tolist()) if 0 < n < thresholds.inferred_min_part * len(train)]
+    if not problems:
+        return []
+    return [Finding("inferred_groups", 2,
+                    f"the inferred groups may not separate the minority: {'; '.join(problems)}; try "
+                    "another groups.reference.max_steps, or groups=clustering with other "
+                    "groups.num_clusters")]

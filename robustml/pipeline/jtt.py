@@ -209,23 +209,39 @@ def _report(cfg: DictConfig, record: dict[str, Any]) -> str:
             + markdown_table(["group", "name", "train count", "in error set", "% of group"], rows))
 
 
-def health(stage_one: StageOne, train_target: torch.Tensor, num_classes: int, *,
+def health(stage_one: StageOne, train_target: torch.Tensor, num_classes: int, *, batch_size: int | None,
            thresholds: Thresholds) -> list[Finding]:
-    """JTT's checks: an error set that is empty, most of the training split, or one class (stage
-    one too short or too long: the upweighting then does nothing useful)."""
+    """JTT's checks: an error set that is empty, most of the training split, or one class, and a
+    stage one shorter than an epoch or no better than the majority class (the upweighting then
+    does nothing useful)."""
     size, n = int(stage_one.errors.numel()), stage_one.num_train
     fix = ("set method.stage_one.max_steps (T) so that stage one fits the majority groups but not "
            "the minority ones")
+    counts = torch.bincount(train_target.cpu(), minlength=num_classes)
+    majority, accuracy = int(counts.max()) / n, 1 - size / n
+    steps = int(stage_one.summary.get("jtt/stage_one_steps", 0))
+    findings = []
     if size == 0:
-        return [Finding("jtt_error_set", 3, f"JTT's error set is empty: stage one fits every "
-                                            f"training example and stage two is plain ERM; {fix}")]
-    if size > thresholds.jtt_max_error_fraction * n:
-        return [Finding("jtt_error_set", 3, f"JTT's error set holds {size} of {n} training examples "
-                                            f"({100 * size / n:.0f}%): stage one barely learned; {fix}")]
-    counts = torch.bincount(train_target.cpu()[stage_one.errors.cpu()], minlength=num_classes)
-    top = int(counts.argmax())
-    if counts[top] >= thresholds.jtt_max_class_share * size:
-        return [Finding("jtt_error_set", 2, f"{100 * int(counts[top]) / size:.0f}% of JTT's error "
-                                            f"set ({int(counts[top])} of {size}) is class {top}: "
-                                            f"stage one learned the class prior, not the shortcut; {fix}")]
-    return []
+        findings.append(Finding("jtt_error_set", 3, f"JTT's error set is empty: stage one fits every "
+                                                    f"training example and stage two is plain ERM; {fix}"))
+    elif size > thresholds.jtt_max_error_fraction * n:
+        findings.append(Finding("jtt_error_set", 3, f"JTT's error set holds {size} of {n} training "
+                                                    f"examples ({100 * size / n:.0f}%): stage one barely "
+                                                    f"learned; {fix}"))
+    else:
+        in_error = torch.bincount(train_target.cpu()[stage_one.errors.cpu()], minlength=num_classes)
+        top = int(in_error.argmax())
+        if in_error[top] >= thresholds.jtt_max_class_share * size:
+            findings.append(Finding("jtt_error_set", 2, f"{100 * int(in_error[top]) / size:.0f}% of JTT's "
+                                                        f"error set ({int(in_error[top])} of {size}) is "
+                                                        f"class {top}: stage one learned the class prior, "
+                                                        f"not the shortcut; {fix}"))
+    if size and accuracy <= majority:
+        findings.append(Finding("jtt_stage_one", 3, f"JTT's stage one is {100 * accuracy:.1f}% accurate "
+                                                    f"on training, no better than always predicting the "
+                                                    f"majority class ({100 * majority:.1f}%); {fix}"))
+    elif batch_size and steps and steps * batch_size < n:
+        findings.append(Finding("jtt_stage_one", 2, f"JTT's stage one ran {steps} steps of "
+                                                    f"{batch_size} examples, less than one epoch of {n}; "
+                                                    f"{fix}"))
+    return findings

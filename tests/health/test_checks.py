@@ -87,14 +87,57 @@ def _stage_one(errors, n=10):
                                           ([0, 1, 2, 3, 4], "100% of JTT's error set")])
 def test_jtt_error_set_fires_on_empty_most_or_one_class(errors, words):
     target = torch.tensor([0, 0, 0, 0, 0, 1, 1, 1, 1, 1])
-    found = jtt.health(_stage_one(errors), target, 2, thresholds=LIMITS)
-    assert [f.check for f in found] == ["jtt_error_set"] and words in found[0].message
+    found = jtt.health(_stage_one(errors), target, 2, batch_size=None, thresholds=LIMITS)
+    assert found[0].check == "jtt_error_set" and words in found[0].message
     assert "method.stage_one.max_steps" in found[0].message
 
 
 def test_jtt_error_set_is_quiet_on_a_mixed_minority():
     target = torch.tensor([0, 0, 0, 0, 0, 1, 1, 1, 1, 1])
-    assert jtt.health(_stage_one([1, 6, 8]), target, 2, thresholds=LIMITS) == []
+    assert jtt.health(_stage_one([1, 6, 8]), target, 2, batch_size=None, thresholds=LIMITS) == []
+
+
+def test_jtt_stage_one_no_better_than_the_majority_class_or_shorter_than_an_epoch():
+    target = torch.tensor([0] * 7 + [1] * 3)
+    found = jtt.health(_stage_one([7, 8, 9]), target, 2, batch_size=None, thresholds=LIMITS)
+    assert [f.check for f in found] == ["jtt_error_set", "jtt_stage_one"]  # all of class 1, and 70%
+    assert "no better than always predicting the majority class (70.0%)" in found[1].message
+    short = jtt.StageOne(torch.tensor([1, 8]), 10, "", {"jtt/stage_one_steps": 2}, "")
+    found = jtt.health(short, target, 2, batch_size=4, thresholds=LIMITS)
+    assert [f.check for f in found] == ["jtt_stage_one"] and "less than one epoch of 10" in found[0].message
+    assert jtt.health(short, target, 2, batch_size=5, thresholds=LIMITS) == []
+
+
+def _inferred_splits(ids):
+    from robustml.data.datasets.colored_digits import colored_digits_splits
+    from robustml.groups import InferredGroups
+    splits = colored_digits_splits(seed=0)
+    part = InferredGroups(ids, 4, ["a", "b", "c", "d"], "error_split", {})
+    return type(splits)(splits.train.with_partition("inferred", part), splits.val, splits.test)
+
+
+def test_inferred_groups_fire_when_a_class_is_not_split_or_a_part_is_tiny():
+    from robustml.pipeline import inferred
+    from robustml.data.datasets.colored_digits import colored_digits_splits
+    y = colored_digits_splits(seed=0).train.y
+    split_well = 2 * y + (torch.arange(len(y)) % 3 == 0).long()  # a third of each class in part 2c+1
+    assert inferred.health(_inferred_splits(split_well), thresholds=LIMITS) == []
+    not_split = 2 * y  # every example in its class's first part
+    found = inferred.health(_inferred_splits(not_split), thresholds=LIMITS)
+    assert [f.check for f in found] == ["inferred_groups"] and "holds 100% of class" in found[0].message
+    tiny = 2 * y + (torch.arange(len(y)) == 0).long()  # one example in part 1
+    assert "holds 1 of" in inferred.health(_inferred_splits(tiny), thresholds=LIMITS)[0].message
+
+
+def test_cleaning_fires_on_a_group_flagged_far_above_the_overall_rate():
+    from robustml.pipeline import clean
+    final = {"cleaning/examples": 100, "cleaning/flagged": 10,
+             "cleaning/count_group_0": 90, "cleaning/flagged_group_0": 2,
+             "cleaning/count_group_1": 10, "cleaning/flagged_group_1": 8}
+    found = clean.health(final, ["major", "minor"], thresholds=LIMITS)
+    assert [f.check for f in found] == ["cleaning_group"] and "group 1 (minor) 80%" in found[0].message
+    final.update({"cleaning/flagged_group_0": 9, "cleaning/flagged_group_1": 1})
+    assert clean.health(final, ["major", "minor"], thresholds=LIMITS) == []
 
 
 def test_dfr_c_at_the_edge_of_its_grid():
