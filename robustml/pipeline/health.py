@@ -8,7 +8,7 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf
 
 from robustml.health import Finding, Thresholds
-from robustml.pipeline import clean, dfr, inferred, jtt
+from robustml.pipeline import dfr, inferred, jtt
 from robustml.pipeline.build import RunData
 from robustml.pipeline.instantiate import ENGINE_KEYS, keys_under, with_config_keys
 from robustml.train import health
@@ -50,5 +50,7 @@ def run_checks(cfg: DictConfig, trainer: Trainer, data: RunData, final: dict[str
     if OmegaConf.select(cfg, "method._target_") == "robustml.pipeline.dfr":
         findings += dfr.health(cfg, final)
     findings += inferred.health(data.splits, thresholds=limits)
-    findings += clean.health(final, names, thresholds=limits)
+    if cfg.cleaning is not None:
+        from robustml.pipeline import clean  # cleanlab and scikit-learn: only for cleaning runs
+        findings += clean.health(final, names, thresholds=limits)
     return [Finding(f.check, f.severity, with_config_keys(f.message, KEYS)) for f in findings]

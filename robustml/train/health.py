@@ -10,7 +10,6 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 import torch
-from scipy.stats import binomtest
 
 from robustml.health import Finding, Thresholds
 
@@ -71,6 +70,7 @@ def selection(history: Sequence[Mapping[str, Any]], best_step: int, final: Mappi
         count, acc = final.get(f"val/count_group_{g}"), final.get(f"val/acc_group_{g}")
         if count is None or not 0 < int(count) < thresholds.min_val_group or acc is None:
             continue
+        from scipy.stats import binomtest  # scipy: only when a group is small
         k, n = round(float(acc) * int(count)), int(count)
         low, high = binomtest(k, n).proportion_ci(confidence_level=0.95)
         small.append(f"group {g} ({name}): {n} examples, {100 * acc:.0f}% "
