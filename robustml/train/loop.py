@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import math
 import time
 from collections.abc import Callable
@@ -24,6 +25,16 @@ from robustml.train.checkpoint import check_resume_config, load_checkpoint, save
 from robustml.train.rng import capture_rng, restore_rng, unique_generators
 from robustml.train.settings import TrainSettings
 from robustml.validation import check_int
+
+log = logging.getLogger(__name__)
+
+
+def progress_line(record: dict[str, Any], max_steps: int) -> str:
+    """Return one evaluation as a line: step, training loss, val worst-group, elapsed and ETA."""
+    step, elapsed = int(record["step"]), float(record["elapsed_s"])
+    eta = elapsed / step * (max_steps - step) if step else 0.0
+    return (f"step {step}/{max_steps}: train loss {record['train/loss']:.4f}, val worst-group "
+            f"{100 * record['val/acc_worst_group']:.1f}%, {elapsed:.0f} s elapsed, ETA {eta:.0f} s")
 
 
 class Trainer:
@@ -221,6 +232,8 @@ class Trainer:
             self.elapsed = time.perf_counter() - start
             record["elapsed_s"] = self.elapsed
             self.history.append(record)
+            if not settings.progress and distributed.is_main():  # no bar: one line per evaluation
+                log.info(progress_line(record, settings.max_steps))
             score = math.inf if metric is None else record[metric]
             if math.isnan(score):
                 score = -math.inf

@@ -38,7 +38,8 @@ class TrainSettings:
         resume_force: Resume even when the checkpoint's config differs from this run's (by
             default refused, naming the keys; see
             :data:`~robustml.identity.RESUME_EXEMPT_KEYS`).
-        progress: Show a progress bar.
+        progress: Show a progress bar; without one, log one line per evaluation (step, training
+            loss, val worst-group accuracy, elapsed time and ETA).
         max_loss: Stop with an error naming the learning rate when the training loss exceeds this
             (a diverging optimizer: losses of a classifier that is learning stay far below it).
         num_workers: DataLoader workers for on-disk data (see

@@ -108,3 +108,12 @@ def test_eval_train_last_evaluates_train_at_the_last_step_only_and_trains_the_sa
     assert result_last["best_step"] == result_every["best_step"]
     for a, b in zip(every.model.parameters(), last.model.parameters()):
         torch.testing.assert_close(a, b, rtol=0, atol=0)
+
+
+def test_without_a_progress_bar_each_evaluation_logs_one_line_with_an_eta(tmp_path, caplog):
+    trainer = _trainer(tmp_path, max_steps=4, eval_every=2, progress=False)
+    with caplog.at_level("INFO", logger="robustml.train.loop"):
+        trainer.fit()
+    lines = [r.getMessage() for r in caplog.records if r.name == "robustml.train.loop"]
+    assert len(lines) == 2 and lines[0].startswith("step 2/4: train loss ")
+    assert "val worst-group" in lines[0] and "ETA" in lines[0] and lines[1].endswith("ETA 0 s")
