@@ -82,7 +82,9 @@ def test_run_names_say_what_ran(tmp_path):
     (run_dir,) = (tmp_path / "runs" / "colored_digits_group_dro_cnn").iterdir()
     assert (run_dir / "report.md").read_text().startswith("# colored_digits_group_dro_cnn:")
     assert not (run_dir / "run.log").exists()  # robustml prints; no empty log file
-    assert out.stdout.startswith("colored_digits_group_dro_cnn (seed 0)")
+    evaluations = [line for line in out.stdout.splitlines() if line.startswith("step ")]
+    assert len(evaluations) == 1 and evaluations[0].startswith("step 2/2: train loss ")  # no bar
+    assert out.stdout.split("\n", 1)[1].startswith("colored_digits_group_dro_cnn (seed 0)")
 
 
 @pytest.mark.parametrize("choices,expected", [

@@ -27,7 +27,7 @@ def test_each_rule_picks_its_best_step(select, best_step, tmp_path, monkeypatch)
     trainer = Trainer(model, ERMLoss(4), torch.optim.SGD(model.parameters(), lr=0.1), data, data,
                       TrainSettings(max_steps=4, eval_every=1, select=select, progress=False), run_dir=tmp_path)
     records = iter(HISTORY)
-    monkeypatch.setattr(trainer, "_evaluate", lambda loss: {"step": trainer.step, **next(records)})
+    monkeypatch.setattr(trainer, "_evaluate", lambda loss: {"step": trainer.step, "train/loss": loss, **next(records)})
     assert trainer.fit()["best_step"] == best_step
     assert load_checkpoint(trainer.best_path)["step"] == best_step
 
