@@ -215,8 +215,8 @@ def health(stage_one: StageOne, train_target: torch.Tensor, num_classes: int, *,
     stage one shorter than an epoch or no better than the majority class (the upweighting then
     does nothing useful)."""
     size, n = int(stage_one.errors.numel()), stage_one.num_train
-    fix = ("set method.stage_one.max_steps (T) so that stage one fits the majority groups but not "
-           "the minority ones")
+    fix = ("set T with method.stage_one.max_steps=<T> method.stage_one.epochs=null, long enough to "
+           "fit the majority groups but not the minority ones")
     counts = torch.bincount(train_target.cpu(), minlength=num_classes)
     majority, accuracy = int(counts.max()) / n, 1 - size / n
     steps = int(stage_one.summary.get("jtt/stage_one_steps", 0))

@@ -88,7 +88,7 @@ def group_dro_weights(history: Sequence[Mapping[str, Any]], *, num_groups: int, 
     """Fire when Group DRO's logged ``q`` never left a neighbourhood of uniform (its step size is
     too small for the run), or put almost all weight on one group from the first half on."""
     qs = [[float(record[f"train/q_{g}"]) for g in range(num_groups)] for record in history
-          if f"train/q_0" in record]
+          if "train/q_0" in record]
     if not qs or num_groups < 2:
         return []
     if all(abs(q - 1 / num_groups) <= thresholds.q_uniform_tolerance for row in qs for q in row):
