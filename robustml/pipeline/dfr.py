@@ -11,6 +11,7 @@ metrics, while the base model's move to ``base/{split}/...``.
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -19,13 +20,14 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 
 from robustml.data.contract import DataSplits
-from robustml.metrics import group_accuracy
+from robustml.metrics import group_accuracy, prediction_shares
 from robustml.report import markdown_table
 from robustml.train.checkpoint import load_checkpoint, save_checkpoint
 from robustml.pipeline.build import RunData
-from robustml.health import Finding
+from robustml.health import Finding, Thresholds
 from robustml.identity import data_identity, differences
 from robustml.pipeline.stages import run_config
+from robustml.train.health import label_counts, one_class_predictor
 
 if TYPE_CHECKING:
     from robustml.heads.dfr import DFRResult
@@ -105,10 +107,13 @@ def dfr_stage(cfg: DictConfig, model: torch.nn.Module, data: RunData, run_dir: P
         preds = torch.from_numpy(result.predict(features[name]).astype(np.int64))
         metrics = group_accuracy(preds, split.y.cpu(), split.group.cpu(), num_groups=split.num_groups,
                                  train_counts=data.train_counts.cpu())
+        metrics.update(prediction_shares(preds, num_classes=split.num_classes))
         out.update({f"{name}/{key}": value for key, value in metrics.items()})
     out.update({"dfr/C": result.C, "dfr/fit_on": result.fit_on, "dfr/fit_seconds": round(seconds, 3),
                 "dfr/subsample_size": result.subsample_size, "dfr/num_refits": result.num_refits})
     out.update({f"dfr/tuning_worst_group_C_{c:g}": score for c, score in result.tuning.items()})
+    out.update({f"dfr/tuning_{part}_count_group_{g}": n for part, counts in result.tuning_counts.items()
+                for g, n in enumerate(counts)})
     return out, [_report(cfg, result, final, out), *tables]
 
 
@@ -130,8 +135,28 @@ def _report(cfg: DictConfig, result: DFRResult, base: dict[str, Any], dfr: dict[
             + markdown_table(["C", "worst-group (%)", ""], tuning))
 
 
-def health(cfg: DictConfig, final: dict[str, Any]) -> list[Finding]:
-    """DFR's check: the chosen C at the edge of its grid (the best C may lie beyond it)."""
+def health(cfg: DictConfig, final: dict[str, Any], splits: DataSplits, *,
+           thresholds: Thresholds) -> list[Finding]:
+    """DFR's checks: the chosen C at the edge of its grid (the best C may lie beyond it), a group
+    with too few examples in a part of the tuning (C is chosen on noise), and a last layer that
+    predicts one class on val or test (:func:`robustml.train.health.one_class_predictor`).
+
+    Args:
+        cfg: The run's config (``method.C_grid``, ``method.fit_on``).
+        final: The run's metrics after :func:`dfr_stage` (``dfr/...`` and DFR's ``{split}/...``).
+        splits: The run's data (class counts and names, group names).
+        thresholds: The thresholds.
+    """
+    found = _grid_edge(cfg, final)
+    found += _small_tuning_groups(cfg, final, splits.group_names, thresholds.dfr_min_tuning_group)
+    found += one_class_predictor(final, label_counts(splits.items()), splits.train.class_names,
+                                 thresholds=thresholds, model="DFR's last layer",
+                                 hint="its L1 penalty may have removed every feature; add larger "
+                                      "values to method.C_grid, or train the base model longer")
+    return found
+
+
+def _grid_edge(cfg: DictConfig, final: dict[str, Any]) -> list[Finding]:
     grid = [float(c) for c in cfg.method.C_grid]
     chosen = final.get("dfr/C")
     if chosen is None or len(grid) < 2 or float(chosen) not in (max(grid), min(grid)):
@@ -140,3 +165,30 @@ def health(cfg: DictConfig, final: dict[str, Any]) -> list[Finding]:
     return [Finding("dfr_c_at_grid_edge", 2,
                     f"DFR chose C={float(chosen):g}, the {side} value of method.C_grid={grid}: the "
                     f"best C may lie beyond it; extend method.C_grid past {float(chosen):g}")]
+
+
+# Where each part of DFR's tuning comes from, per method.fit_on, and what gives it more rows.
+TUNING_PARTS = {
+    "val": {"fit": "the fitting half of validation", "score": "the scoring half of validation"},
+    "train": {"fit": "the training split", "score": "the validation split"},
+}
+TUNING_REMEDY = {"val": "more validation data, or method.fit_on=train",
+                 "train": "more validation data, or more training examples of the groups named"}
+
+
+def _small_tuning_groups(cfg: DictConfig, final: dict[str, Any], group_names: Sequence[str],
+                         minimum: int) -> list[Finding]:
+    """Fire when a group has fewer than ``minimum`` examples in a part of the tuning (one
+    finding naming every such part, group and count)."""
+    parts = []
+    for part, where in TUNING_PARTS.get(cfg.method.fit_on, {}).items():
+        small = [f"group {g} ({name}) has {final[key]}" for g, name in enumerate(group_names)
+                 if (key := f"dfr/tuning_{part}_count_group_{g}") in final and final[key] < minimum]
+        if small:
+            parts.append(f"in {where}, {', '.join(small)}")
+    if not parts:
+        return []
+    return [Finding("dfr_small_tuning_group", 2,
+                    f"DFR's choice of C rests on few examples: {'; '.join(parts)} (fewer than "
+                    f"{minimum}), so the worst-group accuracy that picks C is noise; use "
+                    f"{TUNING_REMEDY[cfg.method.fit_on]}")]

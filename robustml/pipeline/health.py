@@ -16,7 +16,8 @@ from robustml.train.loop import Trainer
 
 CHECKS = ("not_learning", "shortcut_learned", "selected_first_evaluation", "small_val_group",
           "group_dro_q_frozen", "group_dro_q_collapsed", "jtt_error_set", "jtt_stage_one",
-          "dfr_c_at_grid_edge", "inferred_groups", "cleaning_group")
+          "one_class_predictor", "dfr_c_at_grid_edge", "dfr_small_tuning_group", "inferred_groups",
+          "cleaning_group")
 KEYS = {**ENGINE_KEYS, **keys_under("loss.criterion.", ("step_size",))}
 
 
@@ -47,8 +48,14 @@ def run_checks(cfg: DictConfig, trainer: Trainer, data: RunData, final: dict[str
     if stage_one is not None:
         findings += jtt.health(stage_one, train.y, train.num_classes,
                                batch_size=cfg.trainer.batch_size, thresholds=limits)
-    if OmegaConf.select(cfg, "method._target_") == "robustml.pipeline.dfr":
-        findings += dfr.health(cfg, final)
+    if OmegaConf.select(cfg, "method._target_") == "robustml.pipeline.dfr":  # its own one-class check
+        findings += dfr.health(cfg, final, data.splits, thresholds=limits)
+    else:
+        max_steps = trainer.settings.max_steps
+        findings += health.one_class_predictor(
+            final, health.label_counts(data.splits.items()), train.class_names, thresholds=limits,
+            hint=f"it ignores its input; train longer (max_steps={2 * max_steps}) or balance the "
+                 "groups (sampler=group_balanced)")
     findings += inferred.health(data.splits, thresholds=limits)
     if cfg.cleaning is not None:
         from robustml.pipeline import clean  # cleanlab and scikit-learn: only for cleaning runs
