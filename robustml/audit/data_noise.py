@@ -68,30 +68,34 @@ def audit_label_noise(train: GroupedDataset, *, model: Any = AUTO, num_folds: in
     from robustml.cleaning.api import as_inputs, check_class_counts
 
     if not train.in_memory:
-        reason = ("the training images are on disk and the audit trains no feature extractor; "
-                  "robustml-clean with the same data config estimates the noise on a model's features")
-        return {"estimated": False, "reason": reason}, [Finding("label_noise", "low", f"label noise not estimated: {reason}")]
+        return _not_estimated("the training images are on disk and the audit trains no feature extractor; "
+                              "robustml-clean with the same data config estimates the noise on a model's features")
     x = train.x.detach().cpu().float()
     keep = torch.isfinite(x.flatten(1)).all(dim=1).numpy()
     labels = train.y.cpu().numpy()[keep]
+    if len(np.unique(labels)) < 2:
+        return _not_estimated(f"the training split has {len(np.unique(labels))} class(es) with finite inputs")
     try:
         check_class_counts(labels, num_folds)
     except ValueError as error:
-        reason = f"the training split is too small for {num_folds}-fold probabilities ({error})"
-        return {"estimated": False, "reason": reason}, [Finding("label_noise", "low", f"label noise not estimated: {reason}")]
+        return _not_estimated(f"the training split is too small for {num_folds}-fold probabilities ({error})")
     probs = out_of_sample_probs(as_inputs(x[keep], len(labels)), labels, model=model,
                                 num_classes=train.num_classes, num_folds=num_folds, seed=seed)
     estimate = {"estimated": True, "left_out_rows": int((~keep).sum()), "num_folds": num_folds,
                 **noise_estimate(labels, probs, train.class_names)}
-    worst = sorted(estimate["classes"], key=lambda row: -row["noise_rate"])
-    per_class = ", ".join(f"{row['class']}: {row['estimated_wrong']} of {row['labeled']} ({row['noise_rate']:.1%})"
-                          for row in worst[:3])
-    severity = "medium" if worst[0]["noise_rate"] >= alert_rate else "low"
+    worst = sorted((row for row in estimate["classes"] if row["labeled"]), key=lambda row: -row["noise_rate"])
+    per_class = ", ".join(f"{row['class']}: {row['estimated_wrong']} of {row['labeled']} "
+                          f"({row['noise_rate']:.1%})" for row in worst[:3])
     left_out = f"; {estimate['left_out_rows']} rows with NaN inputs left out" if estimate["left_out_rows"] else ""
     return estimate, [Finding(
-        "label_noise", severity,
+        "label_noise", "medium" if worst[0]["noise_rate"] >= alert_rate else "low",
         f"an estimated {estimate['estimated_wrong']} of {estimate['examples']} training labels "
         f"({estimate['noise_rate']:.1%}) are wrong (confident learning on {num_folds}-fold out-of-sample "
         f"probabilities); most per class: {per_class}{left_out}; robustml-clean lists them, "
-        "robustml-train cleaning=confident_learning prunes them before training", estimate["estimated_wrong"], score=estimate["noise_rate"])]
+        "robustml-train cleaning=confident_learning prunes them before training",
+        estimate["estimated_wrong"], score=estimate["noise_rate"])]
 
+
+def _not_estimated(reason: str) -> tuple[dict[str, Any], list[Finding]]:
+    return ({"estimated": False, "reason": reason},
+            [Finding("label_noise", "low", f"label noise not estimated: {reason}")])

@@ -104,7 +104,8 @@ def test_injected_label_noise_is_estimated_near_its_rate_and_clean_labels_near_z
     assert all(abs(c["noise_rate"] - 0.2) < 0.1 for c in estimate["classes"])
     clean = audit_data(_digits_splits(0.0)[0], label_noise=True, noise_model=_logreg())
     assert clean.label_noise["noise_rate"] < 0.05 and _found(clean, "label_noise")[0].severity == "low"
-    assert _found(audit_data(noisy_splits, label_noise=True, noise_model=_logreg()), "label_noise")[0].severity == "medium"
+    noisy_finding = _found(audit_data(noisy_splits, label_noise=True, noise_model=_logreg()), "label_noise")[0]
+    assert noisy_finding.severity == "medium"
 
 
 @pytest.mark.slow
@@ -127,6 +128,8 @@ def test_label_noise_leaves_nan_rows_out_and_says_why_when_it_cannot_estimate(tm
     on_disk = audit_data(_image_splits(tmp_path), label_noise=True)
     assert on_disk.label_noise["estimated"] is False and "on disk" in _found(on_disk, "label_noise")[0].message
     assert "Not estimated: the training images are on disk" in render_data_audit_md(on_disk)
+    few = DataSplits(splits.train.subset(torch.arange(30, 60)), splits.val, splits.test)  # 30 rows, 10 classes
+    assert "too small for 5-fold probabilities" in audit_data(few, label_noise=True).label_noise["reason"]
 
 
 def test_data_audit_command_with_label_noise_writes_the_section(tmp_path, capsys):
