@@ -159,6 +159,17 @@ def test_a_table_the_audit_cannot_read_fails_as_training_does(tmp_path, content)
     assert str(audited.value) == str(expected)
 
 
+def test_an_image_csv_the_audit_cannot_read_fails_as_training_does(tmp_path):
+    csv = write_image_csv(tmp_path, per_group=4)
+    (tmp_path / "img" / "dog_indoor_0.png").unlink()
+    for overrides in (["data=image_csv", f"data.csv={tmp_path / 'absent.csv'}"],
+                      ["data=image_csv", f"data.csv={csv}", "data.image_size=16"]):
+        expected = _training_error(overrides, tmp_path)
+        with pytest.raises(type(expected)) as audited:
+            audit(["--data", *overrides, "--out", str(tmp_path / "out")])
+        assert str(audited.value) == str(expected)
+
+
 def test_one_row_per_split_from_a_file_says_the_statistics_need_more_rows(tmp_path):
     path = tmp_path / "table.csv"
     path.write_text("a,label,site,split\n1,yes,x,train\n2,no,y,train\n3,yes,x,val\n4,no,y,test\n")
