@@ -116,10 +116,8 @@ def label_counts(splits: Iterable[tuple[str, GroupedDataset]],
 
 
 def one_class_predictor(final: Mapping[str, Any], label_counts: Mapping[str, Sequence[int]],
-                        class_names: Sequence[str], *, thresholds: Thresholds,
-                        model: str = "the selected model",
-                        hint: str = "it ignores its input; train longer (max_steps) or with a "
-                                    "class-balanced sampler") -> list[Finding]:
+                        class_names: Sequence[str], *, thresholds: Thresholds, hint: str,
+                        model: str = "the selected model") -> list[Finding]:
     """Fire when ``model`` predicts one class for at least ``one_class_share`` of a split's
     examples (val or test) while that class is less than ``one_class_label_share`` of them.
 
@@ -129,8 +127,8 @@ def one_class_predictor(final: Mapping[str, Any], label_counts: Mapping[str, Seq
         label_counts: ``{split: examples per class}`` of the splits to check.
         class_names: Names of the classes, for the message.
         thresholds: The thresholds.
+        hint: What to change, for the message (the caller knows the settings).
         model: What predicted, for the message (DFR's last layer names itself).
-        hint: What to change, for the message.
     """
     found = []
     for split, counts in label_counts.items():

@@ -153,23 +153,26 @@ def _shares(val, test=(0.5, 0.5)):
             **{f"test/pred_share_{c}": s for c, s in enumerate(test)}}
 
 
+HINT = "train longer"
+
+
 def test_one_class_predictor_fires_when_one_class_is_predicted_far_beyond_its_share():
     counts = {"val": [60, 40], "test": [50, 50]}
-    found = health.one_class_predictor(_shares((0.0, 1.0)), counts, ["no", "yes"], thresholds=LIMITS)
+    found = health.one_class_predictor(_shares((0.0, 1.0)), counts, ["no", "yes"], thresholds=LIMITS, hint=HINT)
     assert [f.check for f in found] == ["one_class_predictor"] and found[0].severity == 3
     assert "predicts class yes for 100.0% of val examples, while it is 40.0% of them" in found[0].message
-    assert "test" not in found[0].message  # test's predictions are mixed
+    assert "test" not in found[0].message and found[0].message.endswith(": train longer")  # test is mixed
     both = health.one_class_predictor(_shares((0.995, 0.005), (1.0, 0.0)), counts, ["no", "yes"],
-                                      thresholds=LIMITS)
+                                      thresholds=LIMITS, hint=HINT)
     assert "99.5% of val" in both[0].message and "100.0% of test" in both[0].message
 
 
 def test_one_class_predictor_is_quiet_on_mixed_predictions_or_a_class_that_is_most_examples():
     counts = {"val": [60, 40], "test": [50, 50]}
-    assert health.one_class_predictor(_shares((0.7, 0.3)), counts, ["no", "yes"], thresholds=LIMITS) == []
+    assert health.one_class_predictor(_shares((0.7, 0.3)), counts, ["no", "yes"], thresholds=LIMITS, hint=HINT) == []
     majority = {"val": [95, 5], "test": [95, 5]}  # predicting class 0 everywhere is 95% right
     assert health.one_class_predictor(_shares((1.0, 0.0), (1.0, 0.0)), majority, ["no", "yes"],
-                                      thresholds=LIMITS) == []
+                                      thresholds=LIMITS, hint=HINT) == []
 
 
 def _dfr_splits():
