@@ -58,8 +58,8 @@ def audit_images(named: dict[str, GroupedDataset], *, max_images: int, tree_dept
                                   for g, name in enumerate(train.group_names) if (groups == g).any())
             found.append(Finding("image_size_shortcut", "medium", f"the image size alone predicts the label in "
                                  f"train ({score:.2f} chance-corrected balanced accuracy, 3-fold depth-{tree_depth} "
-                                 f"tree): a shortcut candidate; resizing hides it from the pixels but not from "
-                                 f"crops and borders; most common size per group: {per_group}", score=score))
+                                 f"tree): a shortcut candidate, since the stretching and blur of resizing to one size "
+                                 f"can still show it; most common size per group: {per_group}", score=score))
     drift = [{"column": column, "splits": f"train-{other}",
               **st.drift_tests(values["train"].astype(float), values[other].astype(float), categorical=False)}
              for column, values in columns.items() for other in ("val", "test")]
