@@ -127,15 +127,16 @@ class OptimizerStep:
                 logits = forward_in_chunks(self.model, batch["x"], self.chunk_size)
             criterion(logits.float(), batch["y"], batch[self.partition], **_weight(batch), update=True)
             dro_counts = criterion.last_group_counts.clone()
-        total = None
+        shares = None
         if not isinstance(criterion, GroupDROLoss) and (accumulate > 1 or distributed.world_size() > 1):
-            total = distributed.global_count(_count(batch))
+            shares = _shares(parts)
         self.optimizer.zero_grad(set_to_none=True)
-        value = torch.zeros((), device=batch["x"].device)
+        values = []
         for i, part in enumerate(parts):
             final = i == len(parts) - 1
             with nullcontext() if final else distributed.no_sync(self.forward):
-                loss = self._part_loss(part, final=final, dro_counts=dro_counts, total=total)
+                loss = self._part_loss(part, final=final, dro_counts=dro_counts,
+                                       share=None if shares is None else shares[i])
                 if final:
                     signals = criterion.step_signals()  # set by the updating call
                     if self.reset_optimizer_at_anneal and signals.annealed:
@@ -145,12 +146,13 @@ class OptimizerStep:
                     l2 = sum(p.pow(2).sum() for p in self.model.parameters())
                     loss = loss + signals.loss_scale * self.l2_weight * l2
                 (loss if self.scaler is None else self.scaler.scale(loss)).backward()
-            value = value + loss.detach()
+            values.append(loss.detach())
         self._optimizer_step()
+        value = values[0] if len(values) == 1 else torch.stack(values).sum()
         return distributed.mean_over_processes(value.item(), value.device)
 
     def _part_loss(self, part: Batch, *, final: bool, dro_counts: torch.Tensor | None,
-                   total: torch.Tensor | None) -> torch.Tensor:
+                   share: float | None) -> torch.Tensor:
         """Return the loss of one micro-batch, weighted so that the micro-batches add up."""
         with autocast(part["x"].device, self.precision):
             logits = self.forward(part["x"])
@@ -162,9 +164,7 @@ class OptimizerStep:
                 *args, **_weight(part), update=False, batch_counts=dro_counts)
         update = {} if self.accumulate == 1 or isinstance(self.criterion, ERMLoss) else {"update": final}
         loss = self.criterion(*args, **_weight(part), **update)
-        if total is None or isinstance(self.criterion, GroupDROLoss):  # Group DRO scales itself
-            return loss
-        return loss * (distributed.world_size() * _count(part) / total).to(loss.dtype)
+        return loss if share is None else loss * share
 
     def _optimizer_step(self) -> None:
         """Step the optimizer (through the scaler in fp16, counting skipped steps) and the schedule."""
@@ -189,8 +189,16 @@ def _weight(batch: Batch) -> dict[str, torch.Tensor]:
     return {"weight": batch["weight"]} if "weight" in batch else {}
 
 
-def _count(batch: Batch) -> torch.Tensor:
-    """Return the batch's examples (its weight sum with weights), float64."""
-    if "weight" in batch:
-        return batch["weight"].detach().sum().to(torch.float64)
-    return torch.tensor(float(batch["x"].shape[0]), dtype=torch.float64, device=batch["x"].device)
+def _shares(parts: list[Batch]) -> list[float]:
+    """Return ``world_size * m_part / m_global`` for each micro-batch: its examples (weight sum
+    with weights) over the global batch's, times the processes DDP averages over."""
+    world = distributed.world_size()
+    if "weight" in parts[0]:
+        counts = torch.stack([part["weight"].detach().sum() for part in parts]).to(torch.float64)
+    else:
+        rows = [float(part["x"].shape[0]) for part in parts]
+        if world == 1:
+            return [r / sum(rows) for r in rows]
+        counts = torch.tensor(rows, dtype=torch.float64, device=parts[0]["x"].device)
+    total = distributed.global_count(counts.sum())
+    return (world * counts / total).tolist()

@@ -169,3 +169,23 @@ def test_the_config_error_names_trainer_accumulate():
 def test_a_loss_comparing_rows_across_the_batch_is_refused_with_accumulation(tmp_path):
     with pytest.raises(ValueError, match="accumulate=2 splits each batch.*expected accumulate=1"):
         _trainer(tmp_path, CounterfactualConsistencyPenalty(4), batch_size=16, accumulate=2)
+
+
+def test_only_the_final_micro_batch_synchronizes_gradients(tmp_path, monkeypatch):
+    from contextlib import nullcontext
+
+    from robustml.train import distributed
+
+    entered = []
+    monkeypatch.setattr(distributed, "no_sync", lambda forward: entered.append(forward) or nullcontext())
+    trainer = _trainer(tmp_path, batch_size=16, accumulate=4)
+    trainer._train_step(next(trainer.batches))
+    assert len(entered) == 3  # micro-batches 1-3 inside no_sync(), the 4th all-reduces
+
+
+def test_no_sync_is_ddp_s_own_outside_a_process_group_nothing():
+    from contextlib import nullcontext
+
+    from robustml.train.distributed import no_sync
+
+    assert isinstance(no_sync(lambda x: x), nullcontext)
