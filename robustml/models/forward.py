@@ -71,8 +71,8 @@ def warn_slow_fp16() -> None:
     """Warn, once per process, that fp16 on a CPU is slower than fp32, and why."""
     warnings.warn(
         "precision='fp16' on a CPU: x86 CPUs have no fast float16 matrix products (oneDNN "
-        "converts every operand), so an fp16 step is slower than fp32 (2.4x on an AMD EPYC "
-        "with AVX-512, experiments/benchmarks/README.md). fp16 with loss scaling is for GPUs "
+        "converts every operand), so an fp16 step is far slower than fp32 (7x on an AMD EPYC "
+        "with AVX-512, one thread, experiments/benchmarks/README.md). fp16 with loss scaling is for GPUs "
         "without fast bf16 (V100, T4); on a CPU use precision='fp32', or precision='auto'.",
         SlowPrecisionWarning, stacklevel=3)
 
