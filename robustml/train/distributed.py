@@ -15,6 +15,8 @@ What makes N processes train the same model as one process with the same global 
 - the loss of each process is scaled so that the gradient DDP averages is the gradient of the
   global-batch loss (:func:`global_count`); Group DRO, built with ``sync_processes=True``,
   all-reduces its group statistics itself;
+- with ``trainer.accumulate=K`` each process splits its share into K micro-batches, and all but
+  the last run inside DDP's ``no_sync()`` (:func:`no_sync`): one all-reduce per step;
 - evaluation splits are sharded the same way and the shares' predictions gathered
   (:func:`evaluate_sharded`), so every process holds the same metrics and selects the same step;
 - rank 0 is the only process that writes files, into the run folder it broadcasts

@@ -15,14 +15,15 @@ the sum is the batch's loss:
   other masks), at the cost of that extra forward;
 - IRM and V-REx: the penalty is that of each micro-batch (its own per-environment statistics),
   weighted like ERM's mean; the penalty schedule (and IRM's random halves) advance once per
-  optimizer step, in the last micro-batch's call (every micro-batch uses the step's weights). With K > 1 the objective is therefore the
-  mean of micro-batch objectives, not the batch's: K = 1 keeps the batch's penalty.
+  optimizer step, in the last micro-batch's call (every micro-batch uses the step's weights).
+  With K > 1 the objective is therefore the mean of micro-batch objectives, not the batch's:
+  K = 1 keeps the batch's penalty.
 
-Under DDP the non-final micro-batches run inside ``no_sync()`` (no all-reduce), the final one
-averages the accumulated gradients. The full batch (``batch_size=None``) is split the same way,
-into K chunks of the training set. ``chunk_size`` stays what it was inside each micro-batch:
-a forward in row chunks within one graph (speed on a CPU), while ``accumulate`` frees each
-micro-batch's graph (memory).
+Under DDP the non-final micro-batches run inside ``no_sync()``: their gradients stay local and
+are all-reduced with the final one's (one all-reduce per step). The full batch
+(``batch_size=None``) is split the same way, into K chunks of the training set. ``chunk_size``
+stays what it was inside each micro-batch: a forward in row chunks within one graph (speed on a
+CPU), while ``accumulate`` frees each micro-batch's graph (memory).
 
 With ``precision="fp16"`` the losses go through :class:`torch.amp.GradScaler`: a step whose
 gradients hold inf or NaN is skipped by the scaler (and counted in :attr:`skipped_steps`); its
@@ -130,18 +131,21 @@ class OptimizerStep:
         shares = None
         if not isinstance(criterion, GroupDROLoss) and (accumulate > 1 or distributed.world_size() > 1):
             shares = _shares(parts)
+        # The last micro-batch with rows makes the updating call (a short last batch may leave
+        # the final ones empty); the L2 term is added once, there.
+        updating = max([i for i, part in enumerate(parts) if part["x"].shape[0]] or [len(parts) - 1])
         self.optimizer.zero_grad(set_to_none=True)
         values = []
         for i, part in enumerate(parts):
             final = i == len(parts) - 1
             with nullcontext() if final else distributed.no_sync(self.forward):
-                loss = self._part_loss(part, final=final, dro_counts=dro_counts,
+                loss = self._part_loss(part, updating=i == updating, dro_counts=dro_counts,
                                        share=None if shares is None else shares[i])
-                if final:
+                if i == updating:
                     signals = criterion.step_signals()  # set by the updating call
                     if self.reset_optimizer_at_anneal and signals.annealed:
                         self.optimizer.state.clear()
-                if final and self.l2_weight:
+                if i == updating and self.l2_weight:
                     # The L2 term is scaled like the loss (the IRM paper divides both by the penalty weight).
                     l2 = sum(p.pow(2).sum() for p in self.model.parameters())
                     loss = loss + signals.loss_scale * self.l2_weight * l2
@@ -151,7 +155,7 @@ class OptimizerStep:
         value = values[0] if len(values) == 1 else torch.stack(values).sum()
         return distributed.mean_over_processes(value.item(), value.device)
 
-    def _part_loss(self, part: Batch, *, final: bool, dro_counts: torch.Tensor | None,
+    def _part_loss(self, part: Batch, *, updating: bool, dro_counts: torch.Tensor | None,
                    share: float | None) -> torch.Tensor:
         """Return the loss of one micro-batch, weighted so that the micro-batches add up."""
         with autocast(part["x"].device, self.precision):
@@ -162,7 +166,7 @@ class OptimizerStep:
         if dro_counts is not None:  # q stepped on the whole batch; these calls only weight
             return distributed.world_size() * self.criterion(
                 *args, **_weight(part), update=False, batch_counts=dro_counts)
-        update = {} if self.accumulate == 1 or isinstance(self.criterion, ERMLoss) else {"update": final}
+        update = {} if self.accumulate == 1 or isinstance(self.criterion, ERMLoss) else {"update": updating}
         loss = self.criterion(*args, **_weight(part), **update)
         return loss if share is None else loss * share
 
