@@ -1,6 +1,7 @@
 """Check every CUDA path of robustml against its CPU result, and ResNet-50's throughput: one table.
 
-On a GPU machine, after the README's set-up with the CUDA build of torch (about 5 minutes)::
+On a GPU machine, after the README's set-up with the CUDA build of torch (meant to take under 10
+minutes; not yet run on a GPU)::
 
     .venv/bin/python scripts/gpu_check.py --out gpu_check.md
 
