@@ -64,12 +64,15 @@ def test_reweighted_erm_with_micro_batches_trains_as_one_batch(tmp_path):
     _assert_same_run(one, four)
 
 
-def test_group_dro_with_micro_batches_steps_q_once_on_the_whole_batch(tmp_path):
+@pytest.mark.parametrize("weighted", [False, True])
+def test_group_dro_with_micro_batches_steps_q_once_on_the_whole_batch(tmp_path, weighted):
     def dro():
         return GroupDROLoss(4, step_size=0.5)
 
-    one = _losses_and_trainer(tmp_path / "one", batch_size=16, criterion=dro())
-    four = _losses_and_trainer(tmp_path / "four", batch_size=16, criterion=dro(), accumulate=4)
+    weights = torch.rand(64, generator=torch.Generator().manual_seed(4)) + 0.1 if weighted else None
+    one = _losses_and_trainer(tmp_path / "one", batch_size=16, criterion=dro(), sample_weights=weights)
+    four = _losses_and_trainer(tmp_path / "four", batch_size=16, criterion=dro(), accumulate=4,
+                               sample_weights=weights)
     _assert_same_run(one, four)
     q_one, q_four = one[1].criterion.q, four[1].criterion.q
     assert (q_one - 0.25).abs().max() > 1e-3  # q moved
