@@ -155,7 +155,8 @@ def test_a_short_last_batch_with_fewer_rows_than_micro_batches_still_steps(tmp_p
 
 
 @pytest.mark.parametrize("settings,match", [
-    (dict(batch_size=16, accumulate=3), r"accumulate must divide batch_size=16 .*divisor of 16.*got accumulate=3"),
+    (dict(batch_size=16, accumulate=3),
+     r"accumulate must divide batch_size=16 .*divisor of 16.*got accumulate=3"),
     (dict(batch_size=16, accumulate=0), "accumulate must be"),
 ])
 def test_bad_accumulate_values_are_named_with_what_was_expected(tmp_path, settings, match):
@@ -164,7 +165,8 @@ def test_bad_accumulate_values_are_named_with_what_was_expected(tmp_path, settin
 
 
 def test_the_config_error_names_trainer_accumulate():
-    with pytest.raises(ValueError, match=r"trainer\.accumulate must divide trainer\.batch_size=16 .*got trainer\.accumulate=3"):
+    with pytest.raises(ValueError, match=r"trainer\.accumulate must divide trainer\.batch_size=16 "
+                                          r".*got trainer\.accumulate=3"):
         with config_keys():
             TrainSettings(max_steps=2, batch_size=16, accumulate=3)
 
