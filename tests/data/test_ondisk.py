@@ -49,6 +49,7 @@ def test_image_csv_hand_written_file_and_drawn_split(tmp_path):
 
 def test_group_computations_never_open_an_image(tmp_path, monkeypatch):
     csv = write_image_csv(tmp_path, per_group=4, split_column=True)
+    splits = image_csv_splits(csv, image_size=16)  # building reads image headers (their sizes) only
     opened = []
     real_open = builtins.open
 
@@ -62,7 +63,6 @@ def test_group_computations_never_open_an_image(tmp_path, monkeypatch):
 
     monkeypatch.setattr(builtins, "open", recording_open)
     monkeypatch.setattr("PIL.Image.open", no_image)
-    splits = image_csv_splits(csv, image_size=16)
     train = splits.train
     counts = train.group_counts()
     weights = balanced_sample_weights(train.group, num_parts=train.num_groups)
