@@ -196,6 +196,18 @@ def test_malformed_image_csv_names_the_file_and_column(tmp_path, edit, match):
             image_csv_splits(csv)
 
 
+@pytest.mark.parametrize("text, match", [
+    ("", r"images.csv is empty: expected a header row path,label,<attribute columns>\[,split\], then one "
+         r"row per image"),
+    ("path,label,background\n", r"images.csv has no rows: its header names the columns \['path', 'label', "
+                                 r"'background'\], and one row per image must follow it"),
+])
+def test_an_empty_or_header_only_image_csv_names_its_path(tmp_path, text, match):
+    (tmp_path / "images.csv").write_text(text)
+    with pytest.raises(ValueError, match=match):
+        image_csv_splits(tmp_path / "images.csv")
+
+
 def test_the_readme_image_csv_example_loads(tmp_path):
     import re
 

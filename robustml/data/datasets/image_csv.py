@@ -146,7 +146,7 @@ def image_csv_splits(csv: str | Path, *, label: str = "label", path: str = "path
 
     Raises:
         FileNotFoundError: The CSV, or images it lists, are missing (the first few are named).
-        ValueError: A named column is absent, a value is empty, a split name is unknown, a split
+        ValueError: The CSV is empty or has no rows below its header, a named column is absent, a value is empty, a split name is unknown, a split
             is empty, the label column holds one class, ``image_size=None`` with images of several
             sizes (two are named), or an option is out of range (the
             argument, expected and received values are named).
@@ -166,7 +166,14 @@ def image_csv_splits(csv: str | Path, *, label: str = "label", path: str = "path
     if not csv.is_file():
         raise FileNotFoundError(f"csv={str(csv)!r}: no such file; csv must name a CSV file with "
                                 "columns path,label,<attribute columns>[,split]")
-    frame = pd.read_csv(csv, dtype=str, keep_default_na=False, skipinitialspace=True)
+    try:
+        frame = pd.read_csv(csv, dtype=str, keep_default_na=False, skipinitialspace=True)
+    except pd.errors.EmptyDataError:
+        raise ValueError(f"{csv} is empty: expected a header row path,label,<attribute columns>[,split], "
+                         "then one row per image") from None
+    if frame.empty:
+        raise ValueError(f"{csv} has no rows: its header names the columns {list(frame.columns)}, and "
+                         "one row per image must follow it")
     frame.columns = [c.strip() for c in frame.columns]
     attributes = list(as_names("attributes", attributes)) if attributes is not None else [
         c for c in frame.columns if c not in (path, label, split)]
