@@ -5,8 +5,9 @@ two's upsampling :class:`robustml.data.samplers.UpsampledOrder` (or its loss wei
 (:mod:`robustml.pipeline.stages`): the run's data, model and optimizer trained with plain ERM,
 uniform sampling and no cleaning or augmentation for ``method.stage_one.max_steps`` steps or
 ``method.stage_one.epochs`` (by default one epoch with mini-batches, and with the full batch
-``method.stage_one.full_batch_fraction`` of the run's steps: :func:`stage_one_length`); its final model (the authors' epoch ``T``, no selection) predicts
-the training split and the misclassified examples form the error set. The entry
+``method.stage_one.full_batch_fraction`` of the run's steps: :func:`stage_one_length`); its final
+model (the authors' epoch ``T``, no selection) predicts the training split and the misclassified
+examples form the error set. The entry
 ``<method.cache_dir>/stage_one_<hash>/`` is the stage's folder (a stopped stage one resumes from
 its last checkpoint) plus ``error_set.npy`` and ``stage_one.json`` (the stage-one config and the
 error-set size), written last; its hash covers only what stage one depends on

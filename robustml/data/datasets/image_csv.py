@@ -146,10 +146,10 @@ def image_csv_splits(csv: str | Path, *, label: str = "label", path: str = "path
 
     Raises:
         FileNotFoundError: The CSV, or images it lists, are missing (the first few are named).
-        ValueError: The CSV is empty or has no rows below its header, a named column is absent, a value is empty, a split name is unknown, a split
-            is empty, the label column holds one class, ``image_size=None`` with images of several
-            sizes (two are named), or an option is out of range (the
-            argument, expected and received values are named).
+        ValueError: The CSV is empty or has no rows below its header, a named column is absent,
+            a value is empty, a split name is unknown, a split is empty, the label column holds
+            one class, ``image_size=None`` with images of several sizes (two are named), or an
+            option is out of range (the argument, expected and received values are named).
         TypeError: An option has the wrong type.
     """
     if image_size is not None:
