@@ -31,8 +31,9 @@ BASELINE = "1 proc x 1 thread"
 def trial(nproc: int, threads: int, steps: int, batch_size: int | None, out_dir: Path) -> float:
     """Run one training under torchrun; return training examples per second."""
     bin_dir = Path(sys.executable).parent
+    # trainer.l2_weight: the default when experiments/benchmarks/distributed.txt was measured.
     overrides = [f"trainer.max_steps={steps}", f"trainer.eval_every={steps}", "trainer.progress=false",
-                 f"hydra.run.dir={out_dir}"]
+                 "trainer.l2_weight=0.0011", f"hydra.run.dir={out_dir}"]
     if batch_size is not None:
         overrides.append(f"trainer.batch_size={batch_size}")
     env = {**os.environ, "OMP_NUM_THREADS": str(threads)}

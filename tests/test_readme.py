@@ -145,7 +145,7 @@ def test_readme_demo_output_is_what_make_demo_prints(tmp_path):
 
     Group names, counts and every line of text are exact. Accuracies are compared within 3 points
     (another CPU model may still sum in another order). Without the forced kernels an AVX-512 CPU
-    selects step 225 instead of 125. Regenerate the block with ``python scripts/readme_demo_output.py``.
+    selects step 150 instead of 125. Regenerate the block with ``python scripts/readme_demo_output.py``.
     """
     if subprocess.run(["make", "-q", "setup"], cwd=REPO).returncode != 0:
         pytest.fail(".venv is older than pyproject.toml or constraints.txt: run `make setup` first "

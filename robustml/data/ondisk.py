@@ -165,6 +165,20 @@ def check_files_exist(root: Path, paths: Sequence[str], listed_in: Path) -> None
             f"{root}; first: {', '.join(missing[:5])}")
 
 
+def image_sizes(root: Path, paths: Sequence[str]) -> dict[tuple[int, int], tuple[int, str]]:
+    """Return each ``(width, height)`` of the images at ``paths`` under ``root``, with how many
+    images have it and the first of them. PIL reads each file's header only (no pixel is decoded).
+    """
+    from PIL import Image
+
+    sizes: dict[tuple[int, int], tuple[int, str]] = {}
+    for path in paths:
+        with Image.open(root / path) as image:
+            count, first = sizes.get(image.size, (0, str(path)))
+            sizes[image.size] = (count + 1, first)
+    return sizes
+
+
 SPLIT_IDS = {"train": 0, "val": 1, "test": 2}
 
 

@@ -3,9 +3,11 @@
 Liu et al. (ICML 2021), Algorithm 1: the error set is :func:`robustml.groups.error_set`, stage
 two's upsampling :class:`robustml.data.samplers.UpsampledOrder` (or its loss weights). Stage one is an ERM stage
 (:mod:`robustml.pipeline.stages`): the run's data, model and optimizer trained with plain ERM,
-uniform sampling and no cleaning or augmentation for ``method.stage_one.max_steps`` steps (or
-``method.stage_one.epochs``); its final model (the authors' epoch ``T``, no selection) predicts
-the training split and the misclassified examples form the error set. The entry
+uniform sampling and no cleaning or augmentation for ``method.stage_one.max_steps`` steps or
+``method.stage_one.epochs`` (by default one epoch with mini-batches, and with the full batch
+``method.stage_one.full_batch_fraction`` of the run's steps: :func:`stage_one_length`); its final
+model (the authors' epoch ``T``, no selection) predicts the training split and the misclassified
+examples form the error set. The entry
 ``<method.cache_dir>/stage_one_<hash>/`` is the stage's folder (a stopped stage one resumes from
 its last checkpoint) plus ``error_set.npy`` and ``stage_one.json`` (the stage-one config and the
 error-set size), written last; its hash covers only what stage one depends on
@@ -41,7 +43,7 @@ from robustml.pipeline.stages import (erm_stage_config, load_trained_model, stag
 from robustml.report import markdown_table, write_text
 from robustml.train import distributed
 from robustml.train.evaluate import predict_dataset
-from robustml.validation import check_int
+from robustml.validation import check_int, check_real
 
 log = logging.getLogger(__name__)
 CACHE_VERSION = "robustml.jtt/2"  # bump when the same config would give another error set
@@ -96,19 +98,43 @@ def check_jtt_config(cfg: DictConfig) -> None:
         raise ValueError(f"JTT's upweighting replaces the sampler: sampler must be uniform, got "
                          f"sampler={cfg.sampler.name!r}")
     steps, epochs = cfg.method.stage_one.max_steps, cfg.method.stage_one.epochs
-    if (steps is None) == (epochs is None):
-        raise ValueError(f"set exactly one of method.stage_one.max_steps and method.stage_one.epochs "
+    if steps is not None and epochs is not None:
+        raise ValueError(f"set at most one of method.stage_one.max_steps and method.stage_one.epochs "
                          f"(JTT's T), got {steps!r} and {epochs!r}")
     for name, value in (("max_steps", steps), ("epochs", epochs)):
         if value is not None:
             check_int(f"method.stage_one.{name}", value, minimum=1)
+    fraction = check_real("method.stage_one.full_batch_fraction", cfg.method.stage_one.full_batch_fraction,
+                          minimum=0.0)
+    if not 0 < fraction <= 1:
+        raise ValueError(f"method.stage_one.full_batch_fraction must lie in (0, 1], got {fraction!r}")
+
+
+def _run_steps(cfg: DictConfig) -> int:
+    """Return the optimizer steps of a full-batch run (an epoch is one step)."""
+    return int(cfg.trainer.max_steps if cfg.trainer.epochs is None else cfg.trainer.epochs)
+
+
+def stage_one_length(cfg: DictConfig) -> tuple[int | None, int | None]:
+    """Return JTT's T as ``(max_steps, epochs)``, one of them ``None``.
+
+    ``method.stage_one.max_steps`` or ``.epochs`` when set; otherwise one epoch with mini-batches
+    (the authors' T for CelebA) and, with the full batch, where an epoch is a single step,
+    ``full_batch_fraction`` of the run's steps, rounded, at least 1.
+    """
+    stage = cfg.method.stage_one
+    if stage.max_steps is not None or stage.epochs is not None:
+        return stage.max_steps, stage.epochs
+    if cfg.trainer.batch_size:
+        return None, 1
+    return max(1, round(float(stage.full_batch_fraction) * _run_steps(cfg))), None
 
 
 def stage_one_run_config(cfg: DictConfig) -> DictConfig:
     """Return the run config of stage one: the run's as an ERM stage of ``T`` steps or epochs."""
-    stage = cfg.method.stage_one
-    return erm_stage_config(cfg, suffix="jtt_stage_one", max_steps=stage.max_steps or 1,  # 1: unused
-                            epochs=stage.epochs)                                          # with epochs
+    steps, epochs = stage_one_length(cfg)
+    return erm_stage_config(cfg, suffix="jtt_stage_one", max_steps=steps or 1,  # 1: unused with epochs
+                            epochs=epochs)
 
 
 def _entry(cfg: DictConfig, stage: DictConfig) -> Path:
@@ -188,9 +214,15 @@ def jtt_stage_one(cfg: DictConfig) -> StageOne:
 
 
 def _describe_t(cfg: DictConfig) -> str:
-    """Return JTT's T in words: ``50 steps`` or ``1 epochs``."""
+    """Return JTT's T in words (``50 steps``, ``2 epoch(s)``), and where a default came from."""
+    steps, epochs = stage_one_length(cfg)
     stage = cfg.method.stage_one
-    return f"{stage.epochs} epochs" if stage.epochs is not None else f"{stage.max_steps} steps"
+    if stage.max_steps is not None or stage.epochs is not None:
+        return f"{epochs} epoch(s)" if epochs is not None else f"{steps} steps"
+    if epochs is not None:
+        return f"{epochs} epoch, the default with mini-batches"
+    return (f"{steps} steps, method.stage_one.full_batch_fraction={float(stage.full_batch_fraction):g} "
+            f"of the run's {_run_steps(cfg)} full-batch steps")
 
 
 def _report(cfg: DictConfig, record: dict[str, Any]) -> str:
@@ -200,8 +232,8 @@ def _report(cfg: DictConfig, record: dict[str, Any]) -> str:
     how = ("duplicated in the sampler: one epoch is the training split plus the error set repeated "
            f"{cfg.method.lambda_up} times" if cfg.method.upweight == "sample"
            else f"loss weights 1 + {cfg.method.lambda_up} on the error set")
-    return (f"## JTT (Liu et al., ICML 2021)\n\nStage one: ERM for {record['steps']} steps "
-            f"({_describe_t(cfg)}), final model. Error set: {record['error_set_size']} of "
+    return (f"## JTT (Liu et al., ICML 2021)\n\nStage one: ERM for {record['steps']} optimizer steps "
+            f"(T = {_describe_t(cfg)}), final model. Error set: {record['error_set_size']} of "
             f"{record['num_train']} training examples misclassified. Stage two: a new model, each "
             f"error example counted 1 + lambda_up = {1 + int(cfg.method.lambda_up)} times ({how}). "
             "Neither stage uses group labels; the table counts the error set per true group for "
@@ -215,8 +247,9 @@ def health(stage_one: StageOne, train_target: torch.Tensor, num_classes: int, *,
     stage one shorter than an epoch or no better than the majority class (the upweighting then
     does nothing useful)."""
     size, n = int(stage_one.errors.numel()), stage_one.num_train
-    fix = ("set T with method.stage_one.max_steps=<T> method.stage_one.epochs=null, long enough to "
-           "fit the majority groups but not the minority ones")
+    fix = ("set T with method.stage_one.max_steps=<T> method.stage_one.epochs=null"
+           + ("" if batch_size else " (or method.stage_one.full_batch_fraction=<fraction of the run>)")
+           + ", long enough to fit the majority groups but not the minority ones")
     counts = torch.bincount(train_target.cpu(), minlength=num_classes)
     majority, accuracy = int(counts.max()) / n, 1 - size / n
     steps = int(stage_one.summary.get("jtt/stage_one_steps", 0))

@@ -91,6 +91,7 @@ class Trainer:
                              f"{tuple(sample_weights.shape)}")
         self.model, self.criterion, self.optimizer, self.scheduler = model, criterion, optimizer, scheduler
         self.train, self.val, self.settings = train, val, settings
+        self.eval_train = settings.train_evaluations(train.in_memory)  # "every" or "last"
         self.partition, self.augment = partition, augment
         self.run_dir = Path(run_dir)
         epoch_size = len(train) if epoch_size is None else check_int("epoch_size", epoch_size, minimum=1)
@@ -185,7 +186,7 @@ class Trainer:
         if self._step.scaler is not None:  # fp16: steps the scaler skipped (inf/NaN gradients), so far
             record["train/skipped_steps"] = self._step.skipped_steps
         splits = [("val", self.val)]
-        if self.settings.eval_train == "every" or self.step == self.settings.max_steps:
+        if self.eval_train == "every" or self.step == self.settings.max_steps:
             splits.insert(0, ("train", self.train))
         for prefix, split in splits:
             record.update(distributed.evaluate_split(

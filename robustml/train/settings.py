@@ -9,7 +9,7 @@ from robustml.models.forward import PRECISIONS
 from robustml.selection import selection_rule
 from robustml.validation import check_int, check_real
 
-EVAL_TRAIN = ("every", "last")
+EVAL_TRAIN = ("auto", "every", "last")
 
 
 @dataclass
@@ -24,6 +24,8 @@ class TrainSettings:
             only the last step's does (the others cover val; selection reads val only, so the
             selected model and the final metrics are the same). A training-split evaluation
             costs a forward pass over the whole split, as much as a third of an epoch.
+            ``"auto"`` (default): ``"every"`` for in-memory data, ``"last"`` for on-disk data,
+            where that pass reads every training image (:meth:`train_evaluations`).
         chunk_size: Compute each batch's forward pass in row chunks of this size (same gradient).
         accumulate: Micro-batches per optimizer step (gradient accumulation): ``batch_size``
             stays the global batch, split into ``accumulate`` parts (after each process's share
@@ -61,7 +63,7 @@ class TrainSettings:
     max_steps: int
     batch_size: int | None = None
     eval_every: int = 50
-    eval_train: str = "every"
+    eval_train: str = "auto"
     chunk_size: int | None = None
     accumulate: int = 1
     precision: str = "fp32"
@@ -78,6 +80,13 @@ class TrainSettings:
     pin_memory: bool = False
     persistent_workers: bool = False
     eval_batch_size: int = 256
+
+    def train_evaluations(self, in_memory: bool) -> str:
+        """Return ``"every"`` or ``"last"``: :attr:`eval_train`, with ``"auto"`` resolved for data
+        held in memory (``"every"``: a forward pass over the split is cheap) or on disk (``"last"``)."""
+        if self.eval_train != "auto":
+            return self.eval_train
+        return "every" if in_memory else "last"
 
     @property
     def loader(self) -> LoaderSettings:

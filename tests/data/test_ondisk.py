@@ -49,6 +49,7 @@ def test_image_csv_hand_written_file_and_drawn_split(tmp_path):
 
 def test_group_computations_never_open_an_image(tmp_path, monkeypatch):
     csv = write_image_csv(tmp_path, per_group=4, split_column=True)
+    splits = image_csv_splits(csv, image_size=16)  # building reads image headers (their sizes) only
     opened = []
     real_open = builtins.open
 
@@ -62,7 +63,6 @@ def test_group_computations_never_open_an_image(tmp_path, monkeypatch):
 
     monkeypatch.setattr(builtins, "open", recording_open)
     monkeypatch.setattr("PIL.Image.open", no_image)
-    splits = image_csv_splits(csv, image_size=16)
     train = splits.train
     counts = train.group_counts()
     weights = balanced_sample_weights(train.group, num_parts=train.num_groups)
@@ -194,6 +194,18 @@ def test_malformed_image_csv_names_the_file_and_column(tmp_path, edit, match):
         warnings.simplefilter("ignore")
         with pytest.raises(ValueError, match=match):
             image_csv_splits(csv)
+
+
+@pytest.mark.parametrize("text, match", [
+    ("", r"images.csv is empty: expected a header row path,label,<attribute columns>\[,split\], then one "
+         r"row per image"),
+    ("path,label,background\n", r"images.csv has no rows: its header names the columns \['path', 'label', "
+                                 r"'background'\], and one row per image must follow it"),
+])
+def test_an_empty_or_header_only_image_csv_names_its_path(tmp_path, text, match):
+    (tmp_path / "images.csv").write_text(text)
+    with pytest.raises(ValueError, match=match):
+        image_csv_splits(tmp_path / "images.csv")
 
 
 def test_the_readme_image_csv_example_loads(tmp_path):

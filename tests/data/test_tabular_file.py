@@ -131,6 +131,26 @@ def test_bad_split_values_and_missing_files(table, tmp_path):
         tabular_file_splits(tmp_path / "loans.xlsx", label="approved", attributes="gender")
 
 
+@pytest.mark.parametrize("text, match", [
+    ("", r"loans.csv is empty: expected a header row naming the columns, then one row per example"),
+    ("income,gender,approved\n", r"loans.csv has no rows: its header names the columns \['income', 'gender', "
+                                  r"'approved'\], and one row per example must follow it"),
+])
+def test_an_empty_or_header_only_file_names_its_path(table, text, match):
+    table.write_text(text)
+    with pytest.raises(ValueError, match=match):
+        tabular_file_splits(table, label="approved", attributes="gender")
+
+
+def test_a_config_without_data_attributes_says_what_to_type(table):
+    from robustml.pipeline.instantiate import build_from
+    from support import compose_train
+    cfg = compose_train(["data=tabular_file", f"data.path={table}", "data.label=approved"])
+    with pytest.raises(ValueError, match=r"^data\.attributes must name .* pass data\.attributes=\[<column>\] with "
+                                         r"columns from \['income', 'debt', 'region', 'gender', 'split'\]$"):
+        build_from(cfg, "data")
+
+
 def test_empty_group_in_a_split_is_warned(table):
     table.write_text(CSV.replace("71,3,south,m,yes,val", "71,3,south,m,yes,train"))
     splits = tabular_file_splits(table, label="approved", attributes="gender", split_column="split",
@@ -161,7 +181,10 @@ def test_numeric_labels_and_attributes_are_ordered_as_numbers(tmp_path):
     (dict(test_fraction="0.2"), "test_fraction must be a float in"),
     (dict(val_fraction=0.5, test_fraction=0.5), "must be < 1 to leave training rows"),
     (dict(missing="impute"), "missing must be one of"),
-    (dict(attributes=[]), "at least one column"),
+    (dict(attributes=[]), r"attributes must name the spurious-attribute column\(s\) of .*loans.csv \(the groups "
+                          r"are approved x attribute values\), got none; pass attributes=\[<column>\] with "
+                          r"columns from \['income', 'debt', 'region', 'gender', 'split'\]"),
+    (dict(attributes=None), r"got none; pass attributes=\[<column>\]"),
 ])
 def test_bad_options_are_named(table, kwargs, match):
     args = dict(label="approved", attributes="gender", missing="drop")

@@ -100,6 +100,17 @@ def test_full_batch_on_disk_names_the_dataset_and_the_fix(splits, tmp_path):
         _trainer(splits, tmp_path, batch_size=None)
 
 
+@pytest.mark.parametrize("eval_train, with_train", [("auto", [False, True]), ("every", [True, True]),
+                                                    ("last", [False, True])])
+def test_on_disk_data_evaluates_the_training_split_at_the_end_by_default(splits, tmp_path, eval_train,
+                                                                         with_train):
+    trainer, _ = _trainer(splits, tmp_path, eval_train=eval_train)  # evaluations at steps 3 and 6
+    history = trainer.fit()["history"]
+    assert [any(key.startswith("train/acc") for key in record) for record in history] == with_train
+    from support import compose_train
+    assert TrainSettings(max_steps=1).eval_train == "auto" == compose_train([]).trainer.eval_train
+
+
 @pytest.mark.parametrize("field,value", [("num_workers", -1), ("persistent_workers", True),
                                          ("eval_batch_size", 0)])
 def test_bad_loader_settings_are_named(field, value):

@@ -68,7 +68,7 @@ def test_cleaning_on_disk_data_fits_on_cached_features_of_an_untrained_model(tmp
     """On-disk inputs are not one tensor: cleaning uses the run model's features, never trained on y."""
     from robustml.data.datasets.example_files import write_image_csv
     csv = write_image_csv(tmp_path / "images")
-    cfg = compose_train(["data=image_csv", f"data.csv={csv}", "data.image_size=32", "model=resnet18",
+    cfg = compose_train(["data=image_csv", f"data.csv={csv}", "model=resnet18",
                          "trainer.batch_size=8", "trainer.max_steps=2", "trainer.progress=false",
                          "cleaning=confident_learning", "cleaning.progress=false"])
     final = run(cfg, run_dir=tmp_path / "run", summary="none")

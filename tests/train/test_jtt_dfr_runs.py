@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -135,3 +136,43 @@ def test_dfr_run_reports_dfr_metrics_equal_to_a_direct_fit_on_the_cached_feature
     with pytest.raises(ValueError, match=r"model.hidden_dims: this run has \[32\], the base run has"):
         run(compose_train(["experiment=colored_digits_dfr", *FAST, "model.hidden_dims=[32]",
                            f"method.base_run={tmp_path / 'run'}"]), run_dir=tmp_path / "bad", summary="none")
+
+
+def _table(tmp_path) -> Path:
+    """A table of 4 groups (label x attribute) of 15 rows, no split column (a stratified split)."""
+    rng = np.random.default_rng(0)
+    rows = [f"{y + rng.normal():.3f},{rng.normal():.3f},{a},{y}" for y in (0, 1) for a in "pq" for _ in range(15)]
+    path = tmp_path / "table.csv"
+    path.write_text("x1,x2,a,y\n" + "\n".join(rows) + "\n")
+    return path
+
+
+def _table_jtt(tmp_path, *overrides):
+    return compose_train(["data=tabular_file", f"data.path={_table(tmp_path)}", "data.label=y",
+                          "data.attributes=[a]", "method=jtt", "method.upweight=loss", "model.hidden_dims=[8]",
+                          "trainer.max_steps=30", "trainer.progress=false", f"method.cache_dir={tmp_path / 'c'}",
+                          *overrides])
+
+
+@pytest.mark.parametrize("overrides, steps", [
+    ([], 6),                                                   # full batch: 0.2 of the run's 30 steps
+    (["trainer.epochs=15"], 3),                                # full batch: an epoch is one step
+    (["method.stage_one.full_batch_fraction=0.5"], 15),
+    (["method.stage_one.max_steps=4"], 4),                     # explicit T: as set
+    (["method.stage_one.epochs=2"], 2),
+    (["trainer.batch_size=8", "method.upweight=sample"], 5),   # mini-batches: one epoch (36 rows / 8)
+])
+def test_a_table_run_with_the_default_stage_one_trains_the_documented_steps(tmp_path, overrides, steps):
+    stage = jtt_stage_one(_table_jtt(tmp_path, *overrides))
+    assert stage.num_train == 36 and stage.summary["jtt/stage_one_steps"] == steps
+
+
+def test_the_report_says_how_the_default_t_was_chosen_and_both_ts_are_refused(tmp_path):
+    run(_table_jtt(tmp_path), run_dir=tmp_path / "run", summary="none")
+    report = (tmp_path / "run" / "report.md").read_text()
+    assert ("Stage one: ERM for 6 optimizer steps (T = 6 steps, method.stage_one.full_batch_fraction=0.2 "
+            "of the run's 30 full-batch steps)") in report
+    with pytest.raises(ValueError, match=r"at most one of method.stage_one.max_steps and method.stage_one.epochs"):
+        jtt_stage_one(_table_jtt(tmp_path, "method.stage_one.max_steps=4", "method.stage_one.epochs=2"))
+    with pytest.raises(ValueError, match=r"method.stage_one.full_batch_fraction must lie in \(0, 1\], got 1.5"):
+        jtt_stage_one(_table_jtt(tmp_path, "method.stage_one.full_batch_fraction=1.5"))

@@ -89,6 +89,13 @@ def test_checkpoint_writes_are_atomic_and_missing_files_are_named(tmp_path):
         load_checkpoint(tmp_path / "nope.pt")
 
 
+def test_eval_train_auto_evaluates_in_memory_training_data_at_every_evaluation_as_before(tmp_path):
+    auto, every = (_trainer(tmp_path / mode, eval_train=mode) for mode in ("auto", "every"))
+    untimed = [[{k: v for k, v in r.items() if k != "elapsed_s"} for r in t.fit()["history"]] for t in (auto, every)]
+    assert untimed[0] == untimed[1] and all("train/acc_worst_group" in r for r in untimed[0])
+    assert auto.best_step == every.best_step
+
+
 def test_eval_train_last_evaluates_train_at_the_last_step_only_and_trains_the_same(tmp_path):
     runs = {}
     for mode in ("every", "last"):

@@ -9,6 +9,7 @@ seeded split stratified by group.
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -17,27 +18,72 @@ import pandas as pd
 
 from robustml.data.checks import as_names, check_columns, check_num_classes
 from robustml.data.contract import DataSplits
-from robustml.data.ondisk import check_files_exist, imagenet_transform, make_image_splits, transforms_v2
+from robustml.data.ondisk import (check_files_exist, image_sizes, imagenet_transform, make_image_splits,
+                                  transforms_v2)
 from robustml.validation import check_bool, check_int, check_real
 
 SPLIT_NAMES = {"train": 0, "val": 1, "valid": 1, "validation": 1, "test": 2}
+SIZES_CHECKED = 100  # images whose size is read, spread over the CSV, to say when image_size resizes up
 
 
-def resize_crop_transforms(image_size: int, *, augment: bool) -> tuple:
+def resize_crop_transforms(image_size: int | None, *, augment: bool,
+                           own_size: tuple[int, int] | None = None) -> tuple:
     """Return ``(train, eval)`` transforms in the Group DRO paper's style, scaled to ``image_size``.
 
     Evaluation (and training without ``augment``): resize the shorter side to
     ``image_size * 256 / 224``, center crop ``image_size``. With ``augment``: random resized crop
     (scale 0.7-1, ratio 3/4-4/3) and horizontal flip. ImageNet normalization in both.
+    ``image_size=None`` keeps the images' ``own_size`` (width, height): no resize or crop in
+    evaluation, and with ``augment`` the random resized crop returns to that size (ratios 3/4-4/3
+    of the image's own).
     """
     v2 = transforms_v2()
-    eval_transform = imagenet_transform([v2.Resize(int(image_size * 256 / 224)),
-                                         v2.CenterCrop(image_size)])
+    if image_size is None:
+        if own_size is None:
+            raise ValueError("image_size=None keeps the images' own size: pass own_size=(width, height)")
+        width, height = own_size
+        eval_transform = imagenet_transform([])
+        crop = v2.RandomResizedCrop((height, width), scale=(0.7, 1.0),
+                                    ratio=(0.75 * width / height, 4 / 3 * width / height))
+    else:
+        eval_transform = imagenet_transform([v2.Resize(int(image_size * 256 / 224)),
+                                             v2.CenterCrop(image_size)])
+        crop = v2.RandomResizedCrop(image_size, scale=(0.7, 1.0), ratio=(0.75, 4 / 3))
     if not augment:
         return eval_transform, eval_transform
-    train = imagenet_transform([v2.RandomResizedCrop(image_size, scale=(0.7, 1.0), ratio=(0.75, 4 / 3)),
-                                v2.RandomHorizontalFlip()])
-    return train, eval_transform
+    return imagenet_transform([crop, v2.RandomHorizontalFlip()]), eval_transform
+
+
+def own_size(root: Path, paths: Sequence[str], csv: Path) -> tuple[int, int]:
+    """Return the ``(width, height)`` every listed image has; raise naming two sizes when they differ.
+
+    Every image's header is read (no pixel is decoded).
+    """
+    sizes = image_sizes(root, paths)
+    if len(sizes) == 1:
+        return next(iter(sizes))
+    (a, (count_a, first_a)), (b, (count_b, first_b)) = sorted(sizes.items(), key=lambda kv: -kv[1][0])[:2]
+    raise ValueError(f"image_size=null keeps the images' own size, but the images listed in {csv} have "
+                     f"{len(sizes)} sizes, e.g. {a[0]}x{a[1]} ({count_a} images, first {first_a}) and "
+                     f"{b[0]}x{b[1]} ({count_b}, first {first_b}); set image_size=<side> (224 for "
+                     "ImageNet models) to resize and center-crop every image to one square size")
+
+
+def warn_if_resized_up(root: Path, paths: Sequence[str], image_size: int) -> None:
+    """Warn (once per message) when ``image_size`` resizes images up: the shorter side of an image
+    among :data:`SIZES_CHECKED` spread over ``paths`` is below the resize side, ``image_size * 256 / 224``."""
+    side = int(image_size * 256 / 224)
+    checked = list(paths[::max(1, len(paths) // SIZES_CHECKED)][:SIZES_CHECKED])
+    small = {size: seen for size, seen in image_sizes(root, checked).items() if min(size) < side}
+    if not small:
+        return
+    (width, height), (_, example) = min(small.items(), key=lambda kv: min(kv[0]))
+    count = sum(n for n, _ in small.values())
+    warnings.warn(f"image_size={image_size} resizes the images up: {count} of the {len(checked)} checked "
+                  f"have a shorter side below {side} px, the side they are resized to before the "
+                  f"{image_size}x{image_size} center crop (e.g. {example}, {width}x{height}); upsampling "
+                  "adds no detail and costs compute; image_size=null (data.image_size=null) keeps the "
+                  "images' own size when they share one", stacklevel=3)
 
 
 def _codes(values: pd.Series) -> tuple[np.ndarray, list[str]]:
@@ -78,7 +124,7 @@ def stratified_split(groups: np.ndarray, *, val_fraction: float, test_fraction: 
 def image_csv_splits(csv: str | Path, *, label: str = "label", path: str = "path",
                      attributes: Sequence[str] | None = None, split: str = "split",
                      val_fraction: float = 0.15, test_fraction: float = 0.15, seed: int = 0,
-                     image_size: int = 224, augment: bool = False, name: str = "") -> DataSplits:
+                     image_size: int | None = None, augment: bool = False, name: str = "") -> DataSplits:
     """Return train/val/test splits of the images listed in ``csv``.
 
     Args:
@@ -92,18 +138,22 @@ def image_csv_splits(csv: str | Path, *, label: str = "label", path: str = "path
         val_fraction: Fraction of each group held out for validation (drawn split only).
         test_fraction: Fraction of each group held out for test (drawn split only).
         seed: Seed of the drawn split.
-        image_size: Side of the square input.
+        image_size: Side of the square input (each image's shorter side resized to
+            ``image_size * 256 / 224``, then center-cropped; a warning says when that resizes
+            images up); ``None`` keeps the images' own size, which they must all share.
         augment: Random resized crops and flips on the training split.
         name: Name for reports (default: the CSV's file stem).
 
     Raises:
         FileNotFoundError: The CSV, or images it lists, are missing (the first few are named).
-        ValueError: A named column is absent, a value is empty, a split name is unknown, a split
-            is empty, the label column holds one class, or an option is out of range (the
-            argument, expected and received values are named).
+        ValueError: The CSV is empty or has no rows below its header, a named column is absent,
+            a value is empty, a split name is unknown, a split is empty, the label column holds
+            one class, ``image_size=None`` with images of several sizes (two are named), or an
+            option is out of range (the argument, expected and received values are named).
         TypeError: An option has the wrong type.
     """
-    image_size = check_int("image_size", image_size, minimum=1)
+    if image_size is not None:
+        image_size = check_int("image_size", image_size, minimum=1)
     augment = check_bool("augment", augment)
     seed = check_int("seed", seed)
     for argument, value in (("val_fraction", val_fraction), ("test_fraction", test_fraction)):
@@ -116,7 +166,14 @@ def image_csv_splits(csv: str | Path, *, label: str = "label", path: str = "path
     if not csv.is_file():
         raise FileNotFoundError(f"csv={str(csv)!r}: no such file; csv must name a CSV file with "
                                 "columns path,label,<attribute columns>[,split]")
-    frame = pd.read_csv(csv, dtype=str, keep_default_na=False, skipinitialspace=True)
+    try:
+        frame = pd.read_csv(csv, dtype=str, keep_default_na=False, skipinitialspace=True)
+    except pd.errors.EmptyDataError:
+        raise ValueError(f"{csv} is empty: expected a header row path,label,<attribute columns>[,split], "
+                         "then one row per image") from None
+    if frame.empty:
+        raise ValueError(f"{csv} has no rows: its header names the columns {list(frame.columns)}, and "
+                         "one row per image must follow it")
     frame.columns = [c.strip() for c in frame.columns]
     attributes = list(as_names("attributes", attributes)) if attributes is not None else [
         c for c in frame.columns if c not in (path, label, split)]
@@ -158,14 +215,22 @@ def image_csv_splits(csv: str | Path, *, label: str = "label", path: str = "path
                               "per group, or add a split column.")
     paths = frame[path].str.strip().to_numpy(dtype=object)
     check_files_exist(csv.parent, paths, csv)
-    train_transform, eval_transform = resize_crop_transforms(image_size, augment=augment)
+    if image_size is None:
+        width, height = own_size(csv.parent, paths, csv)
+        size_note = f"{width}x{height} inputs (the images' own size)"
+    else:
+        warn_if_resized_up(csv.parent, paths, image_size)
+        width = height = image_size
+        size_note = f"{image_size}x{image_size} inputs"
+    train_transform, eval_transform = resize_crop_transforms(image_size, augment=augment,
+                                                             own_size=(width, height))
     attr_key = "+".join(attributes)
     return make_image_splits(
-        csv.parent, paths, y, attr, split_ids, input_shape=(3, image_size, image_size),
+        csv.parent, paths, y, attr, split_ids, input_shape=(3, height, width),
         train_transform=train_transform, eval_transform=eval_transform, split_source=split_source,
         empty_split_hint=hint,
         description=(f"Images listed in {csv.name} ({len(frame):,} rows, label {label!r}, "
-                     f"attribute {attr_key!r}), {how}; {image_size}x{image_size} inputs, ImageNet "
+                     f"attribute {attr_key!r}), {how}; {size_note}, ImageNet "
                      f"normalization{', random crops and flips in training' if augment else ''}."),
         num_classes=len(class_names), attr_names=attr_names, attr_key=attr_key,
         class_names=class_names, name=name or csv.stem)

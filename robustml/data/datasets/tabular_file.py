@@ -31,7 +31,8 @@ def read_table(path: str | Path) -> pd.DataFrame:
 
     Raises:
         FileNotFoundError: ``path`` does not exist.
-        ValueError: The suffix is not one of the supported ones.
+        ValueError: The suffix is not one of the supported ones, or the file is empty or has no
+            rows below its header (the path is named).
         ImportError: A Parquet file without pyarrow installed.
     """
     path = Path(path)
@@ -47,8 +48,17 @@ def read_table(path: str | Path) -> pd.DataFrame:
         except ImportError as error:
             raise ImportError("reading Parquet needs pyarrow: pip install 'robustml[tabular]'") \
                 from error
-        return pd.read_parquet(path)
-    return pd.read_csv(path, sep="\t" if kind == "tsv" else ",", skipinitialspace=True)
+        frame = pd.read_parquet(path)
+    else:
+        try:
+            frame = pd.read_csv(path, sep="\t" if kind == "tsv" else ",", skipinitialspace=True)
+        except pd.errors.EmptyDataError:
+            raise ValueError(f"{path} is empty: expected a header row naming the columns, then one "
+                             "row per example") from None
+    if frame.empty:
+        raise ValueError(f"{path} has no rows: its header names the columns {list(frame.columns)}, "
+                         "and one row per example must follow it")
+    return frame
 
 
 def _apply_missing_rule(frame: pd.DataFrame, columns: Sequence[str], rule: str,
@@ -123,7 +133,7 @@ def tabular_file_splits(
     path: str | Path,
     *,
     label: str,
-    attributes: str | Sequence[str],
+    attributes: str | Sequence[str] | None = None,
     features: Sequence[str] | None = None,
     categorical: Sequence[str] | None = None,
     split_column: str | None = None,
@@ -139,6 +149,7 @@ def tabular_file_splits(
         path: A ``.csv``, ``.tsv``, ``.parquet`` or ``.pq`` file with a header row.
         label: Label column; classes are its sorted values.
         attributes: Spurious-attribute column name(s); groups are label x attribute values.
+            Required: ``None`` or an empty list stops with the file's columns to choose from.
         features: Input columns; default every column except the label, the attributes and the
             split column.
         categorical: Feature columns to one-hot encode; default the columns that are not numeric.
@@ -177,9 +188,7 @@ def tabular_file_splits(
     if split_column is None and val_fraction + test_fraction >= 1:
         raise ValueError(f"val_fraction + test_fraction must be < 1 to leave training rows, got "
                          f"{val_fraction!r} + {test_fraction!r}")
-    attributes = as_names("attributes", attributes)
-    if not attributes:
-        raise ValueError("attributes must name at least one column")
+    attributes = () if attributes is None else as_names("attributes", attributes)
     if label in attributes:
         raise ValueError(f"attributes must not hold the label column {label!r} (a group would "
                          f"be the label itself), got attributes={list(attributes)}; name another "
@@ -187,6 +196,11 @@ def tabular_file_splits(
     frame = read_table(path)
     source = str(path)
     check_columns(list(frame.columns), [label], source=source, argument="label")
+    if not attributes:
+        others = [str(c) for c in frame.columns if c not in (label, split_column)]
+        raise ValueError(f"attributes must name the spurious-attribute column(s) of {source} (the groups "
+                         f"are {label} x attribute values), got none; pass attributes=[<column>] with "
+                         f"columns from {others}")
     check_columns(list(frame.columns), attributes, source=source, argument="attributes")
     if split_column is not None:
         check_columns(list(frame.columns), [split_column], source=source, argument="split_column")
