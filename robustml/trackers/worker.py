@@ -42,7 +42,7 @@ class TrackerThread:
         self.metrics_path = Path(metrics_path)
         self.logged_through = logged_through
         self.failed: list[str] = []
-        self._offset, self._file_id, self._partial = 0, None, b""
+        self._tail = JsonlTail(self.metrics_path)
         self._stop = threading.Event()
         self._outputs: RunOutputs | None = None
         self._status = "FAILED"
@@ -95,21 +95,29 @@ class TrackerThread:
                     tracker.setting)
 
     def _send_new_records(self) -> None:
-        for record in self._new_records():
+        for record in self._tail.new_records():
             step = int(record["step"])
             if step <= self.logged_through:
                 continue
             self.logged_through = step
             self._call("log_metrics", step, numeric_values(record))
 
-    def _new_records(self) -> list[dict[str, Any]]:
-        """Return the complete lines added to ``metrics.jsonl`` since the last read, parsed.
 
-        A file replaced since (a resume rewrites it) is read from its start; lines of steps
-        already sent are skipped by the caller.
-        """
+class JsonlTail:
+    """Read the complete lines added to a JSON-lines file since the last read.
+
+    A file replaced since (a resume rewrites ``metrics.jsonl`` atomically) or cut shorter is read
+    again from its start; a line still being written waits for its end.
+    """
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        self._offset, self._file_id, self._partial = 0, None, b""
+
+    def new_records(self) -> list[dict[str, Any]]:
+        """Return the records of the lines completed since the last call, parsed."""
         try:
-            stat = self.metrics_path.stat()
+            stat = self.path.stat()
         except FileNotFoundError:
             return []
         file_id = (stat.st_dev, stat.st_ino)
@@ -117,7 +125,7 @@ class TrackerThread:
             self._file_id, self._offset, self._partial = file_id, 0, b""
         if stat.st_size == self._offset:
             return []
-        with open(self.metrics_path, "rb") as f:
+        with open(self.path, "rb") as f:
             f.seek(self._offset)
             data = f.read()
         self._offset += len(data)
