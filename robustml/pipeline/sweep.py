@@ -17,6 +17,7 @@ from typing import Any
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
+from robustml.pipeline.trackers import tracking_store
 from robustml.report.tables import markdown_table, percent, write_text
 from robustml.selection import DEFAULT_RULE, RULES, selection_rule
 
@@ -109,3 +110,18 @@ class SweepSummary(Callback):
         table = render_sweep_table(sweep_dir)
         write_text(sweep_dir / "summary.md", f"# Sweep {sweep_dir}\n\n{table}\n")
         print(f"\nSweep summary ({sweep_dir}; selection as configured, on validation):\n{table}")
+        for line in tracker_lines(config, sweep_dir):
+            print(line)
+
+
+def tracker_lines(config: DictConfig, sweep_dir: Path) -> list[str]:
+    """Return where a sweep's trackers put its runs, and the command that shows them."""
+    lines = []
+    if OmegaConf.select(config, "logger.tensorboard") is not None:
+        lines.append(f"TensorBoard: tensorboard --logdir {sweep_dir}")
+    if OmegaConf.select(config, "logger.mlflow") is not None:
+        uri, _ = tracking_store(config)
+        experiment = config.logger.mlflow.experiment or str(sweep_dir)
+        lines.append(f"MLflow: experiment '{experiment}', one run per job; view with: "
+                     f"mlflow ui --backend-store-uri {uri}")
+    return lines

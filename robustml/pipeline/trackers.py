@@ -1,11 +1,12 @@
 """The ``logger=`` config group made into trackers for one run (:mod:`robustml.trackers`).
 
 ``logger=none`` (default) sends nothing; ``logger=tensorboard``, ``logger=mlflow`` or both
-(``logger=[tensorboard,mlflow]``) start a :class:`~robustml.trackers.TrackerThread` before
-anything is trained, after checking what can be checked then: the package is installed (else
-the error names the extra) and MLflow's store is reachable. The thread reads the run's
-``metrics.jsonl``; after the run's own files are written, :func:`finish_trackers` hands it the
-outputs (``report.md``, plots, the selected checkpoint, the model to register).
+(``logger=[tensorboard,mlflow]``) start their trackers before anything is trained, after
+checking what can be checked then: the package is installed (else
+the error names the extra) and MLflow's store is reachable. The trackers run in a process of
+their own (:class:`~robustml.trackers.TrackerProcess`) that reads the run's ``metrics.jsonl``;
+after the run's own files are written, :func:`finish_trackers` hands it the outputs
+(``report.md``, plots, the selected checkpoint, the model to register).
 
 MLflow's defaults: the store ``sqlite:///<paths.output_root>/mlflow.db`` (artifacts in
 ``<paths.output_root>/mlartifacts/``), the experiment named after the run, or after the sweep
@@ -23,8 +24,8 @@ from omegaconf import DictConfig, OmegaConf
 
 from robustml.identity import flatten
 from robustml.pipeline.labels import describe_group_label_use, method_name
-from robustml.trackers import (MlflowTracker, RunInfo, RunOutputs, TensorBoardTracker,
-                               TrackerThread, check_tracking_uri, require_module)
+from robustml.trackers import (RunInfo, RunOutputs, TrackerProcess, check_tracking_uri,
+                               require_module)
 from robustml.trackers.mlflow_tracker import sqlite_path
 
 if TYPE_CHECKING:
@@ -34,29 +35,31 @@ if TYPE_CHECKING:
 TRACKERS = ("tensorboard", "mlflow")
 
 
-def open_trackers(cfg: DictConfig, run_dir: Path) -> TrackerThread | None:
-    """Return the started tracker thread of ``cfg.logger``, or ``None`` for ``logger=none``.
+def open_trackers(cfg: DictConfig, run_dir: Path) -> TrackerProcess | None:
+    """Return the started tracker process of ``cfg.logger``, or ``None`` for ``logger=none``.
 
     Raises before any training: ``ModuleNotFoundError`` when a chosen tracker's package is missing
     (naming the extra), ``ConnectionError`` when MLflow's tracking URI cannot be reached,
-    ``ValueError`` for an unknown key under ``logger``.
+    ``ValueError`` for an unknown key under ``logger``. The trackers themselves start in their
+    own process (:class:`~robustml.trackers.TrackerProcess`).
     """
     chosen = OmegaConf.select(cfg, "logger") or {}
     unknown = sorted(set(chosen) - set(TRACKERS))
     if unknown:
         raise ValueError(f"logger holds {unknown}; the trackers are {list(TRACKERS)} "
                          "(logger=tensorboard, logger=mlflow, logger=[tensorboard,mlflow] or logger=none)")
-    trackers: list[Any] = []
+    trackers: list[dict[str, Any]] = []  # specs of robustml.trackers.process.build_tracker
     if "tensorboard" in chosen:
         require_module("tensorboard", "logger=tensorboard")
-        trackers.append(TensorBoardTracker(chosen.tensorboard.dir or run_dir / "tensorboard"))
+        trackers.append({"kind": "tensorboard",
+                         "log_dir": str(chosen.tensorboard.dir or run_dir / "tensorboard")})
     if "mlflow" in chosen:
         require_module("mlflow", "logger=mlflow")
         uri, artifacts = tracking_store(cfg)
         check_tracking_uri(uri)
-        trackers.append(MlflowTracker(uri, chosen.mlflow.experiment or experiment_name(cfg),
-                                      artifact_location=artifacts,
-                                      register_model=chosen.mlflow.register_model))
+        trackers.append({"kind": "mlflow", "tracking_uri": uri,
+                         "experiment": chosen.mlflow.experiment or experiment_name(cfg),
+                         "artifact_location": artifacts, "register_model": chosen.mlflow.register_model})
     if not trackers:
         return None
     uses = describe_group_label_use(cfg)
@@ -67,7 +70,7 @@ def open_trackers(cfg: DictConfig, run_dir: Path) -> TrackerThread | None:
     info = RunInfo(name=run_dir.name, run_dir=run_dir, tags=tags, resumed=bool(cfg.trainer.resume),
                    params=flatten(OmegaConf.to_container(cfg, resolve=True)))
     metrics = run_dir / "metrics.jsonl"
-    return TrackerThread(trackers, info, metrics,
+    return TrackerProcess(trackers, info, metrics,
                          logged_through=_last_step(metrics) if cfg.trainer.resume else 0)
 
 
@@ -95,7 +98,7 @@ def experiment_name(cfg: DictConfig) -> str:
     return str(cfg.name)
 
 
-def finish_trackers(trackers: TrackerThread | None, cfg: DictConfig, run_dir: Path,
+def finish_trackers(trackers: TrackerProcess | None, cfg: DictConfig, run_dir: Path,
                     final: dict[str, Any], trainer: Trainer, data: RunData) -> list[str]:
     """Send a finished run's outputs, close the trackers; return the lines that say where to look."""
     if trackers is None:
@@ -116,8 +119,7 @@ def finish_trackers(trackers: TrackerThread | None, cfg: DictConfig, run_dir: Pa
         val = data.splits.val
         outputs.model = model.eval()
         outputs.input_example = torch.stack([val[i]["x"] for i in range(min(2, len(val)))]).cpu().numpy()
-    trackers.finish(outputs)
-    return [tracker.where() for tracker in trackers.trackers]
+    return trackers.finish(outputs)
 
 
 def _last_step(metrics: Path) -> int:

@@ -3,9 +3,10 @@
 The training loop knows nothing of trackers: it appends each evaluation to ``metrics.jsonl`` (and a
 resumed run rewrites the file, atomically, to its checkpoint's history). :class:`TrackerThread`
 reads the lines that appear there (every :data:`POLL_SECONDS`, and once more at the end), so the
-trackers get exactly the run's records, off the training thread: importing a tracker, opening its
-store and each call run while training goes on. A tracker whose call raises is reported in one
-warning line and dropped; the run and its own files go on unaffected.
+trackers get exactly the run's records; it runs in the tracker process
+(:mod:`robustml.trackers.process`), so importing a tracker, opening its store and each call run
+beside training. A tracker whose call raises is reported in one warning line and dropped; the run
+and its own files go on unaffected.
 """
 
 from __future__ import annotations

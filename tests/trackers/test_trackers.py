@@ -3,10 +3,12 @@ bad settings stop before training; a tracker that fails leaves the run and its f
 
 from __future__ import annotations
 
+import http.server
 import json
 import logging
 import socket
 import sys
+import threading
 
 import pytest
 import torch
@@ -15,7 +17,7 @@ from support import compose_train
 
 from robustml.pipeline.labels import describe_group_label_use
 from robustml.pipeline.run import run
-from robustml.trackers import MlflowTracker, RunInfo, TensorBoardTracker, TrackerThread, numeric_values
+from robustml.trackers import MlflowTracker, RunInfo, TrackerThread, numeric_values
 from robustml.trackers.worker import JsonlTail
 
 pytest.importorskip("mlflow")
@@ -70,9 +72,10 @@ def test_tensorboard_events_hold_every_evaluation_the_config_and_the_ledger(trac
     assert "worst-group report" in text("report")
 
 
-def test_mlflow_run_holds_metrics_params_ledger_artifacts_and_registered_model(tracked):
+def test_mlflow_run_holds_metrics_params_ledger_artifacts_and_registered_model(tracked, monkeypatch):
     import mlflow.pytorch
     cfg, run_dir, uri = tracked
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)  # where models:/ URIs are looked up
     client, found = _mlflow_run(uri, cfg.name)
     run_id = found.info.run_id
     assert found.info.status == "FINISHED" and found.info.run_name == "one"
@@ -111,23 +114,57 @@ def test_a_resumed_run_continues_its_mlflow_run_without_repeating_steps(tmp_path
     assert sorted(steps) == [2, 4, 6]
 
 
-def test_a_tracker_that_fails_mid_run_leaves_the_run_and_its_files(tmp_path, monkeypatch, caplog):
-    calls = []
+class _RejectingServer(http.server.BaseHTTPRequestHandler):
+    """A tracking server that answers its health check, then fails every MLflow call."""
 
-    def failing(self, step, values):
-        calls.append(step)
-        if len(calls) == 2:
-            raise OSError("No space left on device")
-    monkeypatch.setattr(TensorBoardTracker, "log_metrics", failing)
-    cfg = compose_train([*TINY, "logger=tensorboard"])
-    with caplog.at_level(logging.WARNING):
+    def _answer(self):
+        healthy = self.path == "/health"
+        body = b"OK" if healthy else b'{"error_code": "INTERNAL_ERROR", "message": "store is down"}'
+        self.send_response(200 if healthy else 400)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    do_GET = do_POST = _answer
+
+    def log_message(self, *args):
+        pass
+
+
+def test_a_tracker_that_fails_during_the_run_leaves_the_run_and_its_files(tmp_path, capfd):
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _RejectingServer)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        uri = f"http://127.0.0.1:{server.server_address[1]}"
+        cfg = compose_train([*TINY, "logger=[tensorboard,mlflow]", f"logger.mlflow.tracking_uri={uri}"])
         final = run(cfg, run_dir=tmp_path, summary="none")
-    assert calls == [2, 4]  # dropped after its failure
+    finally:
+        server.shutdown()
     assert [r["step"] for r in _records(tmp_path)] == [2, 4, 6]
     assert (tmp_path / "report.md").is_file() and final["steps"] == 6
-    (warning,) = [r.getMessage() for r in caplog.records if "stopped logging" in r.getMessage()]
-    assert "TensorBoard stopped logging (log_metrics failed: OSError: No space left" in warning
-    assert "drop logger=tensorboard" in warning
+    err = capfd.readouterr().err
+    assert "MLflow stopped logging (start failed: " in err and "store is down" in err
+    assert "the run goes on and its own files" in err and "drop logger=mlflow" in err
+    # The other tracker went on.
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+    events = EventAccumulator(str(tmp_path / "tensorboard"))
+    events.Reload()
+    assert [s.step for s in events.Scalars("val/acc_worst_group")] == [2, 4, 6]
+
+
+def test_the_thread_drops_a_tracker_whose_call_fails_and_feeds_the_others(tmp_path, caplog):
+    path = tmp_path / "metrics.jsonl"
+    path.write_text('{"step": 2, "a": 1}\n{"step": 4, "a": 0.5}\n{"step": 6, "a": 0.25}\n')
+    failing, healthy = _Recorder(fail_at=4), _Recorder()
+    with caplog.at_level(logging.WARNING):
+        thread = TrackerThread([failing, healthy], RunInfo("r", tmp_path, {}, {}), path)
+        thread.finish(None, "FAILED")
+    assert [c[1] for c in failing.calls if c[0] == "log"] == [2, 4]
+    assert failing.calls[-1] == ("close", "FAILED")  # closed once, after its failure
+    assert [c[1] for c in healthy.calls if c[0] == "log"] == [2, 4, 6]
+    (warning,) = [r.getMessage() for r in caplog.records]
+    assert warning.startswith("Recorder stopped logging (log_metrics failed: OSError: disk full)")
+    assert "drop logger=recorder" in warning
 
 
 def test_logger_mlflow_without_mlflow_names_the_extra_before_training(tmp_path, monkeypatch):
@@ -157,14 +194,16 @@ def test_an_unreachable_tracking_uri_stops_before_training_naming_it(tmp_path):
 class _Recorder:
     name, setting = "Recorder", "logger=recorder"
 
-    def __init__(self):
-        self.calls = []
+    def __init__(self, fail_at=None):
+        self.calls, self.fail_at = [], fail_at
 
     def start(self, info):
         self.calls.append(("start", info.name))
 
     def log_metrics(self, step, values):
         self.calls.append(("log", step, values))
+        if step == self.fail_at:
+            raise OSError("disk full")
 
     def finish(self, outputs):
         self.calls.append(("finish", outputs))
@@ -208,3 +247,13 @@ def test_mlflow_tracker_names_the_store_and_the_ui_command():
     tracker.run_id = "abc"
     assert tracker.where() == ("MLflow: run abc in experiment 'exp'; view with: "
                                "mlflow ui --backend-store-uri sqlite:////tmp/x/mlflow.db")
+
+
+def test_a_sweep_ends_naming_its_trackers_and_the_ui_command(tmp_path):
+    from robustml.pipeline.sweep import tracker_lines
+    cfg = compose_train(["logger=[tensorboard,mlflow]", f"paths.output_root={tmp_path}"])
+    assert tracker_lines(cfg, tmp_path / "sweep") == [
+        f"TensorBoard: tensorboard --logdir {tmp_path / 'sweep'}",
+        f"MLflow: experiment '{tmp_path / 'sweep'}', one run per job; view with: "
+        f"mlflow ui --backend-store-uri sqlite:///{tmp_path / 'mlflow.db'}"]
+    assert tracker_lines(compose_train([]), tmp_path) == []
