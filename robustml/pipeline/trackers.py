@@ -116,6 +116,7 @@ def finish_trackers(trackers: TrackerProcess | None, cfg: DictConfig, run_dir: P
                "checkpoints": [checkpoints / "best.pt", checkpoints / "dfr_head.pt"]})
     if register:
         model = getattr(trainer.model, "module", trainer.model)  # unwrapped from DDP
+        model = getattr(model, "_orig_mod", model)               # and from torch.compile
         val = data.splits.val
         outputs.model = model.eval()
         outputs.input_example = torch.stack([val[i]["x"] for i in range(min(2, len(val)))]).cpu().numpy()

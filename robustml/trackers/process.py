@@ -2,8 +2,8 @@
 
 Importing MLflow or TensorBoard and opening a store take seconds of Python work; in a thread of
 the training process that work would hold the interpreter lock while data is built and the model
-trains. :class:`TrackerProcess` starts ``python -m robustml.trackers.process`` instead: the child
-reads its trackers and the run's facts from the first line of its standard input, runs a
+trains. :class:`TrackerProcess` starts ``python -m robustml.trackers`` (:mod:`robustml.trackers.__main__`)
+instead: the child reads its trackers and the run's facts from the first line of its standard input, runs a
 :class:`~robustml.trackers.worker.TrackerThread` on the run's ``metrics.jsonl``, and waits for a
 second line, the finished run's outputs (or the end of its input: a run that stopped). It prints
 where each tracker put the run, one line each, and exits. Its warnings reach the console
@@ -22,26 +22,16 @@ from pathlib import Path
 from typing import Any
 
 from robustml.trackers.base import RunInfo, RunOutputs
-from robustml.trackers.worker import JOIN_SECONDS, TrackerThread
+from robustml.trackers.worker import JOIN_SECONDS
 
 log = logging.getLogger(__name__)
-
-
-def build_tracker(spec: dict[str, Any]) -> Any:
-    """Return the tracker a spec names: ``{"kind": "tensorboard" | "mlflow", <its arguments>}``."""
-    from robustml.trackers.mlflow_tracker import MlflowTracker
-    from robustml.trackers.tensorboard_tracker import TensorBoardTracker
-
-    kinds = {"tensorboard": TensorBoardTracker, "mlflow": MlflowTracker}
-    arguments = {key: value for key, value in spec.items() if key != "kind"}
-    return kinds[spec["kind"]](**arguments)
 
 
 class TrackerProcess:
     """Start the tracker process for one run.
 
     Args:
-        specs: One spec per tracker (:func:`build_tracker`).
+        specs: One spec per tracker (``{"kind": "tensorboard" | "mlflow", <its arguments>}``).
         info: What each tracker's ``start`` receives.
         metrics_path: The run's ``metrics.jsonl``.
         logged_through: Records of this step or earlier are not sent again (a resumed run).
@@ -53,12 +43,15 @@ class TrackerProcess:
         # Its own session: a Ctrl-C reaches the training process only, which then says how the
         # run ended (KILLED). The child also ends when its input closes (the training process died).
         self._process = subprocess.Popen(
-            [sys.executable, "-m", "robustml.trackers.process"], stdin=subprocess.PIPE,
+            [sys.executable, "-m", "robustml.trackers"], stdin=subprocess.PIPE,
             stdout=subprocess.PIPE, text=True, start_new_session=True)
         start = {"specs": specs, "info": {**asdict(info), "run_dir": str(info.run_dir)},
                  "metrics_path": str(metrics_path), "logged_through": logged_through}
-        self._process.stdin.write(json.dumps(start) + "\n")
-        self._process.stdin.flush()
+        try:
+            self._process.stdin.write(json.dumps(start) + "\n")
+            self._process.stdin.flush()
+        except OSError as err:  # the child is gone already; finish() reports its exit code
+            log.warning("trackers: their process did not start (%s); the run goes on", err)
 
     def finish(self, outputs: RunOutputs | None, status: str = "FINISHED") -> list[str]:
         """Send ``outputs`` (``None``: the run did not finish) and ``status``, wait for the child;
@@ -88,44 +81,12 @@ def _encode(outputs: RunOutputs, tmp: Path) -> dict[str, Any]:
         import numpy as np
         import torch
 
-        torch.save(outputs.model, tmp / "model.pt")  # the whole module, pickled, for mlflow.pytorch
+        try:  # the whole module, pickled, for mlflow.pytorch
+            torch.save(outputs.model, tmp / "model.pt")
+        except Exception as err:  # a module that does not pickle: the rest is still sent
+            log.warning("trackers: the selected model cannot be pickled for registration (%s: %s); "
+                        "its checkpoint is logged, nothing is registered", type(err).__name__, err)
+            return encoded
         np.save(tmp / "input_example.npy", outputs.input_example)
         encoded["model"], encoded["input_example"] = str(tmp / "model.pt"), str(tmp / "input_example.npy")
     return encoded
-
-
-def _decode(encoded: dict[str, Any]) -> RunOutputs:
-    model = example = None
-    if encoded["model"] is not None:
-        import numpy as np
-        import torch
-
-        model = torch.load(encoded["model"], weights_only=False)  # written by the run just now
-        example = np.load(encoded["input_example"])
-    return RunOutputs(final=encoded["final"], selected_step=encoded["selected_step"],
-                      files={folder: [Path(p) for p in paths] for folder, paths in encoded["files"].items()},
-                      model=model, input_example=example, notes=encoded["notes"])
-
-
-def main() -> None:
-    """The child: start the trackers, follow ``metrics.jsonl``, finish when told (or stopped)."""
-    logging.basicConfig(level=logging.WARNING, format="%(message)s")
-    start = json.loads(sys.stdin.readline())
-    info = RunInfo(**{**start["info"], "run_dir": Path(start["info"]["run_dir"])})
-    trackers = [build_tracker(spec) for spec in start["specs"]]
-    thread = TrackerThread(trackers, info, start["metrics_path"], logged_through=start["logged_through"])
-    line = sys.stdin.readline()  # blocks until the run ends; empty: the training process is gone
-    message = json.loads(line) if line.strip() else {"status": "FAILED", "outputs": None}
-    status, outputs = message["status"], None
-    try:
-        outputs = None if message["outputs"] is None else _decode(message["outputs"])
-    except Exception as err:  # the metrics are sent; the outputs are not
-        log.warning("trackers: the run's outputs could not be read (%s: %s); they stay in the run "
-                    "folder only", type(err).__name__, err)
-    thread.finish(outputs, status)
-    for tracker in thread.trackers:
-        print(tracker.where(), flush=True)
-
-
-if __name__ == "__main__":
-    main()
