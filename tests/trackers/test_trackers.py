@@ -257,3 +257,17 @@ def test_a_sweep_ends_naming_its_trackers_and_the_ui_command(tmp_path):
         f"MLflow: experiment '{tmp_path / 'sweep'}', one run per job; view with: "
         f"mlflow ui --backend-store-uri sqlite:///{tmp_path / 'mlflow.db'}"]
     assert tracker_lines(compose_train([]), tmp_path) == []
+
+
+def test_the_logger_never_blocks_a_resume_nor_splits_a_sweep(tmp_path):
+    from robustml.report.collect import Run, varying_keys
+    from robustml.train.checkpoint import config_differences
+    saved = {"logger": {}, "optimizer": {"lr": 0.1}, "seed": 0}
+    current = {"logger": {"mlflow": {"experiment": "x", "register_model": None}}, "optimizer": {"lr": 0.1},
+               "seed": 0}
+    assert config_differences(saved, current) == []
+    current["optimizer"]["lr"] = 0.2
+    assert config_differences(saved, current) == ["optimizer.lr: 0.1 -> 0.2"]
+    runs = [Run(tmp_path, {"logger": "{}", "optimizer.lr": 0.1, "seed": 0}, None),
+            Run(tmp_path, {"logger.mlflow.experiment": "x", "optimizer.lr": 0.2, "seed": 0}, None)]
+    assert varying_keys(runs) == ["optimizer.lr"]
