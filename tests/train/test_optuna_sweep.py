@@ -41,12 +41,15 @@ def test_an_optuna_sweep_that_would_minimize_or_has_no_metric_is_refused():
 
 def test_an_optuna_sweep_on_colored_digits_picks_its_best_trial_by_validation(tmp_path):
     pytest.importorskip("optuna")
+    pytest.importorskip("mlflow")
     sweep_dir = tmp_path / "sweep"
     env = {**os.environ, "OMP_NUM_THREADS": "1", "ROBUSTML_OUTPUT": str(tmp_path / "runs")}
     out = subprocess.run([str(SCRIPT), "-m", "search=colored_digits_group_dro", "hydra.sweeper.n_trials=3",
-                          f"hydra.sweep.dir={sweep_dir}", "trainer.max_steps=10", "trainer.eval_every=5"],
-                         capture_output=True, text=True, timeout=600, env=env)
+                          f"hydra.sweep.dir={sweep_dir}", "trainer.max_steps=10", "trainer.eval_every=5",
+                          "logger=mlflow"], capture_output=True, text=True, timeout=600, env=env)
     assert out.returncode == 0, out.stderr[-3000:]
+    store = f"sqlite:///{tmp_path / 'runs' / 'mlflow.db'}"
+    assert f"view with: mlflow ui --backend-store-uri {store}" in out.stdout
     runs = sorted(sweep_dir.glob("*_colored_digits_group_dro"))
     assert len(runs) == 3
     finals = [json.loads((run_dir / "metrics.json").read_text()) for run_dir in runs]
@@ -59,6 +62,12 @@ def test_an_optuna_sweep_on_colored_digits_picks_its_best_trial_by_validation(tm
     results = OmegaConf.load(sweep_dir / "optimization_results.yaml")
     assert results.best_value == pytest.approx(max(val))
     assert dict(results.best_params) == pytest.approx(params[val.index(max(val))])
+    # One MLflow experiment for the sweep, one run per trial, each with its trial's objective.
+    from mlflow.tracking import MlflowClient
+    client = MlflowClient(tracking_uri=store)
+    found = client.search_runs([client.get_experiment_by_name(str(sweep_dir)).experiment_id])
+    assert sorted(r.info.run_name for r in found) == [p.name for p in runs]
+    assert sorted(r.data.metrics["selected/val/acc_worst_group"] for r in found) == pytest.approx(sorted(val))
     # robustml-collect reads the Optuna sweep like a grid sweep and chooses the same trial.
     (rows,) = collect(sweep_dir).tables.values()
     (chosen,) = [row for row in rows if row.chosen]
