@@ -30,7 +30,10 @@ EXECUTION_KEYS = ("trainer.device", "trainer.num_workers", "trainer.pin_memory",
 """Where a run executed and how it loaded and evaluated its data. Selection reads val only, so
 whether intermediate evaluations covered the training split (``eval_train``) changes no result."""
 
-RESUME_EXEMPT_KEYS = (*RUN_SWITCHES, *DISPLAY_KEYS, "paths.output_root")
+TRACKER_KEYS = ("logger",)
+"""Where a run's metrics are also sent (``logger=``: TensorBoard, MLflow) and every key under it."""
+
+RESUME_EXEMPT_KEYS = (*RUN_SWITCHES, *DISPLAY_KEYS, *TRACKER_KEYS, "paths.output_root")
 """Keys that may differ between a run and its resume. ``paths.output_root`` is where new runs
 would go (a resumed run's folder is given explicitly). Every other key (also
 ``trainer.max_steps``, which sets a cosine schedule's length, and ``paths.data_root``) must match
@@ -43,10 +46,10 @@ STAGE_EXEMPT_KEYS = (*RUN_SWITCHES, "trainer.progress", "trainer.num_workers", "
 with (the last step's: a stage's selection is always ``last``, so neither its rule nor how often
 it evaluates matters)."""
 
-COLLECT_EXEMPT_KEYS = ("seed", "name", *RUN_SWITCHES, *DISPLAY_KEYS, *EXECUTION_KEYS)
+COLLECT_EXEMPT_KEYS = ("seed", "name", *RUN_SWITCHES, *DISPLAY_KEYS, *EXECUTION_KEYS, *TRACKER_KEYS)
 """Keys that never make two runs of a sweep different configurations: the seed (runs that differ
 only by seed are one configuration), the name, and every key that changes no result."""
-COLLECT_EXEMPT_PREFIXES = ("paths.", "hydra.")
+COLLECT_EXEMPT_PREFIXES = ("paths.", "hydra.", *(f"{key}." for key in TRACKER_KEYS))
 
 
 def flatten(tree: Any, prefix: str = "") -> dict[str, Any]:
@@ -64,13 +67,16 @@ def differences(expected: Mapping[str, Any], found: Mapping[str, Any], *,
     """Return ``(key, expected value, found value)`` for every flattened key whose values differ.
 
     Sorted by key; a key present on one side only has the string ``"<absent>"`` on the other;
-    keys in ``exempt`` are left out.
+    keys in ``exempt``, and the keys under them (``logger`` exempts ``logger.mlflow.experiment``),
+    are left out.
     """
     want, have = flatten(expected), flatten(found)
     missing = object()
+    under = tuple(f"{key}." for key in exempt)
     return [(key, want.get(key, "<absent>"), have.get(key, "<absent>"))
             for key in sorted(want.keys() | have.keys())
-            if key not in exempt and want.get(key, missing) != have.get(key, missing)]
+            if key not in exempt and not key.startswith(under)
+            and want.get(key, missing) != have.get(key, missing)]
 
 
 def data_identity(data: Mapping[str, Any]) -> dict[str, Any]:

@@ -34,7 +34,9 @@ LAYERS = (
     ("robustml._torchvision", "robustml.atomic", "robustml.identity", "robustml.selection",
      "robustml.validation"),
     # The data contract and datasets, the losses, the metrics, the models and the report writers.
-    ("robustml.data", "robustml.health", "robustml.losses", "robustml.metrics", "robustml.report"),
+    # The trackers send a run's records and files to TensorBoard or MLflow.
+    ("robustml.data", "robustml.health", "robustml.losses", "robustml.metrics", "robustml.report",
+     "robustml.trackers"),
     # The models and the one forward pass over a dataset (robustml.models.forward reads datasets).
     ("robustml.models",),
     # Mechanisms built on them: counterfactual rules, group inference, last-layer heads, label

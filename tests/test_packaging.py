@@ -46,5 +46,14 @@ def test_the_slurm_launcher_is_an_extra_that_make_installs():
     assert slurm == {"hydra-submitit-launcher", "submitit"}
     assert not slurm & _names(project["dependencies"]), "the SLURM launcher is a base dependency"
     installed = re.search(r'pip install .*-e "\.\[([^\]]*)\]"', (REPO / "Makefile").read_text())
-    assert installed and set(installed.group(1).split(",")) == {"dev", "slurm"}, (
-        "make setup must install the dev and slurm extras")
+    assert installed and set(installed.group(1).split(",")) == {"dev", "slurm", "trackers", "optuna"}, (
+        "make setup must install the dev, slurm, trackers and optuna extras")
+
+
+def test_the_trackers_and_the_optuna_sweeper_are_extras():
+    """``pip install robustml`` leaves tensorboard, mlflow and optuna out; ``make`` installs them."""
+    project = PYPROJECT["project"]
+    assert _names(project["optional-dependencies"]["trackers"]) == {"tensorboard", "mlflow-skinny"}
+    assert _names(project["optional-dependencies"]["optuna"]) == {"hydra-optuna-sweeper"}
+    base = _names(project["dependencies"])
+    assert not base & {"tensorboard", "mlflow", "mlflow-skinny", "optuna", "hydra-optuna-sweeper"}

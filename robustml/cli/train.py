@@ -17,6 +17,7 @@ from omegaconf import DictConfig
 
 from robustml.cli.errors import console, report_errors, reported
 from robustml.pipeline.run import run
+from robustml.pipeline.sweep import check_sweeper, sweep_objective
 from robustml.train import distributed, keep_freed_memory
 
 
@@ -24,11 +25,16 @@ from robustml.train import distributed, keep_freed_memory
 @reported
 def _train_task(cfg: DictConfig) -> float:
     sweeping = HydraConfig.get().mode == RunMode.MULTIRUN
-    return float(run(cfg, summary="line" if sweeping else "full")["val/acc_worst_group"])
+    if sweeping:
+        check_sweeper(HydraConfig.get().sweeper, cfg.trainer.select)
+    final = run(cfg, summary="line" if sweeping else "full")
+    return sweep_objective(cfg.trainer.select, final)
 
 
 def main() -> Any:
-    """Console entry point ``robustml-train``; returns val worst-group accuracy for sweepers.
+    """Console entry point ``robustml-train``; returns the run's validation selection metric
+    (``trainer.select``'s, val worst-group accuracy by default), which sweepers such as
+    ``hydra/sweeper=optuna`` maximize.
 
     Under ``torchrun`` it first joins the process group (:mod:`robustml.train.distributed`).
     The process keeps freed memory (:func:`robustml.train.keep_freed_memory`): full-batch steps

@@ -26,6 +26,7 @@ from robustml.pipeline.instantiate import config_keys
 from robustml.pipeline.health import CHECKS, run_checks
 from robustml.pipeline.inferred import inferred_report, with_inferred_groups
 from robustml.pipeline.labels import describe_group_label_use, method_name, render_group_label_use
+from robustml.pipeline.trackers import finish_trackers, open_trackers
 from robustml.report import (plot_group_accuracy, plot_history, render_console_summary,
                              write_metrics_json, write_report_md, write_text)
 from robustml.train import distributed
@@ -119,18 +120,27 @@ def run(cfg: DictConfig, run_dir: str | Path | None = None, *, summary: str = "f
             "and the stage resumes from its own)")
     if main:
         write_text(run_dir / "config.yaml", OmegaConf.to_yaml(cfg, resolve=True))
-    final, data, trainer, result, extra_tables = _stages(cfg, run_dir)
-    uses = describe_group_label_use(cfg)
-    if not main:
-        return final  # the same metrics on every process; rank 0 writes and prints them
-    splits = data.splits
-    _write_outputs(cfg, run_dir, final, result, trainer, splits, uses, extra_tables)
+    trackers = open_trackers(cfg, run_dir) if main else None  # logger=...: checked before training
+    try:
+        final, data, trainer, result, extra_tables = _stages(cfg, run_dir)
+        uses = describe_group_label_use(cfg)
+        if not main:
+            return final  # the same metrics on every process; rank 0 writes and prints them
+        splits = data.splits
+        _write_outputs(cfg, run_dir, final, result, trainer, splits, uses, extra_tables)
+    except BaseException as err:
+        if trackers is not None:
+            trackers.finish(None, "KILLED" if isinstance(err, KeyboardInterrupt) else "FAILED")
+        raise
+    where = finish_trackers(trackers, cfg, run_dir, final, trainer, data)  # after the run's own files
     if summary == "full":
         print(render_console_summary(final, title=f"{cfg.name} (seed {cfg.seed})",
                                      group_names=splits.group_names, group_label_use=uses,
                                      report_path=_shown_path(run_dir / "report.md"),
                                      attr_key=splits.test.attr_key,
                                      health=console_lines(from_metrics(final))))
+        for line in where:
+            print(line)
     elif summary == "line":
         print(f"{cfg.name} (seed {cfg.seed}): test worst-group "
               f"{100 * final['test/acc_worst_group']:.1f}%, average {100 * final['test/acc_avg']:.1f}%"
