@@ -1,6 +1,12 @@
-"""Last-layer methods on cached features (scikit-learn): Deep Feature Reweighting."""
+"""Last-layer methods on cached features: Deep Feature Reweighting (scikit-learn), Automatic
+Feature Reweighting and Diverse Prototypical Ensembles (PyTorch)."""
 
+from robustml.heads.afr import GAMMA_GRID, REG_GRID, AFRResult, afr, afr_weights
 from robustml.heads.dfr import (C_GRID, DFRClassifier, DFRResult, balanced_subsample, dfr_on_train,
                                 dfr_on_validation)
+from robustml.heads.dpe import DPEResult, dpe
+from robustml.heads.prototypes import PrototypeEnsembleHead
 
-__all__ = ["C_GRID", "DFRClassifier", "DFRResult", "balanced_subsample", "dfr_on_train", "dfr_on_validation"]
+__all__ = ["C_GRID", "GAMMA_GRID", "REG_GRID", "AFRResult", "DFRClassifier", "DFRResult", "DPEResult",
+           "PrototypeEnsembleHead", "afr", "afr_weights", "balanced_subsample", "dfr_on_train",
+           "dfr_on_validation", "dpe"]
