@@ -1,7 +1,7 @@
 """Health checks: a run says when a remedy did nothing, in one line that names what to change.
 
 A check is a pure function of what a mechanism already computed (the loss history, the final
-metrics, JTT's error set, DFR's chosen C); it lives beside its mechanism and returns
+metrics, JTT's error set, the chosen hyperparameters of DFR and AFR); it lives beside its mechanism and returns
 :class:`Finding` s. This module holds what they share: the finding, the thresholds (one dataclass,
 mirrored by ``configs/health/default.yaml``), and how findings become ``health/<check>`` entries
 of ``metrics.json``, console lines (at most three, the most severe first) and a report section.
@@ -54,6 +54,8 @@ class Thresholds:
         inferred_min_part: ... or when a part holds less than this share of the split.
         cleaning_group_ratio: ``cleaning_group`` fires when a group's flagged fraction is more
             than this times the overall flagged fraction (the guard is off or too loose).
+        dpe_member_class_share: ``dpe_member_one_class`` fires for a DPE member that gives at
+            least this share of validation rows one class.
     """
 
     chance_margin: float = 0.05
@@ -66,11 +68,12 @@ class Thresholds:
     inferred_max_class_share: float = 0.95
     inferred_min_part: float = 0.01
     cleaning_group_ratio: float = 2.0
+    dpe_member_class_share: float = 0.99
 
     def __post_init__(self) -> None:
         for name in ("chance_margin", "shortcut_gap", "q_uniform_tolerance", "q_collapse",
                      "jtt_max_error_fraction", "jtt_max_class_share", "inferred_max_class_share",
-                     "inferred_min_part", "cleaning_group_ratio"):
+                     "inferred_min_part", "cleaning_group_ratio", "dpe_member_class_share"):
             object.__setattr__(self, name, check_real(name, getattr(self, name), minimum=0.0))
         object.__setattr__(self, "min_val_group", check_int("min_val_group", self.min_val_group, minimum=0))
 

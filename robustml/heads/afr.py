@@ -101,7 +101,7 @@ class AFRResult:
 
     def decision(self, features: np.ndarray | torch.Tensor) -> torch.Tensor:
         """Return the ``(N, C)`` logits of ``features`` ``(N, D)``."""
-        x = torch.as_tensor(np.asarray(features, dtype=np.float32))
+        x = torch.from_numpy(np.array(features, dtype=np.float32))
         return x @ self.weight.T + self.bias
 
     def predict(self, features: np.ndarray | torch.Tensor) -> np.ndarray:

@@ -76,7 +76,8 @@ class DFRResult:
         return self.model.predict(np.asarray(features, dtype=np.float64))
 
     def linear(self) -> tuple[torch.Tensor, torch.Tensor]:
-        """Return the scaler and logistic regression folded into one layer ``(weight, bias)``.
+        """Return the scaler and logistic regression folded into one layer ``(weight, bias)``
+        (a :class:`~robustml.heads.classifier.LinearHead`'s arguments).
 
         ``features @ weight.T + bias`` equals ``decision_function`` of the pipeline: shape
         ``(1, D)`` and ``(1,)`` for two classes (class 1 when positive), ``(C, D)`` and ``(C,)``
@@ -87,30 +88,6 @@ class DFRResult:
         bias = head.intercept_ - weight @ scaler.mean_
         return (torch.from_numpy(np.ascontiguousarray(weight)).float(),
                 torch.from_numpy(np.ascontiguousarray(bias)).float())
-
-
-class DFRClassifier(torch.nn.Module):
-    """A trained model whose last layer is DFR's: ``features(x)`` of the base, then the folded head.
-
-    Args:
-        base: The model whose ``features(x)`` DFR was fitted on.
-        weight: ``(C_out, D)`` from :meth:`DFRResult.linear`.
-        bias: ``(C_out,)``.
-    """
-
-    def __init__(self, base: torch.nn.Module, weight: torch.Tensor, bias: torch.Tensor) -> None:
-        super().__init__()
-        self.base = base
-        self.register_buffer("weight", weight)
-        self.register_buffer("bias", bias)
-
-    def features(self, x: torch.Tensor) -> torch.Tensor:
-        """Return the base model's penultimate features, shape ``(N, D)``."""
-        return self.base.features(x)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """Return DFR's logits, shape ``(N, C_out)``."""
-        return torch.nn.functional.linear(self.features(x).float(), self.weight, self.bias)
 
 
 def _group_name(g: int, group_names: Sequence[str] | None) -> str:

@@ -8,7 +8,7 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf
 
 from robustml.health import Finding, Thresholds
-from robustml.pipeline import dfr, inferred, jtt
+from robustml.pipeline import afr, dfr, dpe, inferred, jtt
 from robustml.pipeline.build import RunData
 from robustml.pipeline.instantiate import ENGINE_KEYS, keys_under, with_config_keys
 from robustml.train import health
@@ -16,7 +16,8 @@ from robustml.train.loop import Trainer
 
 CHECKS = ("not_learning", "shortcut_learned", "selected_first_evaluation", "small_val_group",
           "group_dro_q_frozen", "group_dro_q_collapsed", "jtt_error_set", "jtt_stage_one",
-          "dfr_c_at_grid_edge", "inferred_groups", "cleaning_group")
+          "dfr_c_at_grid_edge", "afr_at_grid_edge", "dpe_member_one_class", "inferred_groups",
+          "cleaning_group")
 KEYS = {**ENGINE_KEYS, **keys_under("loss.criterion.", ("step_size",))}
 
 
@@ -47,8 +48,13 @@ def run_checks(cfg: DictConfig, trainer: Trainer, data: RunData, final: dict[str
     if stage_one is not None:
         findings += jtt.health(stage_one, train.y, train.num_classes,
                                batch_size=cfg.trainer.batch_size, thresholds=limits)
-    if OmegaConf.select(cfg, "method._target_") == "robustml.pipeline.dfr":
+    target = OmegaConf.select(cfg, "method._target_")
+    if target == "robustml.pipeline.dfr":
         findings += dfr.health(cfg, final)
+    elif target == "robustml.pipeline.afr":
+        findings += afr.health(cfg, final)
+    elif target == "robustml.pipeline.dpe":
+        findings += dpe.health(final, thresholds=limits)
     findings += inferred.health(data.splits, thresholds=limits)
     if cfg.cleaning is not None:
         from robustml.pipeline import clean  # cleanlab and scikit-learn: only for cleaning runs

@@ -1,0 +1,83 @@
+"""DPE for ``robustml-train method=dpe``: an ensemble of prototype heads on the selected model's
+cached validation features.
+
+To et al. (ICML 2025), through :mod:`robustml.heads.dpe`, in the last-layer step that DFR, AFR
+and DPE share (:mod:`robustml.pipeline.heads`). As in the authors' code, the members train on
+balanced subsets of the validation split (``method.balance=class``: class labels only;
+``group``: validation group labels) and each member's epoch is chosen by validation worst-group
+accuracy, so DPE always uses validation group labels for selection.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import torch
+from omegaconf import DictConfig
+
+from robustml.data.contract import DataSplits
+from robustml.health import Finding, Thresholds
+from robustml.pipeline.heads import FittedHead, comparison_rows
+from robustml.report import markdown_table
+
+if TYPE_CHECKING:
+    from robustml.heads.dpe import DPEResult
+
+KEYS = ("num_members", "epochs", "lr", "batch_size", "cov_reg", "alpha", "entropic", "wd_weight",
+        "standardize")
+
+
+def fit(cfg: DictConfig, features: dict[str, np.ndarray], splits: DataSplits,
+        model: torch.nn.Module) -> FittedHead:
+    """Fit DPE on the validation split's cached features (the base ``model``'s head is not used)."""
+    from robustml.heads.dpe import dpe
+    options = cfg.method
+    val = splits.val
+    y, groups = val.y.cpu().numpy(), val.group.cpu().numpy()
+    result = dpe(features["val"], y, groups if options.balance == "group" else None, features["val"], y,
+                 groups, num_classes=splits.num_classes, num_groups=splits.num_groups,
+                 balance=options.balance, seed=cfg.seed, group_names=splits.group_names,
+                 **{key: options[key] for key in KEYS})
+    metrics = {"dpe/balance": result.balance, "dpe/subset_size": result.subset_size,
+               "dpe/num_members": len(result.member_scores)}
+    for m, (score, epoch, share) in enumerate(zip(result.member_scores, result.member_epochs,
+                                                  result.member_class_share)):
+        metrics.update({f"dpe/member_{m}_val_worst_group": score, f"dpe/member_{m}_epoch": epoch,
+                        f"dpe/member_{m}_class_share": share})
+    from robustml.heads.classifier import head_state
+    return FittedHead(result.predict, head_state(result.head()), metrics,
+                      lambda base, out: _report(result, base, out))
+
+
+def _report(result: DPEResult, base: dict[str, Any], out: dict[str, Any]) -> str:
+    labels = ("class labels only" if result.balance == "class"
+              else "the validation split's group labels")
+    members = [[str(m), f"{100 * score:.1f}", str(epoch), f"{100 * share:.1f}"]
+               for m, (score, epoch, share) in enumerate(zip(result.member_scores, result.member_epochs,
+                                                             result.member_class_share))]
+    return (f"## DPE (To et al., ICML 2025)\n\nThe base model's last layer is replaced by an ensemble of "
+            f"{len(members)} prototype heads (IsoMax+, one prototype per class each), each trained on a "
+            f"fresh {result.balance}-balanced subset of the validation split ({result.subset_size} rows, "
+            f"{labels}) with a penalty on its similarity to the earlier members; each member's epoch "
+            f"was chosen by validation worst-group accuracy; the ensemble averages their "
+            f"probabilities. The per-group tables of this report are DPE's; the base model's "
+            f"metrics are `base/...` in metrics.json.\n\n"
+            + markdown_table(["model", "val worst", "val avg", "test worst", "test avg"],
+                             comparison_rows(base, out, "DPE"))
+            + "\n\nMembers:\n\n"
+            + markdown_table(["member", "val worst-group (%)", "epoch", "largest class share (%)"], members))
+
+
+def health(final: dict[str, Any], *, thresholds: Thresholds) -> list[Finding]:
+    """DPE's check: a member that gives (nearly) every validation row one class."""
+    shares = {int(key.split("_")[1]): value for key, value in final.items()
+              if key.startswith("dpe/member_") and key.endswith("_class_share")}
+    flat = sorted(m for m, share in shares.items() if share >= thresholds.dpe_member_class_share)
+    if not flat:
+        return []
+    return [Finding("dpe_member_one_class", 2,
+                    f"DPE member(s) {flat} of {len(shares)} give at least "
+                    f"{100 * thresholds.dpe_member_class_share:g}% of validation rows one class: they "
+                    f"add nothing to the ensemble; lower method.cov_reg (their similarity penalty) or "
+                    f"raise method.epochs")]
