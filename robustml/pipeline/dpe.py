@@ -18,7 +18,7 @@ from omegaconf import DictConfig
 
 from robustml.data.contract import DataSplits
 from robustml.health import Finding, Thresholds
-from robustml.pipeline.heads import FittedHead, comparison_rows
+from robustml.pipeline.heads import FittedHead, base_head, comparison_rows
 from robustml.report import markdown_table
 
 if TYPE_CHECKING:
@@ -30,29 +30,51 @@ KEYS = ("num_members", "epochs", "lr", "batch_size", "cov_reg", "alpha", "entrop
 
 def fit(cfg: DictConfig, features: dict[str, np.ndarray], splits: DataSplits,
         model: torch.nn.Module) -> FittedHead:
-    """Fit DPE on the validation split's cached features (the base ``model``'s head is not used)."""
+    """Fit DPE on the validation split's cached features (the base ``model``'s head only ranks
+    rows for SELF)."""
+    from robustml.heads.classifier import head_state
     from robustml.heads.dpe import dpe
     options = cfg.method
     val = splits.val
     y, groups = val.y.cpu().numpy(), val.group.cpu().numpy()
-    result = dpe(features["val"], y, groups if options.balance == "group" else None, features["val"], y,
-                 groups, num_classes=splits.num_classes, num_groups=splits.num_groups,
+    rows = retrain_rows(cfg, features["val"], y, model)
+    result = dpe(features["val"][rows], y[rows], groups[rows] if options.balance == "group" else None,
+                 features["val"], y, groups, num_classes=splits.num_classes, num_groups=splits.num_groups,
                  balance=options.balance, seed=cfg.seed, group_names=splits.group_names,
                  **{key: options[key] for key in KEYS})
     metrics = {"dpe/balance": result.balance, "dpe/subset_size": result.subset_size,
-               "dpe/num_members": len(result.member_scores)}
+               "dpe/retrain_rows": len(rows), "dpe/num_members": len(result.member_scores)}
     for m, (score, epoch, share) in enumerate(zip(result.member_scores, result.member_epochs,
                                                   result.member_class_share)):
         metrics.update({f"dpe/member_{m}_val_worst_group": score, f"dpe/member_{m}_epoch": epoch,
                         f"dpe/member_{m}_class_share": share})
-    from robustml.heads.classifier import head_state
     return FittedHead(result.predict, head_state(result.head()), metrics,
-                      lambda base, out: _report(result, base, out))
+                      lambda base, out: _report(result, base, out, len(rows), len(y)))
 
 
-def _report(result: DPEResult, base: dict[str, Any], out: dict[str, Any]) -> str:
+def retrain_rows(cfg: DictConfig, features: np.ndarray, y: np.ndarray, model: torch.nn.Module) -> np.ndarray:
+    """Return the validation rows DPE trains on: all, or (``method.retrain_rows=misclassified``)
+    the ``method.num_rows`` the base model gets most wrong (SELF, :mod:`robustml.heads.selection`)."""
+    rule = cfg.method.retrain_rows
+    if rule == "all":
+        return np.arange(len(y))
+    if rule != "misclassified":
+        raise ValueError(f"method.retrain_rows must be 'all' or 'misclassified', got {rule!r} (SELF's "
+                         f"'disagreement' needs an early-stopped model's logits: robustml.heads.self_rows "
+                         f"takes them in Python)")
+    if cfg.method.num_rows is None:
+        raise ValueError("method.retrain_rows=misclassified needs method.num_rows, how many validation "
+                         "rows to keep (SELF keeps the k rows with the largest base-model loss)")
+    from robustml.heads.selection import self_rows
+    weight, bias = base_head(model)
+    return np.sort(self_rows(y, features @ weight.T + bias, int(cfg.method.num_rows)))
+
+
+def _report(result: DPEResult, base: dict[str, Any], out: dict[str, Any], retrained: int, total: int) -> str:
     labels = ("class labels only" if result.balance == "class"
               else "the validation split's group labels")
+    labels += "; " + (f"drawn from the {retrained} validation rows the base model gets most wrong (SELF)"
+                      if retrained < total else "drawn from the whole validation split")
     members = [[str(m), f"{100 * score:.1f}", str(epoch), f"{100 * share:.1f}"]
                for m, (score, epoch, share) in enumerate(zip(result.member_scores, result.member_epochs,
                                                              result.member_class_share))]

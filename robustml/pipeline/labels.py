@@ -74,9 +74,10 @@ def _method_label_use(cfg: DictConfig, uses: dict[str, str]) -> dict[str, str]:
         uses["selection"] = (f"base model: {uses['selection']}; AFR's gamma, reg and step: validation "
                              f"group labels (worst-group accuracy)")
     elif name == "dpe":
-        labels = ("class labels only (class-balanced subsets of the validation split)"
-                  if cfg.method.balance == "class"
-                  else "validation group labels (group-balanced subsets of the validation split)")
+        rows = ("the validation split" if cfg.method.retrain_rows == "all" else
+                f"the {cfg.method.num_rows} validation rows the base model gets most wrong (SELF)")
+        labels = (f"class labels only (class-balanced subsets of {rows})" if cfg.method.balance == "class"
+                  else f"validation group labels (group-balanced subsets of {rows})")
         uses["training"] = f"base model: {uses['training']}; DPE's prototype ensemble: {labels}"
         uses["selection"] = (f"base model: {uses['selection']}; DPE's epoch of each member: validation "
                              f"group labels (worst-group accuracy)")

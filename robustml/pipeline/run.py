@@ -71,7 +71,7 @@ def _shown_path(path: Path) -> str:
 # What debug=smoke (cfg.smoke) sets in the stages before the final run, where the config has them.
 SMOKE_STAGES = {"method.stage_one.max_steps": 2, "method.stage_one.epochs": None,
                 "groups.num_steps": 20, "method.num_epochs": 2, "method.epochs": 1,
-                "method.num_members": 2}
+                "method.num_members": 2, "method.batch_size": 2}
 
 
 def shorten_for_smoke(cfg: DictConfig) -> None:

@@ -11,7 +11,7 @@ import torch
 
 from robustml.data.datasets.colored_digits import colored_digits_splits
 from robustml.features import cached_split_features
-from robustml.heads import afr, dpe
+from robustml.heads import afr, dpe, self_rows
 from robustml.models import MLP
 from robustml.pipeline import afr as afr_step
 from robustml.pipeline import dpe as dpe_step
@@ -115,3 +115,22 @@ def test_head_runs_refuse_bad_settings_by_name(tmp_path):
     with pytest.raises(ValueError, match=r"data.label_noise: this run has 0.25, the base run has 0.1"):
         run(compose_train([*DPE, *FAST, f"method.base_run={tmp_path / 'other'}"]), run_dir=tmp_path / "c",
             summary="none")
+
+
+def test_dpe_on_the_rows_the_base_model_gets_most_wrong(tmp_path):
+    cfg = compose_train([*DPE, *FAST, "method.retrain_rows=misclassified", "method.num_rows=120",
+                         f"method.cache_dir={tmp_path / 'features'}"])
+    final = run(cfg, run_dir=tmp_path / "run", summary="none")
+    splits, model, features = _base_model(cfg, tmp_path / "run", tmp_path / "features")
+    val = splits.val
+    logits = features["val"] @ model.head.weight.detach().numpy().T + model.head.bias.detach().numpy()
+    rows = np.sort(self_rows(val.y.numpy(), logits, 120))
+    direct = dpe(features["val"][rows], val.y.numpy()[rows], None, features["val"], val.y.numpy(),
+                 val.group.numpy(), num_classes=2, num_groups=4, num_members=2, epochs=3, batch_size=32,
+                 cov_reg=100.0, seed=0)
+    assert final["dpe/retrain_rows"] == 120
+    assert final["test/acc_worst_group"] == pytest.approx(_worst(direct.predict(features["test"]), splits.test))
+    assert "the 120 validation rows the base model gets most wrong (SELF)" in describe_group_label_use(cfg)["training"]
+    with pytest.raises(ValueError, match="needs method.num_rows"):
+        run(compose_train([*DPE, *FAST, "method.retrain_rows=misclassified", f"method.cache_dir={tmp_path / 'features'}"]),
+            run_dir=tmp_path / "bad", summary="none")
