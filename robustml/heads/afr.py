@@ -26,9 +26,9 @@ Defaults are the authors' Waterbirds sweep (``gamma`` in ``linspace(4, 20, 33)``
 Where robustml differs: every configuration of the grid trains at once, batched
 (:func:`train_grid`; each one's steps are the authors', so the results agree to float rounding,
 at a fraction of the time of one configuration after another); the draws come from one
-``torch.Generator`` seeded by ``seed`` (the
-authors seed PyTorch's global generator once before the sweep: the same numbers, drawn in the
-same order, one ``nn.Linear`` initialization per configuration); a sweep whose every score is 0
+``torch.Generator`` seeded by ``seed`` (the authors seed PyTorch's global generator once before
+the sweep: the same numbers, drawn in the same order, one ``nn.Linear`` initialization per
+configuration); a sweep whose every score is 0
 keeps the first configuration (the authors' sweep then chooses none); a two-class base head with
 one logit (robustml's binary convention) is run as the authors' two-logit head ``[0; w0]``,
 ``[0; b0]`` (the same softmax) and folded back to one logit by :meth:`AFRResult.linear`.
