@@ -1,10 +1,11 @@
 """Health checks: a run says when a remedy did nothing, in one line that names what to change.
 
 A check is a pure function of what a mechanism already computed (the loss history, the final
-metrics, JTT's error set, the chosen hyperparameters of DFR and AFR); it lives beside its mechanism and returns
-:class:`Finding` s. This module holds what they share: the finding, the thresholds (one dataclass,
-mirrored by ``configs/health/default.yaml``), and how findings become ``health/<check>`` entries
-of ``metrics.json``, console lines (at most three, the most severe first) and a report section.
+metrics, JTT's error set, the hyperparameters DFR and AFR chose, DPE's members); it lives beside
+its mechanism and returns :class:`Finding` s. This module holds what they share: the finding, the
+thresholds (one dataclass, mirrored by ``configs/health/default.yaml``), and how findings become
+``health/<check>`` entries of ``metrics.json``, console lines (at most three, the most severe
+first) and a report section.
 """
 
 from __future__ import annotations

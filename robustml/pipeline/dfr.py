@@ -31,8 +31,8 @@ def fit_dfr(cfg: DictConfig, features: dict[str, np.ndarray], splits: DataSplits
     if options.fit_on not in FIT_ON:
         raise ValueError(f"method.fit_on must be one of {list(FIT_ON)}, got {options.fit_on!r}")
     labels = {name: (split.y.cpu().numpy(), split.group.cpu().numpy()) for name, split in splits.items()}
-    common = {"C_grid": [float(c) for c in options.C_grid], "max_iter": options.max_iter, "seed": cfg.seed, "n_jobs": options.n_jobs,
-              "group_names": splits.group_names}
+    common = {"C_grid": [float(c) for c in options.C_grid], "max_iter": options.max_iter,
+              "seed": cfg.seed, "n_jobs": options.n_jobs, "group_names": splits.group_names}
     if options.num_refits is not None:  # null: each function's default, the authors' count
         common["num_refits"] = options.num_refits
     if options.fit_on == "val":
