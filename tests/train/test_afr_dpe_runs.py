@@ -99,17 +99,22 @@ def test_dpe_run_equals_a_direct_fit_on_validation_and_is_audited(tmp_path, bala
 
 
 def test_head_health_checks_fire_at_a_grid_edge_and_on_a_one_class_member():
-    cfg = compose_train(AFR)
-    assert [f.check for f in afr_step.health(cfg, {"afr/gamma": 4.0, "afr/reg": 0.0})] == ["afr_at_grid_edge"]
-    edge = afr_step.health(cfg, {"afr/gamma": 4.0, "afr/reg": 0.0})[0].message
-    assert "extend method.gammas past 4" in edge
-    assert afr_step.health(cfg, {"afr/gamma": 2.0, "afr/reg": 0.0}) == []  # reg=0: not an edge to extend
-    edge = afr_step.health(cfg, {"afr/gamma": 2.0, "afr/reg": 0.1})[0].message
-    assert "largest value of method.regs" in edge
+    cfg, splits, limits = compose_train(AFR), colored_digits_splits(seed=0), Thresholds()
+
+    def afr_health(gamma, reg):
+        return afr_step.health(cfg, {"afr/gamma": gamma, "afr/reg": reg}, splits, thresholds=limits)
+    assert [f.check for f in afr_health(4.0, 0.0)] == ["afr_at_grid_edge"]
+    assert "extend method.gammas past 4" in afr_health(4.0, 0.0)[0].message
+    assert afr_health(2.0, 0.0) == []  # reg=0, no pull: not an edge to extend
+    assert "largest value of method.regs" in afr_health(2.0, 0.1)[0].message
     final = {"dpe/member_0_class_share": 0.6, "dpe/member_1_class_share": 1.0}
-    found = dpe_step.health(final, thresholds=Thresholds())
+    found = dpe_step.health(cfg, final, splits, thresholds=limits)
     assert [f.check for f in found] == ["dpe_member_one_class"] and "member(s) [1] of 2" in found[0].message
-    assert dpe_step.health(final, thresholds=Thresholds(dpe_member_class_share=1.01)) == []
+    assert dpe_step.health(cfg, final, splits, thresholds=Thresholds(dpe_member_class_share=1.01)) == []
+    # The ensemble's own predictions: one class for every test row fires the shared one-class check.
+    one_class = {**final, "test/pred_share_0": 1.0, "test/pred_share_1": 0.0}
+    assert "one_class_predictor" in [f.check for f in dpe_step.health(cfg, one_class, splits,
+                                                                      thresholds=limits)]
 
 
 def test_head_runs_refuse_bad_settings_by_name(tmp_path):
