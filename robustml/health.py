@@ -1,10 +1,11 @@
 """Health checks: a run says when a remedy did nothing, in one line that names what to change.
 
 A check is a pure function of what a mechanism already computed (the loss history, the final
-metrics, JTT's error set, DFR's chosen C); it lives beside its mechanism and returns
-:class:`Finding` s. This module holds what they share: the finding, the thresholds (one dataclass,
-mirrored by ``configs/health/default.yaml``), and how findings become ``health/<check>`` entries
-of ``metrics.json``, console lines (at most three, the most severe first) and a report section.
+metrics, JTT's error set, the hyperparameters DFR and AFR chose, DPE's members); it lives beside
+its mechanism and returns :class:`Finding` s. This module holds what they share: the finding, the
+thresholds (one dataclass, mirrored by ``configs/health/default.yaml``), and how findings become
+``health/<check>`` entries of ``metrics.json``, console lines (at most three, the most severe
+first) and a report section.
 """
 
 from __future__ import annotations
@@ -59,6 +60,8 @@ class Thresholds:
         one_class_label_share: ... while that class is less than this share of them.
         dfr_min_tuning_group: ``dfr_small_tuning_group`` fires when a group has fewer examples
             in a part of DFR's tuning (the half that fits or the part that scores each C).
+        dpe_member_class_share: ``dpe_member_one_class`` fires for a DPE member that gives at
+            least this share of validation rows one class.
     """
 
     chance_margin: float = 0.05
@@ -74,12 +77,13 @@ class Thresholds:
     one_class_share: float = 0.99
     one_class_label_share: float = 0.9
     dfr_min_tuning_group: int = 10
+    dpe_member_class_share: float = 0.99
 
     def __post_init__(self) -> None:
         for name in ("chance_margin", "shortcut_gap", "q_uniform_tolerance", "q_collapse",
                      "jtt_max_error_fraction", "jtt_max_class_share", "inferred_max_class_share",
                      "inferred_min_part", "cleaning_group_ratio", "one_class_share",
-                     "one_class_label_share"):
+                     "one_class_label_share", "dpe_member_class_share"):
             object.__setattr__(self, name, check_real(name, getattr(self, name), minimum=0.0))
         for name in ("min_val_group", "dfr_min_tuning_group"):
             object.__setattr__(self, name, check_int(name, getattr(self, name), minimum=0))

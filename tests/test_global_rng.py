@@ -1,7 +1,7 @@
 """Library calls leave the process's random states as they found them.
 
 A user's own loop seeds once and expects its draws to depend on that seed only: building a loss, a
-sampler or a dataset, fitting DFR or finding label issues must not reseed or draw from Python's
+sampler or a dataset, fitting DFR, AFR or DPE or finding label issues must not reseed or draw from Python's
 ``random``, numpy's global generator or torch's default generator. Only the run's entry seeds
 (:func:`robustml.train.seed_everything`), and the test checks it does.
 """
@@ -17,7 +17,7 @@ import torch
 from robustml.cleaning import detect_label_issues
 from robustml.data.datasets.colored_digits import colored_digits_splits
 from robustml.data.samplers import GroupBalancedSampler, UpsampledOrder
-from robustml.heads import dfr_on_validation
+from robustml.heads import afr, dfr_on_validation, dpe
 from robustml.losses import GroupDROLoss, IRMLoss, VRExLoss
 from robustml.train import seed_everything
 
@@ -56,6 +56,16 @@ def _dfr():
     dfr_on_validation(features, features, target, groups, num_groups=4, num_refits=2, C_grid=[1.0, 0.1])
 
 
+def _afr_dpe():
+    gen = np.random.default_rng(0)
+    features = gen.normal(size=(80, 4))
+    target, groups = gen.integers(0, 2, 80), gen.integers(0, 4, 80)
+    afr(features, target, gen.normal(size=(1, 4)), np.zeros(1), features, target, groups, num_groups=4,
+        gammas=[1.0], regs=[0.0], num_epochs=2)
+    dpe(features, target, groups, features, target, groups, num_classes=2, num_groups=4, num_members=2,
+        epochs=1, batch_size=8)
+
+
 def _label_issues():
     gen = np.random.default_rng(0)
     x = gen.normal(size=(120, 3)).astype(np.float32)
@@ -64,8 +74,9 @@ def _label_issues():
     detect_label_issues(x, labels)
 
 
-@pytest.mark.parametrize("call", [_losses, _samplers, _dataset, _dfr, _label_issues],
-                         ids=["losses", "samplers", "dataset", "dfr_on_validation", "detect_label_issues"])
+@pytest.mark.parametrize("call", [_losses, _samplers, _dataset, _dfr, _afr_dpe, _label_issues],
+                         ids=["losses", "samplers", "dataset", "dfr_on_validation", "afr_dpe",
+                              "detect_label_issues"])
 def test_library_calls_leave_the_global_random_states_unchanged(call):
     random.seed(11), np.random.seed(11), torch.manual_seed(11)
     before = _states()

@@ -38,6 +38,7 @@ from sklearn.multiclass import OneVsRestClassifier
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import StandardScaler
 
+from robustml.heads.arrays import check_split
 from robustml.metrics import group_accuracy
 from robustml.validation import check_int
 
@@ -80,7 +81,8 @@ class DFRResult:
         return self.model.predict(np.asarray(features, dtype=np.float64))
 
     def linear(self) -> tuple[torch.Tensor, torch.Tensor]:
-        """Return the scaler and logistic regression folded into one layer ``(weight, bias)``.
+        """Return the scaler and logistic regression folded into one layer ``(weight, bias)``
+        (a :class:`~robustml.heads.classifier.LinearHead`'s arguments).
 
         ``features @ weight.T + bias`` equals ``decision_function`` of the pipeline: shape
         ``(1, D)`` and ``(1,)`` for two classes (class 1 when positive), ``(C, D)`` and ``(C,)``
@@ -91,45 +93,6 @@ class DFRResult:
         bias = head.intercept_ - weight @ scaler.mean_
         return (torch.from_numpy(np.ascontiguousarray(weight)).float(),
                 torch.from_numpy(np.ascontiguousarray(bias)).float())
-
-
-class DFRClassifier(torch.nn.Module):
-    """A trained model whose last layer is DFR's: ``features(x)`` of the base, then the folded head.
-
-    Args:
-        base: The model whose ``features(x)`` DFR was fitted on.
-        weight: ``(C_out, D)`` from :meth:`DFRResult.linear`.
-        bias: ``(C_out,)``.
-    """
-
-    def __init__(self, base: torch.nn.Module, weight: torch.Tensor, bias: torch.Tensor) -> None:
-        super().__init__()
-        self.base = base
-        self.register_buffer("weight", weight)
-        self.register_buffer("bias", bias)
-
-    def features(self, x: torch.Tensor) -> torch.Tensor:
-        """Return the base model's penultimate features, shape ``(N, D)``."""
-        return self.base.features(x)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """Return DFR's logits, shape ``(N, C_out)``."""
-        return torch.nn.functional.linear(self.features(x).float(), self.weight, self.bias)
-
-
-def _check(features: np.ndarray, target: np.ndarray, groups: np.ndarray,
-           name: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    features = np.asarray(features, dtype=np.float64)
-    target, groups = np.asarray(target), np.asarray(groups)
-    if features.ndim != 2:
-        raise ValueError(f"{name} features must have shape (N, D), got {features.shape}")
-    if target.shape != (features.shape[0],) or groups.shape != (features.shape[0],):
-        raise ValueError(f"{name} labels and groups must have shape ({features.shape[0]},), got "
-                         f"{target.shape} and {groups.shape}")
-    if not np.issubdtype(groups.dtype, np.integer) or not np.issubdtype(target.dtype, np.integer):
-        raise TypeError(f"{name} labels and groups must be integer arrays, got {target.dtype} and "
-                        f"{groups.dtype}")
-    return features, target.astype(np.int64), groups.astype(np.int64)
 
 
 def _group_name(g: int, group_names: Sequence[str] | None) -> str:
@@ -244,7 +207,7 @@ def dfr_on_validation(train_features: np.ndarray, val_features: np.ndarray, val_
         A :class:`DFRResult` (``fit_on="val"``).
     """
     _check_options(C_grid, num_refits)
-    x_val, y_val, g_val = _check(val_features, val_target, val_groups, "validation")
+    x_val, y_val, g_val = check_split(val_features, val_target, val_groups, "validation")
     x_train = np.asarray(train_features, dtype=np.float64)
     rng = np.random.default_rng(seed)
     order = rng.permutation(len(x_val))
@@ -291,8 +254,8 @@ def dfr_on_train(train_features: np.ndarray, train_target: np.ndarray, train_gro
         A :class:`DFRResult` (``fit_on="train"``).
     """
     _check_options(C_grid, num_refits)
-    x_train, y_train, g_train = _check(train_features, train_target, train_groups, "training")
-    x_val, y_val, g_val = _check(val_features, val_target, val_groups, "validation")
+    x_train, y_train, g_train = check_split(train_features, train_target, train_groups, "training")
+    x_val, y_val, g_val = check_split(val_features, val_target, val_groups, "validation")
     missing = sorted(set(range(num_groups)) - set(g_val.tolist()))
     if missing:
         names = ", ".join(_group_name(g, group_names) for g in missing)

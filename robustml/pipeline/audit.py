@@ -19,10 +19,7 @@ from robustml.audit import (DataAuditResult, audit_data, audit_model, audit_pred
 from robustml.data.contract import DataSplits
 from robustml.features import cached_features
 from robustml.groups.clustering import DEFAULT_NUM_CLUSTERS
-from robustml.heads.dfr import DFRClassifier
-from robustml.train.checkpoint import load_checkpoint
-from robustml.pipeline.dfr import DFR_HEAD
-from robustml.models.forward import model_device
+from robustml.pipeline.heads import load_head
 from robustml.train.evaluate import predict_dataset
 from robustml.pipeline.instantiate import build_from
 from robustml.pipeline.stages import load_trained_model, run_config
@@ -83,11 +80,8 @@ def audit_run(source: str | Path | None, overrides: Sequence[str] = (), *, split
                                    feature_names=names, seed=seed, num_clusters=num_clusters)
         label = f"saved predictions {predictions}"
     else:
-        model = load_trained_model(source, None, splits)
-        head = Path(source) / "checkpoints" / DFR_HEAD
-        if head.is_file():  # a DFR run predicts with its refitted last layer, not best.pt's head
-            layer = load_checkpoint(head, map_location=model_device(model))
-            model = DFRClassifier(model, layer["weight"], layer["bias"]).eval()
+        # A DFR, AFR or DPE run predicts with its refitted last layer, not best.pt's head.
+        model, method = load_head(Path(source), load_trained_model(source, None, splits))
         if dataset.in_memory:
             result = audit_model(model, dataset, split=split, feature_names=names, seed=seed,
                                  num_clusters=num_clusters)
@@ -95,7 +89,7 @@ def audit_run(source: str | Path | None, overrides: Sequence[str] = (), *, split
             feats = np.asarray(cached_features(model, dataset, out_dir / "features", progress=False))
             result = audit_predictions(dataset, predict_dataset(model, dataset).cpu().numpy(), feats,
                                        split=split, seed=seed, num_clusters=num_clusters)
-        label = f"run {source}" + (" (its DFR last layer)" if isinstance(model, DFRClassifier) else "")
+        label = f"run {source}" + (f" (its {method.upper()} last layer)" if method else "")
     return write_audit(result, out_dir, source=label)
 
 

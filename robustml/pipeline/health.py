@@ -8,7 +8,7 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf
 
 from robustml.health import Finding, Thresholds
-from robustml.pipeline import dfr, inferred, jtt
+from robustml.pipeline import afr, dfr, dpe, inferred, jtt
 from robustml.pipeline.build import RunData
 from robustml.pipeline.instantiate import ENGINE_KEYS, keys_under, with_config_keys
 from robustml.train import health
@@ -16,8 +16,11 @@ from robustml.train.loop import Trainer
 
 CHECKS = ("not_learning", "shortcut_learned", "selected_first_evaluation", "small_val_group",
           "group_dro_q_frozen", "group_dro_q_collapsed", "jtt_error_set", "jtt_stage_one",
-          "one_class_predictor", "dfr_c_at_grid_edge", "dfr_small_tuning_group", "inferred_groups",
-          "cleaning_group")
+          "one_class_predictor", "dfr_c_at_grid_edge", "dfr_small_tuning_group", "afr_at_grid_edge",
+          "dpe_member_one_class", "inferred_groups", "cleaning_group")
+# The last-layer heads (method._target_) and their modules, each with ``health(cfg, final, splits,
+# thresholds=...)``.
+HEADS = {"robustml.pipeline.dfr": dfr, "robustml.pipeline.afr": afr, "robustml.pipeline.dpe": dpe}
 KEYS = {**ENGINE_KEYS, **keys_under("loss.criterion.", ("step_size",))}
 
 
@@ -48,8 +51,9 @@ def run_checks(cfg: DictConfig, trainer: Trainer, data: RunData, final: dict[str
     if stage_one is not None:
         findings += jtt.health(stage_one, train.y, train.num_classes,
                                batch_size=cfg.trainer.batch_size, thresholds=limits)
-    if OmegaConf.select(cfg, "method._target_") == "robustml.pipeline.dfr":  # its own one-class check
-        findings += dfr.health(cfg, final, data.splits, thresholds=limits)
+    target = OmegaConf.select(cfg, "method._target_")
+    if target in HEADS:  # a last-layer head: its own checks, the one-class check of its predictions
+        findings += HEADS[target].health(cfg, final, data.splits, thresholds=limits)
     else:
         max_steps = trainer.settings.max_steps
         findings += health.one_class_predictor(

@@ -8,7 +8,8 @@ from omegaconf import DictConfig, OmegaConf
 from robustml.selection import selection_rule
 
 # Two-stage methods: the module ``method._target_`` names, and the method's name.
-METHODS = {"robustml.pipeline.jtt": "jtt", "robustml.pipeline.dfr": "dfr"}
+METHODS = {"robustml.pipeline.jtt": "jtt", "robustml.pipeline.dfr": "dfr", "robustml.pipeline.afr": "afr",
+           "robustml.pipeline.dpe": "dpe"}
 # Group inference: the function ``groups._target_`` names, and the method's name in reports.
 INFERENCE_METHODS = {"robustml.groups.error_split": "error_split",
                      "robustml.groups.eiil_environments": "eiil",
@@ -16,8 +17,8 @@ INFERENCE_METHODS = {"robustml.groups.error_split": "error_split",
 
 
 def method_name(cfg: DictConfig) -> str | None:
-    """Return the name of the two-stage method ``method._target_`` names (``"jtt"`` or ``"dfr"``),
-    or ``None`` without a method."""
+    """Return the name of the two-stage method ``method._target_`` names (``"jtt"``, ``"dfr"``,
+    ``"afr"`` or ``"dpe"``), or ``None`` without a method."""
     if OmegaConf.select(cfg, "method") is None:
         return None
     target = OmegaConf.select(cfg, "method._target_")
@@ -55,7 +56,7 @@ def describe_group_label_use(cfg: DictConfig) -> dict[str, str]:
 
 
 def _method_label_use(cfg: DictConfig, uses: dict[str, str]) -> dict[str, str]:
-    """Add to ``uses`` which labels the two-stage method (JTT, DFR) used where."""
+    """Add to ``uses`` which labels the two-stage method (JTT, DFR, AFR, DPE) used where."""
     name = method_name(cfg)
     if name == "jtt":
         uses["training"] += (" (JTT: the error set is stage one's misclassified training examples, "
@@ -66,6 +67,21 @@ def _method_label_use(cfg: DictConfig, uses: dict[str, str]) -> dict[str, str]:
                             f"labels (group-balanced subsets of the {fit_on} split)")
         uses["selection"] = (f"base model: {uses['selection']}; DFR's C: validation group labels "
                              f"(worst-group accuracy on held-out validation rows)")
+    elif name == "afr":
+        share = 100 * (1 - cfg.method.holdout_fraction)
+        uses["training"] = (f"base model: {uses['training']} (on {share:g}% of the training split); "
+                            f"AFR's last layer: class labels only (the held-out training rows weighted "
+                            f"by the base model's errors)")
+        uses["selection"] = (f"base model: {uses['selection']}; AFR's gamma, reg and step: validation "
+                             f"group labels (worst-group accuracy)")
+    elif name == "dpe":
+        rows = ("the validation split" if cfg.method.retrain_rows == "all" else
+                f"the {cfg.method.num_rows} validation rows the base model gets most wrong (SELF)")
+        labels = (f"class labels only (class-balanced subsets of {rows})" if cfg.method.balance == "class"
+                  else f"validation group labels (group-balanced subsets of {rows})")
+        uses["training"] = f"base model: {uses['training']}; DPE's prototype ensemble: {labels}"
+        uses["selection"] = (f"base model: {uses['selection']}; DPE's epoch of each member: validation "
+                             f"group labels (worst-group accuracy)")
     return uses
 
 

@@ -1,9 +1,11 @@
 """``run(cfg)``: one run, its stages spelled out in order: clean labels, infer groups, train
-(JTT's stage one first), refit a last layer (DFR), stress test, report.
+(JTT's stage one first), refit a last layer (DFR, AFR, DPE), stress test, report.
 
 Pieces are built from the config in :mod:`robustml.pipeline.build`; each method is one module of
 this package (:mod:`~robustml.pipeline.clean`, :mod:`~robustml.pipeline.inferred`,
-:mod:`~robustml.pipeline.jtt`, :mod:`~robustml.pipeline.dfr`); the console scripts that call
+:mod:`~robustml.pipeline.jtt`, and the last-layer heads :mod:`~robustml.pipeline.dfr`,
+:mod:`~robustml.pipeline.afr`, :mod:`~robustml.pipeline.dpe` in the step of
+:mod:`~robustml.pipeline.heads`); the console scripts that call
 ``run`` live in :mod:`robustml.cli`.
 """
 
@@ -19,11 +21,12 @@ from robustml.augment import counterfactual_stress_test, render_stress_table
 from robustml.data.contract import DataSplits
 from robustml.data.loading import eval_loader
 from robustml.losses import predict
-from robustml.pipeline import dfr, jtt
+from robustml.pipeline import afr, dfr, dpe, jtt
 from robustml.health import as_metrics, console_lines, from_metrics, report_section
 from robustml.pipeline.build import RunData, build_splits, build_trainer, resolve_device
 from robustml.pipeline.instantiate import config_keys
 from robustml.pipeline.health import CHECKS, run_checks
+from robustml.pipeline.heads import HEAD_METHODS, head_stage, reuse_base_run
 from robustml.pipeline.inferred import inferred_report, with_inferred_groups
 from robustml.pipeline.labels import describe_group_label_use, method_name, render_group_label_use
 from robustml.pipeline.trackers import finish_trackers, open_trackers
@@ -68,7 +71,8 @@ def _shown_path(path: Path) -> str:
 
 # What debug=smoke (cfg.smoke) sets in the stages before the final run, where the config has them.
 SMOKE_STAGES = {"method.stage_one.max_steps": 2, "method.stage_one.epochs": None,
-                "groups.num_steps": 20}
+                "groups.num_steps": 20, "method.num_epochs": 2, "method.epochs": 1,
+                "method.num_members": 2, "method.batch_size": 2}
 
 
 def shorten_for_smoke(cfg: DictConfig) -> None:
@@ -151,8 +155,8 @@ def run(cfg: DictConfig, run_dir: str | Path | None = None, *, summary: str = "f
 def _stages(cfg: DictConfig, run_dir: Path) -> tuple[dict[str, Any], RunData, Trainer, dict[str, Any],
                                                    list[str]]:
     """Run the stages in order: JTT's stage one, data (labels cleaned), inferred groups, training
-    (or a DFR base run's checkpoint), evaluation of the selected model, DFR's last layer, the
-    health checks (:mod:`robustml.pipeline.health`).
+    (or a base run's checkpoint; AFR's on part of the training split), evaluation of the selected
+    model, the last layer of DFR, AFR or DPE, the health checks (:mod:`robustml.pipeline.health`).
 
     Returns the final metrics, the data, the trainer, its fit result and the extra report tables.
     """
@@ -163,10 +167,14 @@ def _stages(cfg: DictConfig, run_dir: Path) -> tuple[dict[str, Any], RunData, Tr
     data = build_splits(cfg, run_dir)                # cleaning=...: labels cleaned first
     data.splits = with_inferred_groups(cfg, data.splits)  # groups=...: parts from a reference model
     seed_everything(cfg.seed, device)  # the same draws from here whether stages ran or were reused
+    splits = data.splits
+    if method == "afr":  # AFR's base model trains on part of the training split
+        data.splits = afr.base_training_split(cfg, splits)
     trainer = build_trainer(cfg, data, run_dir,
                             sampling=None if stage_one is None else stage_one.sampling(cfg, data.splits.train))
-    if method == "dfr" and cfg.method.base_run is not None:
-        result = dfr.reuse_base_run(cfg, trainer.model, trainer.best_path)
+    data.splits = splits  # evaluation, features and reports: the whole training split
+    if method in HEAD_METHODS and cfg.method.base_run is not None:
+        result = reuse_base_run(cfg, trainer.model, trainer.best_path)
     else:
         with config_keys():  # the engine names its arguments; the run's error names config keys
             result = trainer.fit()
@@ -175,8 +183,9 @@ def _stages(cfg: DictConfig, run_dir: Path) -> tuple[dict[str, Any], RunData, Tr
     if stage_one is not None:
         final.update(stage_one.summary)
         extra_tables.insert(0, stage_one.report_md)
-    if method == "dfr":
-        final, extra_tables = dfr.dfr_stage(cfg, trainer.model, data, run_dir, final, extra_tables)
+    if method in HEAD_METHODS:
+        fit = {"dfr": dfr.fit, "afr": afr.fit, "dpe": dpe.fit}[method]
+        final, extra_tables = head_stage(cfg, trainer.model, data, run_dir, final, extra_tables, fit, method)
     findings = run_checks(cfg, trainer, data, final, result, stage_one)  # health: did it work?
     final.update(as_metrics(findings))
     extra_tables.insert(0, report_section(findings, CHECKS))
