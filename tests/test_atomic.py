@@ -113,7 +113,9 @@ def test_no_other_module_writes_whole_files_itself():
 NON_ATOMIC = {("robustml/report/tables.py", "append_jsonl"): "one line per evaluation; a resume "
               "rewrites the file from the checkpoint's history",
               ("robustml/report/collect.py", "_plot"): "draws into the temporary path that "
-              "write_outputs opened with atomic_path"}
+              "write_outputs opened with atomic_path",
+              ("robustml/trackers/process.py", "_encode"): "hands the selected model to the tracker "
+              "process through a private tempfile.TemporaryDirectory, removed after; no run output"}
 
 
 def _file_writes(tree: ast.AST):
