@@ -62,6 +62,8 @@ class Thresholds:
             in a part of DFR's tuning (the half that fits or the part that scores each C).
         dpe_member_class_share: ``dpe_member_one_class`` fires for a DPE member that gives at
             least this share of validation rows one class.
+        head_min_gain: ``head_no_gain`` fires when a last-layer head (DFR, AFR, DPE) raises the
+            base model's val worst-group accuracy by less than this (absolute).
     """
 
     chance_margin: float = 0.05
@@ -78,12 +80,13 @@ class Thresholds:
     one_class_label_share: float = 0.9
     dfr_min_tuning_group: int = 10
     dpe_member_class_share: float = 0.99
+    head_min_gain: float = 0.01
 
     def __post_init__(self) -> None:
         for name in ("chance_margin", "shortcut_gap", "q_uniform_tolerance", "q_collapse",
                      "jtt_max_error_fraction", "jtt_max_class_share", "inferred_max_class_share",
                      "inferred_min_part", "cleaning_group_ratio", "one_class_share",
-                     "one_class_label_share", "dpe_member_class_share"):
+                     "one_class_label_share", "dpe_member_class_share", "head_min_gain"):
             object.__setattr__(self, name, check_real(name, getattr(self, name), minimum=0.0))
         for name in ("min_val_group", "dfr_min_tuning_group"):
             object.__setattr__(self, name, check_int(name, getattr(self, name), minimum=0))

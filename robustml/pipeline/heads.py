@@ -150,6 +150,23 @@ def grid_edge(check: str, method: str, name: str, key: str, chosen: float | None
                               f"the best {name} may lie beyond it; extend {key} past {float(chosen):g}")]
 
 
+# What to change when a head did not beat its base model on validation, per method.
+NO_GAIN_HINTS = {"dfr": "fit on more validation rows, or widen method.C_grid",
+                 "afr": "raise method.lr (its SGD steps may not move the head) or widen method.gammas",
+                 "dpe": "use method.balance=group (validation group labels) or more method.epochs"}
+
+
+def no_gain(method: str, final: dict[str, Any], *, min_gain: float) -> list[Finding]:
+    """Return a finding when the head's validation worst-group accuracy is not at least
+    ``min_gain`` above its base model's: the last-layer retraining changed nothing that matters."""
+    head, base = final.get("val/acc_worst_group"), final.get("base/val/acc_worst_group")
+    if head is None or base is None or head - base >= min_gain:
+        return []
+    return [Finding("head_no_gain", 2, f"{method.upper()}'s last layer did not raise val worst-group accuracy "
+                                       f"over its base model ({100 * base:.1f}% -> {100 * head:.1f}%): "
+                                       f"the retraining did nothing; {NO_GAIN_HINTS[method]}")]
+
+
 def load_head(run_dir: Path, model: torch.nn.Module) -> tuple[torch.nn.Module, str | None]:
     """Return ``model`` with the run's saved head on top (and the method's name), or ``model`` and
     ``None`` when the run saved no head."""

@@ -8,7 +8,7 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf
 
 from robustml.health import Finding, Thresholds
-from robustml.pipeline import afr, dfr, dpe, inferred, jtt
+from robustml.pipeline import afr, dfr, dpe, heads, inferred, jtt
 from robustml.pipeline.build import RunData
 from robustml.pipeline.instantiate import ENGINE_KEYS, keys_under, with_config_keys
 from robustml.train import health
@@ -17,7 +17,7 @@ from robustml.train.loop import Trainer
 CHECKS = ("not_learning", "shortcut_learned", "selected_first_evaluation", "small_val_group",
           "group_dro_q_frozen", "group_dro_q_collapsed", "jtt_error_set", "jtt_stage_one",
           "one_class_predictor", "dfr_c_at_grid_edge", "dfr_small_tuning_group", "afr_at_grid_edge",
-          "dpe_member_one_class", "inferred_groups", "cleaning_group")
+          "dpe_member_one_class", "head_no_gain", "inferred_groups", "cleaning_group")
 # The last-layer heads (method._target_) and their modules, each with ``health(cfg, final, splits,
 # thresholds=...)``.
 HEADS = {"robustml.pipeline.dfr": dfr, "robustml.pipeline.afr": afr, "robustml.pipeline.dpe": dpe}
@@ -54,6 +54,7 @@ def run_checks(cfg: DictConfig, trainer: Trainer, data: RunData, final: dict[str
     target = OmegaConf.select(cfg, "method._target_")
     if target in HEADS:  # a last-layer head: its own checks, the one-class check of its predictions
         findings += HEADS[target].health(cfg, final, data.splits, thresholds=limits)
+        findings += heads.no_gain(target.rsplit(".", 1)[1], final, min_gain=limits.head_min_gain)
     else:
         max_steps = trainer.settings.max_steps
         findings += health.one_class_predictor(

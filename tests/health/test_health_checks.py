@@ -239,3 +239,17 @@ def test_findings_are_ranked_capped_at_three_lines_and_stored():
 def test_bad_thresholds_name_the_argument():
     with pytest.raises(ValueError, match="shortcut_gap must be"):
         Thresholds(shortcut_gap=-1)
+
+
+def test_a_head_that_did_not_raise_val_worst_group_over_its_base_says_so_per_method():
+    from robustml.pipeline.heads import no_gain
+    # Colored digits' AFR at its defaults: 11.0% worst group, the same as its base model.
+    fired = no_gain("afr", {"val/acc_worst_group": 0.11, "base/val/acc_worst_group": 0.11}, min_gain=0.01)
+    assert [f.check for f in fired] == ["head_no_gain"]
+    assert "11.0% -> 11.0%" in fired[0].message and "method.lr" in fired[0].message
+    worse = no_gain("dpe", {"val/acc_worst_group": 0.10, "base/val/acc_worst_group": 0.16}, min_gain=0.01)
+    assert "method.balance=group" in worse[0].message
+    # Just under the margin fires; at the margin and above it is quiet (DFR's 17.0% -> 49.7%).
+    assert no_gain("dfr", {"val/acc_worst_group": 0.2049, "base/val/acc_worst_group": 0.195}, min_gain=0.01)
+    assert not no_gain("dfr", {"val/acc_worst_group": 0.497, "base/val/acc_worst_group": 0.17}, min_gain=0.01)
+    assert not no_gain("dfr", {"val/acc_worst_group": 0.5}, min_gain=0.01)  # no base metrics: no claim

@@ -60,6 +60,9 @@ def test_afr_run_equals_a_direct_fit_on_the_held_out_rows_and_is_audited(tmp_pat
     assert "AFR's last layer: class labels only" in uses["training"] and "80%" in uses["training"]
     assert "AFR's gamma, reg and step: validation group labels" in uses["selection"]
     assert "## AFR" in (tmp_path / "run" / "report.md").read_text()
+    # head_no_gain is wired: it speaks exactly when the head's val worst-group is not 1 point above the base's.
+    gain = metrics["val/acc_worst_group"] - metrics["base/val/acc_worst_group"]
+    assert ("health/head_no_gain" in metrics) == (gain < 0.01), gain  # 0.0 here: it fires
     audit = json.loads((audit_run(tmp_path / "run", out_dir=tmp_path / "audit") / "audit.json").read_text())
     assert "AFR last layer" in audit["source"]
     assert audit["per_group"]["test/acc_worst_group"] == pytest.approx(final["test/acc_worst_group"],
