@@ -96,7 +96,8 @@ def main(out: Path) -> None:
         f"Highest val worst-group accuracy at any evaluation of the plain-ERM runs: "
         f"{100 * max_val_worst_group(base_runs):.1f}% (so selecting ERM on val worst-group "
         "instead of val average cannot choose a step that does better on the minority groups).",
-        "", "s per run: `train_seconds` of metrics.json (the DFR row: base training and DFR's fits).",
+        "", "s per run: mean `train_seconds` of metrics.json (the ERM and DFR rows are the same runs: "
+        "DFR refits the last layer of each plain-ERM run, `dfr/fit_seconds` more).",
         ""]
     for folder, table in tables:
         lines += [f"## robustml-collect {out / folder}", "", table]
