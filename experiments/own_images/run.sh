@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The own-images example end to end, one run at a time: write the image folder, audit it, run the
-# four sweeps (3 seeds each; Group DRO's step size and JTT's lambda_up chosen on validation by
+# sweeps (3 seeds each; Group DRO's step size and JTT's lambda_up chosen on validation by
 # robustml-collect), a run stopped too early (its health lines), then results.md.
 # Usage: bash experiments/own_images/run.sh        (from any folder; about an hour on 2 CPU cores)
 # BIN is the folder of robustml's console scripts and python (default .venv/bin); DATA_ROOT holds
@@ -32,12 +32,14 @@ sweep() {   # sweep DIR OVERRIDES...: a -m sweep over the seeds into $OUT/DIR (s
 }
 # Group DRO's step size: two sweeps in one folder, which robustml-collect compares on validation.
 sweep group_dro/step_0.01 experiment=own_images_group_dro loss.criterion.step_size=0.01
-sweep jtt experiment=own_images_jtt method.cache_dir="$OUT/jtt_cache"
+# JTT's lambda_up: likewise (the stage ones, which do not depend on lambda_up, are trained once).
+sweep jtt/lambda_20 experiment=own_images_jtt method.lambda_up=20 method.cache_dir="$OUT/jtt_cache"
+sweep jtt/lambda_5 experiment=own_images_jtt method.lambda_up=5 method.cache_dir="$OUT/jtt_cache"
 # DFR on the plain ERM model (selected on val average accuracy: no group labels): its base/...
 # metrics are the plain-ERM row.
 sweep dfr experiment=own_images_dfr trainer.select=avg method.cache_dir="$OUT/features"
 # Group DRO stopped after 20 steps: what its health checks say.
-"$BIN/robustml-train" experiment=own_images_group_dro trainer.max_steps=20 trainer.eval_every=5 \
+[ -f "$OUT/stopped_early/metrics.json" ] || "$BIN/robustml-train" experiment=own_images_group_dro trainer.max_steps=20 trainer.eval_every=5 \
   data.csv="$CSV" trainer.progress=false hydra.run.dir="$OUT/stopped_early" > "$OUT/stopped_early.out" 2>&1
 
 sweep group_dro/step_0.1 experiment=own_images_group_dro loss.criterion.step_size=0.1
