@@ -32,7 +32,8 @@ def not_learning(history: Sequence[Mapping[str, Any]], *, chance: float, max_ste
     lowest = min(float(record["train/loss"]) for record in late)
     if lowest < (1 - thresholds.chance_margin) * chance:
         return []
-    hint = f"try l2_weight=0 (now {l2_weight:g}) or lr={3 * lr:g}" if l2_weight else f"try lr={3 * lr:g}"
+    rates = f"l2_weight=0 (now {l2_weight:g}) or lr={3 * lr:g}" if l2_weight else f"lr={3 * lr:g}"
+    hint = f"try {rates}, or a longer run (max_steps={4 * max_steps}) if the loss was still falling"
     return [Finding("not_learning", 3,
                     f"not learning: the training loss stayed at {lowest:.3f} or above from step "
                     f"{late[0]['step']} on, within {thresholds.chance_margin:.0%} of chance "

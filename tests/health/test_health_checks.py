@@ -37,7 +37,8 @@ def test_not_learning_fires_at_chance_and_names_the_l2_weight_and_the_learning_r
 def test_not_learning_without_an_l2_term_names_the_learning_rate_only():
     found = health.not_learning(_history([0.70, 0.695, 0.694]), chance=math.log(2), max_steps=30,
                                 l2_weight=0.0, lr=1e-3, thresholds=LIMITS)  # the trainer's default L2
-    assert "l2_weight" not in found[0].message and found[0].message.endswith("try lr=0.003")
+    assert "l2_weight" not in found[0].message
+    assert found[0].message.endswith("try lr=0.003, or a longer run (max_steps=120) if the loss was still falling")
 
 
 def test_not_learning_is_quiet_when_the_loss_falls_below_chance():
