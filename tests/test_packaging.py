@@ -4,7 +4,11 @@ SLURM launcher is an extra that ``make`` installs."""
 from __future__ import annotations
 
 import re
+import subprocess
+import sys
 import tomllib
+
+import pytest
 
 from support import REPO
 
@@ -57,3 +61,12 @@ def test_the_trackers_and_the_optuna_sweeper_are_extras():
     assert _names(project["optional-dependencies"]["optuna"]) == {"hydra-optuna-sweeper"}
     base = _names(project["dependencies"])
     assert not base & {"tensorboard", "mlflow", "mlflow-skinny", "optuna", "hydra-optuna-sweeper"}
+
+
+@pytest.mark.parametrize("name", ["audit", "clean", "collect", "features"])
+def test_each_console_script_also_runs_as_python_dash_m(name):
+    # `python -m robustml.cli.<name> --help` printed nothing and exited 0 without a __main__ block.
+    out = subprocess.run([sys.executable, "-m", f"robustml.cli.{name}", "--help"], capture_output=True,
+                         text=True, timeout=120)
+    text = (out.stdout + out.stderr).lower()
+    assert out.returncode == 0 and ("usage" in text or "powered by hydra" in text), out.stderr[-2000:]

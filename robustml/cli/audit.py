@@ -69,3 +69,7 @@ def audit(argv: Sequence[str] | None = None) -> Path:
 def main() -> None:
     """Console entry point ``robustml-audit`` (errors print once, as for the other scripts)."""
     report_errors(audit)
+
+
+if __name__ == "__main__":
+    main()

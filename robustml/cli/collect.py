@@ -47,3 +47,7 @@ def collect_sweep(argv: Sequence[str] | None = None) -> Collection:
 def main() -> None:
     """Console entry point ``robustml-collect``; errors print once (``ROBUSTML_DEBUG=1``: traceback)."""
     report_errors(collect_sweep)
+
+
+if __name__ == "__main__":
+    main()

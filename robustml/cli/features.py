@@ -54,3 +54,7 @@ def main() -> None:
     Errors print once, as ``robustml-train``'s do (``ROBUSTML_DEBUG=1`` shows the traceback).
     """
     report_errors(extract)
+
+
+if __name__ == "__main__":
+    main()
