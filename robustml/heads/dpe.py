@@ -19,8 +19,9 @@ To, Wilson et al., "Diverse Prototypical Ensembles Improve Robustness to Subpopu
   ``M`` prototypes.
 
 Defaults are the authors' package (``Args``): 15 members, 20 epochs, ``lr=1e-3``, batch 256,
-``cov_reg=5e4``, ``alpha=0.05``, entropic scale 30, ``wd_weight=10``; their Waterbirds script
-uses ``cov_reg=1e5`` to ``5e5`` and 16 members, CelebA ``lr=5e-4``.
+``cov_reg=5e4``, ``alpha=0.05``, entropic scale 30, ``wd_weight=10``; their scripts (the
+paper's numbers) use ``cov_reg=5e5`` kept constant (``alpha=0``: ``main.py`` does not decay it)
+and 15 members (``--stage 1 --num_stages 16``), CelebA ``lr=5e-4``.
 
 Where robustml differs: draws come from one ``numpy.random.Generator`` (the subsets) and one
 ``torch.Generator`` (initializations, then each epoch's order), both seeded by ``seed``, instead

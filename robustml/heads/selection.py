@@ -9,7 +9,9 @@ last-layer-retraining, ``milkshake/datamodules/disagreement.py``): of the held-o
 - ``"disagreement"``: ``mean_c p_early,c (log p_early,c - log p_c)`` (their ``F.kl_div`` averaged
   over classes) between an early-stopped model's and the model's probabilities.
 
-The head is then retrained on class-balanced subsets of those rows (DPE's ``balance="class"``).
+In robustml the rows feed DPE's prototypes (``method.retrain_rows=misclassified``: picked from a
+seeded half of validation, the other half choosing each member's epoch, SELF's split); SELF itself
+fine-tunes the ERM last layer on them with reweighting, which robustml does not implement.
 Where robustml differs: ties in the scores go to the lower row index (``torch.topk``'s order on
 ties is unspecified), and the early-stopped model is whichever the caller gives.
 """

@@ -38,9 +38,10 @@ def fit(cfg: DictConfig, features: dict[str, np.ndarray], splits: DataSplits,
     options = cfg.method
     val = splits.val
     y, groups = val.y.cpu().numpy(), val.group.cpu().numpy()
-    rows = retrain_rows(cfg, features["val"], y, model)
+    rows, scored = retrain_rows(cfg, features["val"], y, model)
     result = dpe(features["val"][rows], y[rows], groups[rows] if options.balance == "group" else None,
-                 features["val"], y, groups, num_classes=splits.num_classes, num_groups=splits.num_groups,
+                 features["val"][scored], y[scored], groups[scored], num_classes=splits.num_classes,
+                 num_groups=splits.num_groups,
                  balance=options.balance, seed=cfg.seed, group_names=splits.group_names,
                  **{key: options[key] for key in KEYS})
     metrics = {"dpe/balance": result.balance, "dpe/subset_size": result.subset_size,
@@ -53,12 +54,15 @@ def fit(cfg: DictConfig, features: dict[str, np.ndarray], splits: DataSplits,
                       lambda base, out: _report(result, base, out, len(rows), len(y)))
 
 
-def retrain_rows(cfg: DictConfig, features: np.ndarray, y: np.ndarray, model: torch.nn.Module) -> np.ndarray:
-    """Return the validation rows DPE trains on: all, or (``method.retrain_rows=misclassified``)
-    the ``method.num_rows`` the base model gets most wrong (SELF, :mod:`robustml.heads.selection`)."""
+def retrain_rows(cfg: DictConfig, features: np.ndarray, y: np.ndarray,
+                 model: torch.nn.Module) -> tuple[np.ndarray, np.ndarray]:
+    """Return the validation rows DPE trains on and the rows that choose each member's epoch: all
+    and all, or (``method.retrain_rows=misclassified``, SELF's protocol) a seeded half of validation
+    as the pool whose ``method.num_rows`` rows the base model gets most wrong are trained on
+    (:mod:`robustml.heads.selection`), and the other half for the choice."""
     rule = cfg.method.retrain_rows
     if rule == "all":
-        return np.arange(len(y))
+        return np.arange(len(y)), np.arange(len(y))
     if rule != "misclassified":
         raise ValueError(f"method.retrain_rows must be 'all' or 'misclassified', got {rule!r} (SELF's "
                          f"'disagreement' needs an early-stopped model's logits: robustml.heads.self_rows "
@@ -68,13 +72,19 @@ def retrain_rows(cfg: DictConfig, features: np.ndarray, y: np.ndarray, model: to
                          "rows to keep (SELF keeps the k rows with the largest base-model loss)")
     from robustml.heads.selection import self_rows
     weight, bias = base_head(model)
-    return np.sort(self_rows(y, features @ weight.T + bias, int(cfg.method.num_rows)))
+    order = np.random.default_rng(cfg.seed).permutation(len(y))
+    pool, scored = np.sort(order[: len(y) // 2]), np.sort(order[len(y) // 2:])
+    if int(cfg.method.num_rows) > len(pool):
+        raise ValueError(f"method.num_rows must be at most {len(pool)}, the half of the validation split "
+                         f"SELF picks rows from (the other half chooses the epochs), got {cfg.method.num_rows}")
+    picked = self_rows(y[pool], features[pool] @ weight.T + bias, int(cfg.method.num_rows))
+    return np.sort(pool[picked]), scored
 
 
 def _report(result: DPEResult, base: dict[str, Any], out: dict[str, Any], retrained: int, total: int) -> str:
     labels = ("class labels only" if result.balance == "class"
               else "the validation split's group labels")
-    labels += "; " + (f"drawn from the {retrained} validation rows the base model gets most wrong (SELF)"
+    labels += "; " + (f"drawn from the {retrained} rows the base model gets most wrong in half of validation (SELF)"
                       if retrained < total else "drawn from the whole validation split")
     members = [[str(m), f"{100 * score:.1f}", str(epoch), f"{100 * share:.1f}"]
                for m, (score, epoch, share) in enumerate(zip(result.member_scores, result.member_epochs,

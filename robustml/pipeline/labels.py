@@ -76,7 +76,8 @@ def _method_label_use(cfg: DictConfig, uses: dict[str, str]) -> dict[str, str]:
                              f"group labels (worst-group accuracy)")
     elif name == "dpe":
         rows = ("the validation split" if cfg.method.retrain_rows == "all" else
-                f"the {cfg.method.num_rows} validation rows the base model gets most wrong (SELF)")
+                f"the {cfg.method.num_rows} validation rows the base model gets most wrong (SELF; picked from "
+                "one half of validation, the other half chooses the epochs)")
         labels = (f"class labels only (class-balanced subsets of {rows})" if cfg.method.balance == "class"
                   else f"validation group labels (group-balanced subsets of {rows})")
         uses["training"] = f"base model: {uses['training']}; DPE's prototype ensemble: {labels}"

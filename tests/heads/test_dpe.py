@@ -193,3 +193,18 @@ def test_dpe_bad_input_names_the_setting():
             group_names=["a", "c", "d", "b"])
     with pytest.raises(ValueError, match="balance must be one of"):
         dpe(x, y, g, x, y, g, num_classes=2, num_groups=4, balance="groups")
+
+
+def test_each_members_subset_is_balanced_without_replacement_as_the_authors_subsample_draws():
+    # The authors' `subsample` (src/dpe/datasets.py): every part (class or group) keeps exactly the
+    # smallest part's count, no row twice, each row from its own part.
+    from robustml.heads.dpe import balanced_parts
+    data_rng = np.random.default_rng(0)
+    for trial in range(50):
+        num_parts = int(data_rng.integers(2, 6))
+        parts = data_rng.integers(0, num_parts, size=int(data_rng.integers(num_parts * 3, 200)))
+        parts[:num_parts] = np.arange(num_parts)  # every part present
+        rows = balanced_parts(parts, num_parts, np.random.default_rng(trial))
+        smallest = np.bincount(parts, minlength=num_parts).min()
+        assert np.array_equal(np.bincount(parts[rows], minlength=num_parts), np.full(num_parts, smallest))
+        assert len(np.unique(rows)) == len(rows)

@@ -141,15 +141,18 @@ def test_dpe_on_the_rows_the_base_model_gets_most_wrong(tmp_path):
     splits, model, features = _base_model(cfg, tmp_path / "run", tmp_path / "features")
     val = splits.val
     logits = features["val"] @ model.head.weight.detach().numpy().T + model.head.bias.detach().numpy()
-    rows = np.sort(self_rows(val.y.numpy(), logits, 120))
-    direct = dpe(features["val"][rows], val.y.numpy()[rows], None, features["val"], val.y.numpy(),
-                 val.group.numpy(), num_classes=2, num_groups=4, num_members=2, epochs=3, batch_size=32,
+    # SELF's protocol: rows picked from one seeded half of validation, epochs chosen on the other.
+    order = np.random.default_rng(0).permutation(len(val.y))
+    pool, scored = np.sort(order[: len(order) // 2]), np.sort(order[len(order) // 2:])
+    rows = np.sort(pool[self_rows(val.y.numpy()[pool], logits[pool], 120)])
+    direct = dpe(features["val"][rows], val.y.numpy()[rows], None, features["val"][scored],
+                 val.y.numpy()[scored], val.group.numpy()[scored], num_classes=2, num_groups=4, num_members=2, epochs=3, batch_size=32,
                  cov_reg=100.0, seed=0)
     assert final["dpe/retrain_rows"] == 120
     assert final["test/acc_worst_group"] == pytest.approx(
         _worst(direct.predict(features["test"]), splits.test))
     training = describe_group_label_use(cfg)["training"]
-    assert "the 120 validation rows the base model gets most wrong (SELF)" in training
+    assert "the 120 validation rows the base model gets most wrong (SELF; picked from one half" in training
     with pytest.raises(ValueError, match="needs method.num_rows"):
         run(compose_train([*DPE, *FAST, "method.retrain_rows=misclassified",
                            f"method.cache_dir={tmp_path / 'features'}"]), run_dir=tmp_path / "bad",

@@ -52,5 +52,8 @@ def test_the_experiments_keep_the_papers_settings():
     assert (afr.method.lr, afr.method.num_epochs, len(afr.method.gammas),
             afr.trainer.epochs) == (0.01, 500, 33, 50)
     dpe = compose_train(["experiment=celeba_dpe"])
-    assert (dpe.method.num_members, dpe.method.lr, dpe.method.cov_reg,
-            dpe.method.balance) == (16, 5e-4, 5e5, "class")
+    # train_pe.sh's --stage 1 --num_stages 16 trains stages 1-15; main.py keeps cov_reg constant.
+    assert (dpe.method.num_members, dpe.method.lr, dpe.method.cov_reg, dpe.method.alpha,
+            dpe.method.balance) == (15, 5e-4, 5e5, 0.0, "class")
+    assert compose_train(["experiment=waterbirds_dpe"]).method.num_members == 15
+    assert compose_train(["experiment=celeba_afr"]).scheduler is None  # the authors' lr stays ~constant

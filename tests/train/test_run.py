@@ -62,6 +62,9 @@ def test_every_experiment_config_runs_under_debug_smoke(experiment, tmp_path):
     if cfg.data._target_.rsplit(".", 1)[-1] in ("waterbirds_splits", "celeba_splits"):
         pytest.skip("image data on disk (and pretrained weights): run on generated files in "
                     "tests/train/test_dataloader_experiments.py")
+    if experiment.startswith("own_images_"):
+        pytest.skip("needs the generated image folder: tests/data/test_own_images_example.py generates "
+                    "a small one and runs these configs under debug=smoke")
     final = run(cfg, run_dir=tmp_path)
     assert final["steps"] == 2
     for key, value in SMOKE_STAGES.items():
