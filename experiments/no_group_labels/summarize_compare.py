@@ -123,8 +123,10 @@ Produced by `bash experiments/no_group_labels/run_jtt_dfr.sh` (each `<dataset>_j
 the same seed through `method.base_run`, AFR trains its own on the 80% of the training split it does
 not hold out), seeds 0-2, one run at a time with one thread (`nice -n 10`), and
 `.venv/bin/python experiments/no_group_labels/summarize_compare.py` (`compare.md`,
-`compare.json` and this section of the README). Mean ± sample std over the seeds, in percent. The
-*ERM* row is the base model of the DFR runs (their `base/...` metrics), trained with the DFR
+`compare.json` and this section of the README). Mean ± sample std over the seeds, in percent; CPU:
+AMD EPYC with AVX2 and AVX-512 (bf16), torch's kernels pinned to AVX2 by the run scripts
+(`ATEN_CPU_CAPABILITY=avx2`, the kernels of the earlier AVX2-only machine), 2 cores shared with
+other jobs. The *ERM* row is the base model of the DFR runs (their `base/...` metrics), trained with the DFR
 config's protocol. Test accuracies are reported, never used: every choice is made on validation
 (which, on Colored MNIST and colored digits, is colored by the training environments' rules and
 never sees the test environment). "Train-mix average" weights the test groups by their training
