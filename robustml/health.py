@@ -1,10 +1,11 @@
 """Health checks: a run says when a remedy did nothing, in one line that names what to change.
 
 A check is a pure function of what a mechanism already computed (the loss history, the final
-metrics, JTT's error set, the chosen hyperparameters of DFR and AFR); it lives beside its mechanism and returns
-:class:`Finding` s. This module holds what they share: the finding, the thresholds (one dataclass,
-mirrored by ``configs/health/default.yaml``), and how findings become ``health/<check>`` entries
-of ``metrics.json``, console lines (at most three, the most severe first) and a report section.
+metrics, JTT's error set, the hyperparameters DFR and AFR chose, DPE's members); it lives beside
+its mechanism and returns :class:`Finding` s. This module holds what they share: the finding, the
+thresholds (one dataclass, mirrored by ``configs/health/default.yaml``), and how findings become
+``health/<check>`` entries of ``metrics.json``, console lines (at most three, the most severe
+first) and a report section.
 """
 
 from __future__ import annotations
@@ -54,6 +55,11 @@ class Thresholds:
         inferred_min_part: ... or when a part holds less than this share of the split.
         cleaning_group_ratio: ``cleaning_group`` fires when a group's flagged fraction is more
             than this times the overall flagged fraction (the guard is off or too loose).
+        one_class_share: ``one_class_predictor`` fires when the selected model predicts one
+            class for at least this share of a split's (val or test) examples ...
+        one_class_label_share: ... while that class is less than this share of them.
+        dfr_min_tuning_group: ``dfr_small_tuning_group`` fires when a group has fewer examples
+            in a part of DFR's tuning (the half that fits or the part that scores each C).
         dpe_member_class_share: ``dpe_member_one_class`` fires for a DPE member that gives at
             least this share of validation rows one class.
     """
@@ -68,14 +74,19 @@ class Thresholds:
     inferred_max_class_share: float = 0.95
     inferred_min_part: float = 0.01
     cleaning_group_ratio: float = 2.0
+    one_class_share: float = 0.99
+    one_class_label_share: float = 0.9
+    dfr_min_tuning_group: int = 10
     dpe_member_class_share: float = 0.99
 
     def __post_init__(self) -> None:
         for name in ("chance_margin", "shortcut_gap", "q_uniform_tolerance", "q_collapse",
                      "jtt_max_error_fraction", "jtt_max_class_share", "inferred_max_class_share",
-                     "inferred_min_part", "cleaning_group_ratio", "dpe_member_class_share"):
+                     "inferred_min_part", "cleaning_group_ratio", "one_class_share",
+                     "one_class_label_share", "dpe_member_class_share"):
             object.__setattr__(self, name, check_real(name, getattr(self, name), minimum=0.0))
-        object.__setattr__(self, "min_val_group", check_int("min_val_group", self.min_val_group, minimum=0))
+        for name in ("min_val_group", "dfr_min_tuning_group"):
+            object.__setattr__(self, name, check_int(name, getattr(self, name), minimum=0))
 
 
 def ranked(findings: Iterable[Finding]) -> list[Finding]:

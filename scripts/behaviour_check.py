@@ -41,9 +41,14 @@ CASES: list[tuple[str, list[str], str]] = [
 # Keys that measure time or name a folder: they differ between any two runs (a value naming the
 # temporary folder is compared with the folder replaced by "<tmp>").
 SKIPPED_SUFFIXES = ("seconds", "_dir", "_cache", "path")
-# Keys added on purpose after the reference was recorded (the health checks of issue 20): new
-# output, not a changed one.
+# Keys added on purpose after the reference was recorded (the health checks of issue 20, the
+# predicted-class shares and DFR's tuning counts they read): new output, not a changed one.
 ADDED_PREFIXES = ("health/",)
+ADDED_PARTS = ("pred_share_", "dfr/tuning_fit_count_", "dfr/tuning_score_count_")
+
+
+def _added(key: str) -> bool:
+    return key.startswith(ADDED_PREFIXES) or any(part in key for part in ADDED_PARTS)
 
 
 def _comparable(tree: Any, prefix: str = "") -> dict[str, Any]:
@@ -51,7 +56,7 @@ def _comparable(tree: Any, prefix: str = "") -> dict[str, Any]:
     if isinstance(tree, dict):
         out: dict[str, Any] = {}
         for key, value in tree.items():
-            if not str(key).endswith(SKIPPED_SUFFIXES) and not str(key).startswith(ADDED_PREFIXES):
+            if not str(key).endswith(SKIPPED_SUFFIXES) and not _added(str(key)):
                 out.update(_comparable(value, f"{prefix}/{key}" if prefix else str(key)))
         return out
     if isinstance(tree, list):

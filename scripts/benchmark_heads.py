@@ -69,7 +69,8 @@ def accuracies(preds: np.ndarray, y: np.ndarray, groups: np.ndarray) -> dict[str
             "test_avg": 100 * correct.mean()}
 
 
-def afr_methods(run_dir: Path, cache_dir: Path, gammas: list[float], regs: list[float]) -> tuple[dict, dict, object]:
+def afr_methods(run_dir: Path, cache_dir: Path, gammas: list[float],
+                regs: list[float]) -> tuple[dict, dict, object]:
     """Return ``{name: fit -> test predictions}`` for AFR, a description of the arrays and the
     test split."""
     ref = runpy.run_path(str(TESTS / "test_afr.py"))
@@ -94,7 +95,8 @@ def afr_methods(run_dir: Path, cache_dir: Path, gammas: list[float], regs: list[
                                    options["num_epochs"], int(cfg.seed))
         if best is None:
             raise ValueError(f"the authors' sweep chose no setting: every validation worst-group accuracy "
-                             f"of --gammas={gammas} x --regs={regs} is 0; use a better base run than {run_dir}")
+                             f"of --gammas={gammas} x --regs={regs} is 0; use a better base run "
+                             f"than {run_dir}")
         W, b = best[4]
         return (t(features["test"]) @ (w0 + W).T + (b0 + b)).argmax(1).numpy()
 
@@ -102,7 +104,8 @@ def afr_methods(run_dir: Path, cache_dir: Path, gammas: list[float], regs: list[
     return {"afr_robustml": ours, "afr_authors": authors}, about, test
 
 
-def dpe_methods(run_dir: Path, cache_dir: Path, members: int, epochs: int, batch_size: int) -> tuple[dict, dict]:
+def dpe_methods(run_dir: Path, cache_dir: Path, members: int, epochs: int,
+                batch_size: int) -> tuple[dict, dict]:
     """Return ``{name: fit -> test predictions}`` for DPE (both balances) and a description."""
     ref = runpy.run_path(str(TESTS / "test_dpe.py"))
     cfg, _, splits, features = load_run(run_dir, cache_dir)

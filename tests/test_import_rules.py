@@ -41,7 +41,8 @@ LAYERS = (
     # cleaning, feature caches, JTT's error set.
     ("robustml.augment", "robustml.cleaning", "robustml.features", "robustml.groups",
      "robustml.heads"),
-    # The audit runs the counterfactual stress test (augment) and discovers slices (groups).
+    # The audit runs the counterfactual stress test (augment), discovers slices (groups) and
+    # estimates label noise with the cleaning path (cleaning).
     ("robustml.audit",),
     # The training engine: loop, checkpoints, evaluation, processes; no configs.
     ("robustml.train",),

@@ -73,12 +73,15 @@ def extras(method: str, runs: list[dict]) -> dict:
         return {"C": [r["dfr/C"] for r in runs], "fit_seconds": [r["dfr/fit_seconds"] for r in runs]}
     if method == "afr":
         return {"gamma": [r["afr/gamma"] for r in runs], "reg": [r["afr/reg"] for r in runs],
-                "epoch": [r["afr/epoch"] for r in runs], "heldout_rows": [r["afr/heldout_rows"] for r in runs],
+                "epoch": [r["afr/epoch"] for r in runs],
+                "heldout_rows": [r["afr/heldout_rows"] for r in runs],
                 "fit_seconds": [r["afr/fit_seconds"] for r in runs]}
     if method.startswith("dpe"):
         return {"subset_size": [r["dpe/subset_size"] for r in runs],
-                "member_val_worst_group": [mean_std([100 * v for k, v in r.items() if k.startswith("dpe/member_")
-                                                     and k.endswith("_val_worst_group")]) for r in runs],
+                "member_val_worst_group": [
+                    mean_std([100 * v for k, v in r.items()
+                              if k.startswith("dpe/member_") and k.endswith("_val_worst_group")])
+                    for r in runs],
                 "fit_seconds": [r["dpe/fit_seconds"] for r in runs]}
     return {}
 
@@ -146,7 +149,8 @@ def to_markdown(table: dict[str, dict]) -> str:
                      + " | ".join(cell(stats, k) for k in KEYS)
                      + f" | {entry['training_group_labels']} | {entry['selection_group_labels']} |")
     note = ("\n\n† Kept from the previous summary: its runs (the same command, an earlier commit) are "
-            "not under the runs folder of this summary." if any(e.get("kept") for e in table.values()) else "")
+            "not under the runs folder of this summary."
+            if any(e.get("kept") for e in table.values()) else "")
     return HEADER + "\n".join(lines) + note + "\n\n" + PUBLISHED + "\n"
 
 
@@ -178,8 +182,9 @@ def main() -> None:
     readme = args.out.parent / "README.md"
     if readme.is_file():  # the README shows the same section between its markers
         body = text.split("\n", 1)[1].lstrip("\n")
-        write_text(readme, SUMMARY["replace_between"](readme.read_text(), "<!-- compare:start (copied from compare.md) -->",
-                                           "<!-- compare:end -->", SECTION_TITLE + "\n\n" + body))
+        marker = "<!-- compare:start (copied from compare.md) -->"
+        write_text(readme, SUMMARY["replace_between"](readme.read_text(), marker, "<!-- compare:end -->",
+                                                      SECTION_TITLE + "\n\n" + body))
     print(text)
 
 

@@ -1,7 +1,8 @@
 """Where a trained model fails (per-group accuracy, slices, stress test); what in the data makes it fail (data audit)."""
 
 from robustml.audit.audit import AuditResult, audit_model, audit_predictions, model_outputs
-from robustml.audit.data_audit import DataAuditResult, Finding, audit_data
+from robustml.audit.data_audit import audit_data
+from robustml.audit.data_findings import DataAuditResult, Finding
 from robustml.audit.data_write import (data_audit_record, render_data_audit_md, render_data_summary,
                                        write_data_audit)
 from robustml.audit.slices import Slice, describe_slice, discover_slices

@@ -3,58 +3,26 @@
 :func:`audit_data` reads the three splits of any :class:`~robustml.data.contract.DataSplits`
 (tables: in-memory 2-D ``x``; images: in memory or on disk) and returns a
 :class:`DataAuditResult` whose findings are ranked, most severe first, each with a count and
-example ids. The statistics are :mod:`robustml.audit.data_stats`; the files
-:mod:`robustml.audit.data_write`.
+example ids. The statistics are :mod:`robustml.audit.data_stats`; the images' statistics and
+sizes :mod:`robustml.audit.data_images`; the optional label-noise estimate
+:mod:`robustml.audit.data_noise`; the result's types :mod:`robustml.audit.data_findings`; the
+files :mod:`robustml.audit.data_write`.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
 from robustml.audit import data_stats as st
+from robustml.audit.data_findings import SEVERITIES, DataAuditResult, Finding
+from robustml.audit.data_images import audit_images
+from robustml.audit.data_noise import AUTO, audit_label_noise
 from robustml.data.contract import DataSplits, GroupedDataset
 
-#: Severities, most severe first (the ranking of findings).
-SEVERITIES = ("high", "medium", "low")
 SHARES_SHORTCUT = "your validation set shares the training shortcut: worst-group selection will not catch it"
-
-
-@dataclass
-class Finding:
-    """One problem found in the data.
-
-    Attributes:
-        check: Its kind: ``too_few_rows``, ``leakage``, ``single_column_predictor``,
-            ``shortcut_in_val``, ``shortcut_not_in_test``, ``drift``, ``image_shortcut``,
-            ``missing_values``, ``one_valued``, ``empty_groups``, ``tiny_groups``, ``label_balance``.
-        severity: ``"high"``, ``"medium"`` or ``"low"``.
-        message: What was found and what it means.
-        count: How many examples (or groups) it concerns; 0 when it is a statistic.
-        examples: Example ids, at most ``max_examples`` (``[split id, train id]`` for leakage).
-        score: Ranks findings of one severity (larger first).
-    """
-
-    check: str
-    severity: str
-    message: str
-    count: int = 0
-    examples: list[Any] = field(default_factory=list)
-    score: float = 0.0
-
-
-@dataclass
-class DataAuditResult:
-    """What :func:`audit_data` found: ranked findings and the tables behind them."""
-
-    findings: list[Finding]
-    summary: dict[str, dict[str, Any]]
-    associations: list[dict[str, Any]]
-    drift: list[dict[str, Any]]
-    description: str = ""
 
 
 def audit_data(splits: DataSplits, *, feature_names: Sequence[str] | None = None, max_examples: int = 5,
@@ -62,7 +30,8 @@ def audit_data(splits: DataSplits, *, feature_names: Sequence[str] | None = None
                min_association: float = 0.3, share_ratio: float = 0.75, weaker_ratio: float = 0.5,
                alpha: float = 0.01, psi_threshold: float = 0.2, js_threshold: float = 0.1,
                min_group_size: int = 20, min_class_share: float = 0.1, min_rows: int = 10,
-               max_images: int = 2000, image_threshold: float = 0.5, seed: int = 0) -> DataAuditResult:
+               max_images: int = 2000, image_threshold: float = 0.5, label_noise: bool = False,
+               noise_model: Any = AUTO, noise_alert: float = 0.1, seed: int = 0) -> DataAuditResult:
     """Audit the train, val and test splits of ``splits`` before training.
 
     Args:
@@ -85,10 +54,17 @@ def audit_data(splits: DataSplits, *, feature_names: Sequence[str] | None = None
         min_group_size: Groups with fewer examples are tiny (20).
         min_class_share: A class below this share of a split is reported (0.1).
         min_rows: A split with fewer rows gets no statistics (10).
-        max_images: Images per split whose brightness and contrast are read (a seeded sample).
-        image_threshold: Chance-corrected balanced accuracy from which brightness and contrast
-            predicting the label in train is a shortcut candidate (0.5).
-        seed: Seed of the image sample.
+        max_images: Images per split whose brightness, contrast and (files) size are read (a
+            seeded sample).
+        image_threshold: Chance-corrected balanced accuracy from which brightness and contrast, or
+            the size, predicting the label in train is a shortcut candidate (0.5).
+        label_noise: Also estimate the training labels' noise per class
+            (:mod:`robustml.audit.data_noise`: the cleaning path's out-of-sample probabilities,
+            then cleanlab's confident joint); this trains ``noise_model`` 5 times.
+        noise_model: The model of the out-of-sample probabilities, any ``model`` of
+            :func:`robustml.cleaning.detect_label_issues` (default: the cleaning default).
+        noise_alert: A class's estimated noise rate from which the label-noise finding is medium.
+        seed: Seed of the image sample and of the label-noise folds.
     """
     named = dict(splits.items())
     findings: list[Finding] = []
@@ -102,6 +78,7 @@ def audit_data(splits: DataSplits, *, feature_names: Sequence[str] | None = None
     train, tables = named["train"], named["train"].in_memory and named["train"].x.dim() == 2
     attributes = {f"{train.attr_key} (declared attribute)": {n: d.attr.cpu().numpy() for n, d in named.items()}}
     drift: list[dict[str, Any]] = []
+    image_sizes: dict[str, Any] = {}
     if tables:
         names = list(feature_names if feature_names is not None else getattr(splits, "feature_names", None)
                      or [f"x{j}" for j in range(train.x.shape[1])])
@@ -133,8 +110,13 @@ def audit_data(splits: DataSplits, *, feature_names: Sequence[str] | None = None
                     drift.append({"column": col, "splits": f"train-{other}",
                                   **st.drift_tests(x["train"][:, j], x[other][:, j], categorical=categorical)})
     elif all(enough.values()):
-        drift, image_findings = _images(named, max_images, tree_depth, image_threshold, seed)
+        drift, image_findings, image_sizes = audit_images(named, max_images=max_images, tree_depth=tree_depth,
+                                                          threshold=image_threshold, seed=seed)
         findings += image_findings
+    noise = None
+    if label_noise:
+        noise, noise_findings = audit_label_noise(train, model=noise_model, seed=seed, alert_rate=noise_alert)
+        findings += noise_findings
     for row in drift:
         row["alert"] = bool((row["p_value"] < alpha) + (row["psi"] >= psi_threshold) + (row["js"] >= js_threshold) >= 2)
         if row["alert"]:
@@ -148,7 +130,8 @@ def audit_data(splits: DataSplits, *, feature_names: Sequence[str] | None = None
     findings.sort(key=lambda f: (SEVERITIES.index(f.severity), -f.score))
     summary = {n: {"rows": len(d), "class_counts": np.bincount(d.y.cpu().numpy(), minlength=d.num_classes).tolist(),
                    "group_counts": d.group_counts().cpu().tolist()} for n, d in named.items()}
-    return DataAuditResult(findings, summary, associations, drift, getattr(splits, "description", ""))
+    return DataAuditResult(findings, summary, associations, drift, getattr(splits, "description", ""),
+                           image_sizes, noise)
 
 
 def _leakage(named: dict[str, GroupedDataset], max_examples: int) -> list[Finding]:
@@ -245,24 +228,3 @@ def _groups(named: dict[str, GroupedDataset], max_examples: int, min_group_size:
                                  f"{', '.join(rare)}", len(rare), score=float(1 - shares.min())))
     return found
 
-
-def _images(named: dict[str, GroupedDataset], max_images: int, tree_depth: int, threshold: float,
-            seed: int) -> tuple[list[dict[str, Any]], list[Finding]]:
-    """Brightness and contrast per image: drift between splits, and whether they predict the label in train."""
-    rng = np.random.default_rng(seed)
-    rows = {n: np.sort(rng.permutation(len(d))[:max_images]) for n, d in named.items()}
-    stats = {n: st.image_statistics(d, rows[n]) for n, d in named.items()}
-    drift = [{"column": f"image {stat}", "splits": f"train-{other}",
-              **st.drift_tests(stats["train"][:, k], stats[other][:, k], categorical=False)}
-             for k, stat in enumerate(("brightness", "contrast")) for other in ("val", "test")]
-    train = named["train"]
-    score = st.predicts_label(stats["train"], train.y.cpu().numpy()[rows["train"]], max_depth=tree_depth)
-    found = []
-    if score >= threshold:
-        groups = train.group.cpu().numpy()[rows["train"]]
-        means = ", ".join(f"{train.group_names[g]} {stats['train'][groups == g, 0].mean():.3f}"
-                          for g in np.unique(groups))
-        found.append(Finding("image_shortcut", "medium", f"mean brightness and contrast alone predict the label "
-                             f"in train ({score:.2f} chance-corrected balanced accuracy, 3-fold depth-{tree_depth} "
-                             f"tree): a shortcut candidate; mean brightness per group: {means}", score=score))
-    return drift, found

@@ -149,6 +149,21 @@ def image_statistics(dataset: GroupedDataset, rows: np.ndarray) -> np.ndarray:
     return out
 
 
+def image_sizes(dataset: GroupedDataset, rows: np.ndarray) -> np.ndarray:
+    """Return ``(len(rows), 2)`` int: each image file's width and height, from its header.
+
+    ``PIL.Image.open`` reads the header only (the pixels load on first access, which never
+    comes), so this costs a file open per image. For on-disk datasets (``root``, ``paths``).
+    """
+    from PIL import Image  # Pillow comes with torchvision; only on-disk images need it
+
+    out = np.zeros((len(rows), 2), dtype=np.int64)
+    for k, i in enumerate(rows):
+        with Image.open(Path(dataset.root) / dataset.paths[int(i)]) as image:
+            out[k] = image.size
+    return out
+
+
 def predicts_label(features: np.ndarray, y: np.ndarray, *, max_depth: int, folds: int = 3) -> float:
     """Chance-corrected balanced accuracy of a shallow tree ``features -> y``, cross-validated (NaN if too few rows)."""
     counts = np.bincount(y)

@@ -114,7 +114,8 @@ class AFRResult:
         """Return the head in robustml's convention: ``(1, D), (1,)`` (class 1 when positive) for
         two classes, ``(C, D), (C,)`` otherwise."""
         if self.weight.shape[0] == 2:
-            return (self.weight[1:] - self.weight[:1]).contiguous(), (self.bias[1:] - self.bias[:1]).contiguous()
+            return ((self.weight[1:] - self.weight[:1]).contiguous(),
+                    (self.bias[1:] - self.bias[:1]).contiguous())
         return self.weight.clone(), self.bias.clone()
 
 
@@ -157,7 +158,8 @@ def train_grid(x: torch.Tensor, y: torch.Tensor, weights: torch.Tensor, base: to
     targets = y.repeat(K)
     for epoch in range(1, num_epochs + 1):
         logits = base + ((x @ W.reshape(K * C, D).T).reshape(len(x), K, C).transpose(0, 1) + b[:, None])
-        ce = torch.nn.functional.cross_entropy(logits.reshape(-1, C), targets, reduction="none").reshape(K, -1)
+        ce = torch.nn.functional.cross_entropy(logits.reshape(-1, C), targets,
+                                               reduction="none").reshape(K, -1)
         loss = (weights * ce).sum(1) + regs * (W.pow(2).sum((1, 2)) + b.pow(2).sum(1))
         grad_W, grad_b = torch.autograd.grad(loss.sum(), [W, b])
         with torch.no_grad():

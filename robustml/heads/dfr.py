@@ -61,6 +61,10 @@ class DFRResult:
         subsample_size: Rows per balanced subsample of the final fits (``G * min_g``).
         num_refits: Fits averaged into the final model.
         group_counts: Rows of each group in the split the final fits drew from.
+        tuning_counts: Rows of each group in the two parts of the tuning: ``"fit"``, the rows
+            each ``C`` was fitted on before group balancing (the fitting half of validation, or
+            the training split), and ``"score"``, the rows each ``C`` was scored on (the
+            scoring half of validation, or the whole validation split).
     """
 
     model: Pipeline
@@ -70,6 +74,7 @@ class DFRResult:
     subsample_size: int
     num_refits: int
     group_counts: list[int] = field(default_factory=list)
+    tuning_counts: dict[str, list[int]] = field(default_factory=dict)
 
     def predict(self, features: np.ndarray) -> np.ndarray:
         """Return predicted class ids ``(N,)`` for ``features`` of shape ``(N, D)``."""
@@ -228,7 +233,9 @@ def dfr_on_validation(train_features: np.ndarray, val_features: np.ndarray, val_
                             max_iter=max_iter, seed=seed, n_jobs=n_jobs, split="validation",
                             group_names=group_names)
     return DFRResult(model, C, scores, "val", size, num_refits,
-                     np.bincount(g_val, minlength=num_groups).tolist())
+                     np.bincount(g_val, minlength=num_groups).tolist(),
+                     {"fit": np.bincount(g_val[fit_idx], minlength=num_groups).tolist(),
+                      "score": np.bincount(g_val[score_idx], minlength=num_groups).tolist()})
 
 
 def dfr_on_train(train_features: np.ndarray, train_target: np.ndarray, train_groups: np.ndarray,
@@ -263,5 +270,6 @@ def dfr_on_train(train_features: np.ndarray, train_target: np.ndarray, train_gro
     model, size = _averaged(x_train, y_train, g_train, num_groups, C, scaler, rng,
                             num_refits=num_refits, max_iter=max_iter, seed=seed, n_jobs=n_jobs,
                             split="training", group_names=group_names)
-    return DFRResult(model, C, scores, "train", size, num_refits,
-                     np.bincount(g_train, minlength=num_groups).tolist())
+    train_counts = np.bincount(g_train, minlength=num_groups).tolist()
+    return DFRResult(model, C, scores, "train", size, num_refits, train_counts,
+                     {"fit": train_counts, "score": np.bincount(g_val, minlength=num_groups).tolist()})

@@ -49,7 +49,8 @@ def prototype_penalty(prototypes: torch.Tensor, previous: torch.Tensor | None, *
     # The authors' arithmetic, in their order: the similarity's mean is near 0, so float32
     # rounding in another order flips the sign under abs() and with it the direction of a
     # gradient scaled by cov_reg (1e4-5e5): the members would part from the authors' after a step.
-    penalty = (torch.einsum("ijk,ilk->ijl", prototypes[:, None], prototypes[:, None]) * wd_weight).squeeze().mean()
+    wd = torch.einsum("ijk,ilk->ijl", prototypes[:, None], prototypes[:, None]) * wd_weight
+    penalty = wd.squeeze().mean()
     if previous is None or previous.shape[1] == 0 or cov_reg <= 0:
         return penalty
     stacked = torch.cat([prototypes[:, None], previous], dim=1)

@@ -49,12 +49,14 @@ def selection_scores(target: np.ndarray, logits: np.ndarray | torch.Tensor, *, r
         raise ValueError("rule='disagreement' needs early_logits, the early-stopped model's logits")
     early = _probabilities(early_logits)
     if early.shape != p.shape:
-        raise ValueError(f"early_logits must have the shape of logits {tuple(p.shape)}, got {tuple(early.shape)}")
+        raise ValueError(f"early_logits must have the shape of logits {tuple(p.shape)}, got "
+                         f"{tuple(early.shape)}")
     return (early * (torch.log(early) - torch.log(p))).mean(1).numpy()
 
 
 def self_rows(target: np.ndarray, logits: np.ndarray | torch.Tensor, num_rows: int, *,
-              rule: str = "misclassified", early_logits: np.ndarray | torch.Tensor | None = None) -> np.ndarray:
+              rule: str = "misclassified",
+              early_logits: np.ndarray | torch.Tensor | None = None) -> np.ndarray:
     """Return the indices ``(num_rows,)`` of the rows with the largest :func:`selection_scores`,
     highest first (ties: lower index first)."""
     scores = selection_scores(target, logits, rule=rule, early_logits=early_logits)

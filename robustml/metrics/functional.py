@@ -150,3 +150,24 @@ def group_accuracy(preds: torch.Tensor, target: torch.Tensor, groups: torch.Tens
     total = per_group_counts(groups, num_groups=num_groups)
     correct = per_group_counts(groups[preds == target], num_groups=num_groups)
     return _accuracy_from_counts(correct, total, counts)
+
+
+def prediction_shares(preds: torch.Tensor, *, num_classes: int) -> dict[str, float]:
+    """Return ``{"pred_share_<c>": share}``: the fraction of ``preds`` that predict each class.
+
+    A model that predicts one class for almost every example has one share near 1 (the health
+    check ``one_class_predictor`` reads these). Empty ``preds`` give NaN shares.
+
+    Args:
+        preds: Predicted class ids, shape ``(N,)``, integer dtype, values in ``[0, num_classes)``.
+        num_classes: Number of classes.
+
+    Example:
+        >>> prediction_shares(torch.tensor([1, 1, 1, 0]), num_classes=2)
+        {'pred_share_0': 0.25, 'pred_share_1': 0.75}
+    """
+    num_classes = check_int("num_classes", num_classes, minimum=1)
+    check_ids("preds", preds, num_classes, any_int=True)
+    counts = torch.bincount(preds, minlength=num_classes).tolist()
+    total = sum(counts)
+    return {f"pred_share_{c}": n / total if total else math.nan for c, n in enumerate(counts)}

@@ -10,6 +10,7 @@ penultimate features from it, in eval mode, without gradients, chunk by chunk, i
 from __future__ import annotations
 
 import functools
+import importlib.util
 import warnings
 from collections.abc import Iterable, Iterator
 from contextlib import nullcontext
@@ -22,14 +23,17 @@ from tqdm.auto import tqdm
 from robustml.data.contract import Batch, GroupedDataset
 from robustml.data.loading import LoaderSettings, eval_loader, iter_inputs
 
-PRECISIONS = ("fp32", "bf16")
+PRECISIONS = ("fp32", "bf16", "fp16", "auto")
+
+#: The autocast dtype of each reduced precision.
+AUTOCAST_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
 
 #: CPU flags (``/proc/cpuinfo``) of the instructions that run bf16 matrix products natively.
 BF16_CPU_FLAGS = ("avx512_bf16", "amx_bf16")
 
 
 class SlowPrecisionWarning(UserWarning):
-    """Warned once per process when bf16 runs on a CPU that has no bf16 instructions."""
+    """Warned once per process when bf16 or fp16 runs on a CPU where it is slower than fp32."""
 
 
 def cpu_bf16_flags(cpuinfo: str | Path = "/proc/cpuinfo") -> dict[str, bool] | None:
@@ -62,23 +66,114 @@ def warn_if_slow_bf16() -> None:
         "off on a GPU or a CPU with AVX512-BF16 or AMX.", SlowPrecisionWarning, stacklevel=3)
 
 
-def autocast(device: torch.device, precision: str):
-    """Return the autocast context for ``precision`` (``"fp32"``: none, ``"bf16"``: bfloat16).
+@functools.cache
+def warn_slow_fp16() -> None:
+    """Warn, once per process, that fp16 on a CPU is slower than fp32, and why."""
+    warnings.warn(
+        "precision='fp16' on a CPU: x86 CPUs have no fast float16 matrix products (oneDNN "
+        "converts every operand), so an fp16 step is far slower than fp32 (7x on an AMD EPYC "
+        "with AVX-512, one thread, experiments/benchmarks/README.md). fp16 with loss scaling is for GPUs "
+        "without fast bf16 (V100, T4); on a CPU use precision='fp32', or precision='auto'.",
+        SlowPrecisionWarning, stacklevel=3)
 
-    bf16 on a CPU without bf16 instructions warns once (:class:`SlowPrecisionWarning`).
+
+@functools.cache
+def autocast_supported(device_type: str, precision: str) -> bool:
+    """Return whether ``torch.autocast`` runs ``precision`` (``"bf16"``/``"fp16"``) on ``device_type``.
+
+    PyTorch raises for a device type without autocast and, for a dtype a device's autocast does
+    not cover, warns and disables itself; both count as unsupported here.
+    """
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            with torch.autocast(device_type=device_type, dtype=AUTOCAST_DTYPES[precision]):
+                pass
+        except RuntimeError:
+            return False
+    return not any("not supported" in str(w.message) for w in caught)
+
+
+def resolve_precision(precision: str, device: torch.device) -> str:
+    """Return the precision that runs on ``device``: ``"auto"`` resolved, the others checked.
+
+    ``"auto"`` is ``"bf16"`` where the device has fast bf16 (a CUDA GPU of compute capability 8.0
+    or newer, as ``torch.cuda.is_bf16_supported(including_emulation=False)`` says; a CPU with
+    avx512_bf16 or amx_bf16), else ``"fp16"`` on CUDA (V100, T4: fp16 with loss scaling), else
+    ``"fp32"``.
+
+    Raises:
+        ValueError: For a precision outside :data:`PRECISIONS`, or bf16/fp16 on a device whose
+            autocast does not run it (naming the setting, the device and what to use instead).
     """
     if precision not in PRECISIONS:
         raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
+    if precision == "auto":
+        if device.type == "cuda":
+            return "bf16" if torch.cuda.is_bf16_supported(including_emulation=False) else "fp16"
+        flags = cpu_bf16_flags() if device.type == "cpu" else None
+        return "bf16" if flags is not None and any(flags.values()) else "fp32"
+    if precision != "fp32" and not autocast_supported(device.type, precision):
+        raise ValueError(f"precision={precision!r} needs torch.autocast with "
+                         f"{AUTOCAST_DTYPES[precision]} on device {device.type!r}, which this "
+                         f"PyTorch ({torch.__version__}) does not run there: expected 'fp32' or "
+                         f"'auto' on this device, got {precision!r}")
+    return precision
+
+
+def autocast(device: torch.device, precision: str):
+    """Return the autocast context for ``precision`` (see :func:`resolve_precision`).
+
+    ``"fp32"``: none; ``"bf16"``/``"fp16"``: ``torch.autocast`` with bfloat16/float16. On a CPU,
+    bf16 without bf16 instructions and fp16 warn once (:class:`SlowPrecisionWarning`).
+    """
+    precision = resolve_precision(precision, device)
     if precision == "fp32":
         return nullcontext()
     if device.type == "cpu":
-        warn_if_slow_bf16()
-    return torch.autocast(device_type=device.type, dtype=torch.bfloat16)
+        (warn_if_slow_bf16 if precision == "bf16" else warn_slow_fp16)()
+    return torch.autocast(device_type=device.type, dtype=AUTOCAST_DTYPES[precision])
 
 
 def model_device(model: nn.Module) -> torch.device:
     """Return the device of the model's first parameter (CPU for a model without parameters)."""
     return next((p.device for p in model.parameters()), torch.device("cpu"))
+
+
+def missing_compiler(device: torch.device) -> str | None:
+    """Return what ``torch.compile`` (TorchInductor) lacks to build kernels for ``device``, or ``None``.
+
+    On a CPU Inductor compiles C++ (the compiler PyTorch's own search finds: ``$CXX``, ``g++``);
+    on CUDA it writes Triton kernels (the ``triton`` package).
+    """
+    if device.type == "cuda":
+        return None if importlib.util.find_spec("triton") else "the triton package (pip install triton)"
+    if device.type != "cpu":
+        return None
+    from torch._inductor import cpp_builder  # lazily: loads TorchInductor
+    try:
+        cpp_builder.get_cpp_compiler()
+    except Exception:  # InvalidCxxCompiler, or a search that failed otherwise
+        return "a C++ compiler (g++ or $CXX; apt-get install g++)"
+    return None
+
+
+def compile_model(model: nn.Module) -> nn.Module:
+    """Return ``torch.compile(model)``, after checking that the model's device has a compiler.
+
+    The returned module shares ``model``'s parameters; save and load ``model`` itself (the
+    compiled wrapper's ``state_dict`` keys carry an ``_orig_mod.`` prefix).
+
+    Raises:
+        RuntimeError: Naming ``compile=True`` and the missing toolchain.
+    """
+    device = model_device(model)
+    missing = missing_compiler(device)
+    if missing is not None:
+        raise RuntimeError(f"compile=True needs {missing} to build kernels for the {device.type} "
+                           f"device, and none was found: install it, or set compile=False "
+                           f"(eager, same results)")
+    return torch.compile(model)
 
 
 def forward_in_chunks(model: nn.Module, x: torch.Tensor, chunk_size: int | None) -> torch.Tensor:
@@ -119,7 +214,7 @@ def iter_outputs(model: nn.Module, data: torch.Tensor | GroupedDataset, *,
             :func:`~robustml.data.loading.eval_loader` with default settings: 256 examples a
             batch, evaluation transform); no more than one batch of inputs is in memory.
         features: Yield ``model.features(x)`` as float32 ``(B, D)`` rather than ``model(x)``.
-        precision: ``"fp32"`` or ``"bf16"``.
+        precision: A name of :data:`PRECISIONS` (see :func:`resolve_precision`).
         progress: Title of a progress bar over the examples; ``None`` shows none.
     """
     device = model_device(model)

@@ -20,9 +20,10 @@ import torch
 from omegaconf import DictConfig
 
 from robustml.data.contract import DataSplits
-from robustml.health import Finding
+from robustml.health import Finding, Thresholds
 from robustml.pipeline.heads import FittedHead, base_head, comparison_rows, grid_edge
 from robustml.report import markdown_table
+from robustml.train.health import label_counts, one_class_predictor
 from robustml.validation import check_real
 
 if TYPE_CHECKING:
@@ -88,12 +89,19 @@ def _report(cfg: DictConfig, result: AFRResult, base: dict[str, Any], out: dict[
             + markdown_table(["gamma", "reg", "worst-group (%)", ""], tuning))
 
 
-def health(cfg: DictConfig, final: dict[str, Any]) -> list[Finding]:
+def health(cfg: DictConfig, final: dict[str, Any], splits: DataSplits, *,
+           thresholds: Thresholds) -> list[Finding]:
     """AFR's checks: the chosen gamma at either edge of its grid, the chosen reg at the largest
-    (or a smallest above 0; reg=0, no pull, is not an edge to extend)."""
+    (or a smallest above 0; reg=0, no pull, is not an edge to extend), and a last layer that
+    predicts one class on val or test (:func:`robustml.train.health.one_class_predictor`)."""
     regs = [float(r) for r in cfg.method.regs]
     sides = ("largest",) if min(regs) == 0 else ("largest", "smallest")
     return (grid_edge("afr_at_grid_edge", "AFR", "gamma", "method.gammas", final.get("afr/gamma"),
                       cfg.method.gammas)
             + grid_edge("afr_at_grid_edge", "AFR", "reg", "method.regs", final.get("afr/reg"), regs,
-                        sides=sides))
+                        sides=sides)
+            + one_class_predictor(final, label_counts(splits.items()), splits.train.class_names,
+                                  thresholds=thresholds, model="AFR's last layer",
+                                  hint="its weights may favour one class; keep "
+                                       "method.balance_classes=true or lower the largest of "
+                                       "method.gammas"))

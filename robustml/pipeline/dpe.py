@@ -20,6 +20,7 @@ from robustml.data.contract import DataSplits
 from robustml.health import Finding, Thresholds
 from robustml.pipeline.heads import FittedHead, base_head, comparison_rows
 from robustml.report import markdown_table
+from robustml.train.health import label_counts, one_class_predictor
 
 if TYPE_CHECKING:
     from robustml.heads.dpe import DPEResult
@@ -91,15 +92,20 @@ def _report(result: DPEResult, base: dict[str, Any], out: dict[str, Any], retrai
             + markdown_table(["member", "val worst-group (%)", "epoch", "largest class share (%)"], members))
 
 
-def health(final: dict[str, Any], *, thresholds: Thresholds) -> list[Finding]:
-    """DPE's check: a member that gives (nearly) every validation row one class."""
+def health(cfg: DictConfig, final: dict[str, Any], splits: DataSplits, *,
+           thresholds: Thresholds) -> list[Finding]:
+    """DPE's checks: a member that gives (nearly) every validation row one class, and an ensemble
+    that predicts one class on val or test (:func:`robustml.train.health.one_class_predictor`)."""
+    found = one_class_predictor(final, label_counts(splits.items()), splits.train.class_names,
+                                thresholds=thresholds, model="DPE's ensemble",
+                                hint="lower method.cov_reg or raise method.epochs")
     shares = {int(key.split("_")[1]): value for key, value in final.items()
               if key.startswith("dpe/member_") and key.endswith("_class_share")}
     flat = sorted(m for m, share in shares.items() if share >= thresholds.dpe_member_class_share)
     if not flat:
-        return []
-    return [Finding("dpe_member_one_class", 2,
-                    f"DPE member(s) {flat} of {len(shares)} give at least "
-                    f"{100 * thresholds.dpe_member_class_share:g}% of validation rows one class: they "
-                    f"add nothing to the ensemble; lower method.cov_reg (their similarity penalty) or "
-                    f"raise method.epochs")]
+        return found
+    return found + [Finding("dpe_member_one_class", 2,
+                            f"DPE member(s) {flat} of {len(shares)} give at least "
+                            f"{100 * thresholds.dpe_member_class_share:g}% of validation rows one "
+                            f"class: they add nothing to the ensemble; lower method.cov_reg (their "
+                            f"similarity penalty) or raise method.epochs")]

@@ -24,7 +24,7 @@ from omegaconf import DictConfig, OmegaConf
 from robustml.data.contract import DataSplits
 from robustml.health import Finding
 from robustml.identity import data_identity, differences
-from robustml.metrics import group_accuracy
+from robustml.metrics import group_accuracy, prediction_shares
 from robustml.pipeline.build import RunData
 from robustml.pipeline.stages import run_config
 from robustml.train.checkpoint import load_checkpoint, save_checkpoint
@@ -121,6 +121,7 @@ def head_stage(cfg: DictConfig, model: torch.nn.Module, data: RunData, run_dir: 
         preds = torch.from_numpy(np.asarray(fitted.predict(features[name]), dtype=np.int64))
         metrics = group_accuracy(preds, split.y.cpu(), split.group.cpu(), num_groups=split.num_groups,
                                  train_counts=data.train_counts.cpu())
+        metrics.update(prediction_shares(preds, num_classes=split.num_classes))
         out.update({f"{name}/{key}": value for key, value in metrics.items()})
     out.update(fitted.metrics)
     out[f"{method}/fit_seconds"] = round(seconds, 3)

@@ -16,8 +16,11 @@ from robustml.train.loop import Trainer
 
 CHECKS = ("not_learning", "shortcut_learned", "selected_first_evaluation", "small_val_group",
           "group_dro_q_frozen", "group_dro_q_collapsed", "jtt_error_set", "jtt_stage_one",
-          "dfr_c_at_grid_edge", "afr_at_grid_edge", "dpe_member_one_class", "inferred_groups",
-          "cleaning_group")
+          "one_class_predictor", "dfr_c_at_grid_edge", "dfr_small_tuning_group", "afr_at_grid_edge",
+          "dpe_member_one_class", "inferred_groups", "cleaning_group")
+# The last-layer heads (method._target_) and their modules, each with ``health(cfg, final, splits,
+# thresholds=...)``.
+HEADS = {"robustml.pipeline.dfr": dfr, "robustml.pipeline.afr": afr, "robustml.pipeline.dpe": dpe}
 KEYS = {**ENGINE_KEYS, **keys_under("loss.criterion.", ("step_size",))}
 
 
@@ -49,12 +52,14 @@ def run_checks(cfg: DictConfig, trainer: Trainer, data: RunData, final: dict[str
         findings += jtt.health(stage_one, train.y, train.num_classes,
                                batch_size=cfg.trainer.batch_size, thresholds=limits)
     target = OmegaConf.select(cfg, "method._target_")
-    if target == "robustml.pipeline.dfr":
-        findings += dfr.health(cfg, final)
-    elif target == "robustml.pipeline.afr":
-        findings += afr.health(cfg, final)
-    elif target == "robustml.pipeline.dpe":
-        findings += dpe.health(final, thresholds=limits)
+    if target in HEADS:  # a last-layer head: its own checks, the one-class check of its predictions
+        findings += HEADS[target].health(cfg, final, data.splits, thresholds=limits)
+    else:
+        max_steps = trainer.settings.max_steps
+        findings += health.one_class_predictor(
+            final, health.label_counts(data.splits.items()), train.class_names, thresholds=limits,
+            hint=f"it ignores its input; train longer (max_steps={2 * max_steps}) or balance the "
+                 "groups (sampler=group_balanced)")
     findings += inferred.health(data.splits, thresholds=limits)
     if cfg.cleaning is not None:
         from robustml.pipeline import clean  # cleanlab and scikit-learn: only for cleaning runs

@@ -68,9 +68,10 @@ def _method_label_use(cfg: DictConfig, uses: dict[str, str]) -> dict[str, str]:
         uses["selection"] = (f"base model: {uses['selection']}; DFR's C: validation group labels "
                              f"(worst-group accuracy on held-out validation rows)")
     elif name == "afr":
-        uses["training"] = (f"base model: {uses['training']} (on {100 * (1 - cfg.method.holdout_fraction):g}% "
-                            f"of the training split); AFR's last layer: class labels only (the held-out "
-                            f"training rows weighted by the base model's errors)")
+        share = 100 * (1 - cfg.method.holdout_fraction)
+        uses["training"] = (f"base model: {uses['training']} (on {share:g}% of the training split); "
+                            f"AFR's last layer: class labels only (the held-out training rows weighted "
+                            f"by the base model's errors)")
         uses["selection"] = (f"base model: {uses['selection']}; AFR's gamma, reg and step: validation "
                              f"group labels (worst-group accuracy)")
     elif name == "dpe":

@@ -198,6 +198,8 @@ def _evaluate_selected(cfg: DictConfig, trainer: Trainer, data: RunData,
     splits, cleaned = data.splits, data.cleaned
     final: dict[str, Any] = {"selection": cfg.trainer.select, "selected_step": result["best_step"],
                              "steps": result["steps"], "train_seconds": round(result["elapsed"], 3)}
+    if "skipped_steps" in result:  # fp16: optimizer steps the loss scaler skipped
+        final["train/skipped_steps"] = result["skipped_steps"]
     for name, split in splits.items():
         loader = None if split.in_memory else eval_loader(split, trainer.settings.loader)
         final.update(distributed.evaluate_split(

@@ -13,8 +13,10 @@ What makes N processes train the same model as one process with the same global 
   processes' batches together are the one-process batch, for any sampler (uniform, group-balanced,
   or one that duplicates examples);
 - the loss of each process is scaled so that the gradient DDP averages is the gradient of the
-  global-batch loss (:func:`global_loss`); Group DRO, built with ``sync_processes=True``,
+  global-batch loss (:func:`global_count`); Group DRO, built with ``sync_processes=True``,
   all-reduces its group statistics itself;
+- with ``trainer.accumulate=K`` each process splits its share into K micro-batches, and all but
+  the last run inside DDP's ``no_sync()`` (:func:`no_sync`): one all-reduce per step;
 - evaluation splits are sharded the same way and the shares' predictions gathered
   (:func:`evaluate_sharded`), so every process holds the same metrics and selects the same step;
 - rank 0 is the only process that writes files, into the run folder it broadcasts
@@ -28,6 +30,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
+from contextlib import nullcontext
 from pathlib import Path
 from typing import Any
 
@@ -204,22 +207,25 @@ def local_share(indices: torch.Tensor) -> torch.Tensor:
     return indices[low:high]
 
 
-def global_loss(criterion: nn.Module, loss: torch.Tensor,
-                weight: torch.Tensor | None, num_local: int) -> torch.Tensor:
-    """Return the loss to back-propagate so that DDP's averaged gradient is the global-batch one.
+def global_count(local: torch.Tensor) -> torch.Tensor:
+    """Return the sum of ``local`` (a float64 scalar: examples or weights) over processes.
 
-    ERM's local loss is a (weighted) mean over the process's ``num_local`` examples; scaled by
-    ``world_size * m_local / m_global`` (``m`` the number of examples, or the weight sum) the
-    average over processes is the mean over the global batch. Group DRO already returns its
-    scaled local share (see :class:`~robustml.losses.GroupDROLoss`). One process: ``loss``.
+    A process's ERM loss is its (weighted) mean over its ``m_local`` examples (or weight sum);
+    scaled by ``world_size * m_local / m_global`` the average over processes, which DDP takes of
+    the gradients, is the mean over the global batch (see :mod:`robustml.train.step`). Group DRO
+    already returns its scaled local share (see :class:`~robustml.losses.GroupDROLoss`).
     """
-    if world_size() == 1 or isinstance(criterion, GroupDROLoss):
-        return loss
-    local = (weight.sum() if weight is not None
-             else torch.tensor(float(num_local), device=loss.device)).detach().to(torch.float64)
-    total = local.clone()
+    if world_size() == 1:
+        return local
+    total = local.detach().clone()
     dist.all_reduce(total)
-    return loss * (world_size() * local / total).to(loss.dtype)
+    return total
+
+
+def no_sync(forward: Callable[[torch.Tensor], torch.Tensor]):
+    """Return the context of a micro-batch whose gradients are not all-reduced yet (DDP's
+    ``no_sync()``; nothing outside a process group)."""
+    return forward.no_sync() if isinstance(forward, DistributedDataParallel) else nullcontext()
 
 
 def mean_over_processes(value: float, device: torch.device) -> float:

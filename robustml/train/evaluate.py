@@ -10,7 +10,7 @@ from torch import nn
 from robustml.data.contract import Batch, GroupedDataset
 from robustml.groups.partition import selection_metrics
 from robustml.losses.functional import predict
-from robustml.metrics import group_accuracy
+from robustml.metrics import group_accuracy, prediction_shares
 from robustml.models.forward import iter_outputs, model_device
 
 
@@ -45,10 +45,13 @@ def evaluate(model: nn.Module, dataset: GroupedDataset, *, prefix: str,
 
 def metrics_of_predictions(preds: torch.Tensor, dataset: GroupedDataset, *, prefix: str,
                            train_counts: torch.Tensor | None = None) -> dict[str, float]:
-    """Return ``{prefix}/{metric}`` of predictions ``preds`` (shape ``(len(dataset),)``) of ``dataset``."""
+    """Return ``{prefix}/{metric}`` of predictions ``preds`` (shape ``(len(dataset),)``) of ``dataset``:
+    the group accuracies, the selection metrics and each class's share of the predictions
+    (``pred_share_<c>``)."""
     y, groups = dataset.y.to(preds.device), dataset.group.to(preds.device)
     metrics = group_accuracy(preds, y, groups, num_groups=dataset.num_groups,
                              train_counts=None if train_counts is None else train_counts.to(preds.device))
     metrics.update(selection_metrics(preds, y, num_classes=dataset.num_classes,
                                      inferred=dataset.inferred))  # worst class, inferred
+    metrics.update(prediction_shares(preds, num_classes=dataset.num_classes))  # one-class check
     return {f"{prefix}/{key}": value for key, value in metrics.items()}

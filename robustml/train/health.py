@@ -6,11 +6,12 @@ translates them)."""
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 import torch
 
+from robustml.data.contract import GroupedDataset
 from robustml.health import Finding, Thresholds
 
 
@@ -104,3 +105,43 @@ def group_dro_weights(history: Sequence[Mapping[str, Any]], *, num_groups: int, 
                         f"{top[0]} from the middle of the run on: the other groups barely train; "
                         f"try step_size={step_size / 10:g}")]
     return []
+
+
+def label_counts(splits: Iterable[tuple[str, GroupedDataset]],
+                 names: Sequence[str] = ("val", "test")) -> dict[str, list[int]]:
+    """Return ``{split: examples per class}`` of the splits ``names`` among ``splits``'s
+    ``(name, dataset)`` pairs (what :func:`one_class_predictor` compares the predictions with)."""
+    return {name: torch.bincount(split.y.cpu(), minlength=split.num_classes).tolist()
+            for name, split in splits if name in names}
+
+
+def one_class_predictor(final: Mapping[str, Any], label_counts: Mapping[str, Sequence[int]],
+                        class_names: Sequence[str], *, thresholds: Thresholds, hint: str,
+                        model: str = "the selected model") -> list[Finding]:
+    """Fire when ``model`` predicts one class for at least ``one_class_share`` of a split's
+    examples (val or test) while that class is less than ``one_class_label_share`` of them.
+
+    Args:
+        final: The final metrics, with ``{split}/pred_share_<c>`` (see
+            :func:`robustml.metrics.prediction_shares`).
+        label_counts: ``{split: examples per class}`` of the splits to check.
+        class_names: Names of the classes, for the message.
+        thresholds: The thresholds.
+        hint: What to change, for the message (the caller knows the settings).
+        model: What predicted, for the message (DFR's last layer names itself).
+    """
+    found = []
+    for split, counts in label_counts.items():
+        total = sum(counts)
+        shares = [final.get(f"{split}/pred_share_{c}") for c in range(len(counts))]
+        if not total or any(share is None for share in shares):
+            continue
+        top = max(range(len(shares)), key=shares.__getitem__)
+        label_share = counts[top] / total
+        if shares[top] >= thresholds.one_class_share and label_share < thresholds.one_class_label_share:
+            found.append(f"class {class_names[top]} for {100 * shares[top]:.1f}% of {split} examples, "
+                         f"while it is {100 * label_share:.1f}% of them")
+    if not found:
+        return []
+    return [Finding("one_class_predictor", 3,
+                    f"one-class predictor: {model} predicts {'; '.join(found)}: {hint}")]

@@ -17,13 +17,14 @@ from robustml.data.batches import TrainBatches
 from robustml.data.contract import Batch, GroupedDataset, require_in_memory
 from robustml.data.loading import eval_loader
 from robustml.losses.base import GroupLoss
-from robustml.models.forward import autocast, model_device
+from robustml.models.forward import compile_model, model_device, resolve_precision
 from robustml.report import append_jsonl, write_jsonl
 from robustml.selection import selection_rule
 from robustml.train import distributed
 from robustml.train.checkpoint import check_resume_config, load_checkpoint, save_checkpoint
 from robustml.train.rng import capture_rng, restore_rng, unique_generators
 from robustml.train.settings import TrainSettings
+from robustml.train.step import OptimizerStep
 from robustml.validation import check_int
 
 log = logging.getLogger(__name__)
@@ -111,7 +112,19 @@ class Trainer:
         self.history: list[dict[str, Any]] = []
         self.elapsed = 0.0
         distributed.check_distributable(criterion)
-        self._forward = distributed.training_forward(model, settings.chunk_size)
+        # "auto" resolved, bf16/fp16 checked against the device: evaluation uses the same.
+        self.precision = resolve_precision(settings.precision, self.device)
+        trained = compile_model(model) if settings.compile else model
+        batch_norm = any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in model.modules())
+        if batch_norm and settings.accumulate > 1 and distributed.is_main():
+            log.info("accumulate=%d with BatchNorm: its batch statistics are those of each "
+                     "micro-batch, not of the whole batch", settings.accumulate)
+        self._step = OptimizerStep(
+            trained, distributed.training_forward(trained, settings.chunk_size), criterion,
+            optimizer, scheduler=scheduler, precision=self.precision,
+            accumulate=settings.accumulate, partition=partition, chunk_size=settings.chunk_size,
+            l2_weight=settings.l2_weight, device=self.device,
+            reset_optimizer_at_anneal=settings.reset_optimizer_at_anneal)
 
     # Checkpoints -------------------------------------------------------------------------------
     @property
@@ -128,7 +141,8 @@ class Trainer:
                  "criterion": self.criterion.state_dict(), "step": self.step,
                  "best_step": self.best_step, "best_score": self.best_score,
                  "history": self.history, "elapsed": self.elapsed,
-                 "rng": rng, "data_position": self.batches.position, "config": self.config}
+                 "rng": rng, "data_position": self.batches.position, "config": self.config,
+                 "step_state": self._step.state_dict()}
         if self.scheduler is not None:
             state["scheduler"] = self.scheduler.state_dict()
         return state
@@ -141,6 +155,7 @@ class Trainer:
         self.criterion.load_state_dict(state["criterion"])
         if self.scheduler is not None:
             self.scheduler.load_state_dict(state["scheduler"])
+        self._step.load_state_dict(state.get("step_state", {}))
         # Each process draws from its own generators (dropout on its share of the batch): under
         # torchrun every process restores the states it saved, so a resumed run is exact there too.
         if len(state["rng"]) != distributed.world_size():
@@ -158,39 +173,24 @@ class Trainer:
 
     # Steps -------------------------------------------------------------------------------------
     def _train_step(self, batch: Batch) -> float:
-        settings = self.settings
+        """Run one optimizer step on ``batch`` (augmented first); return the batch's loss."""
         if self.augment is not None:
             batch = self.augment(batch)
-        with autocast(batch["x"].device, settings.precision):
-            logits = self._forward(batch["x"])
-        extra = {"weight": batch["weight"]} if "weight" in batch else {}
-        loss = self.criterion(logits.float(), batch["y"], batch[self.partition], **extra)
-        loss = distributed.global_loss(self.criterion, loss, extra.get("weight"), logits.shape[0])
-        signals = self.criterion.step_signals()  # set by the call above
-        if settings.l2_weight:
-            # The L2 term is scaled like the loss (the IRM paper divides both by the penalty weight).
-            l2 = sum(p.pow(2).sum() for p in self.model.parameters())
-            loss = loss + signals.loss_scale * settings.l2_weight * l2
-        if settings.reset_optimizer_at_anneal and signals.annealed:
-            self.optimizer.state.clear()
-        self.optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        self.optimizer.step()
-        if self.scheduler is not None:
-            self.scheduler.step()
-        return distributed.mean_over_processes(loss.item(), loss.device)
+        return self._step(batch)
 
     def _evaluate(self, loss: float) -> dict[str, Any]:
         record: dict[str, Any] = {"step": self.step, "train/loss": loss,
                                   "lr": self.optimizer.param_groups[0]["lr"]}
         record.update({f"train/{k}": v for k, v in self.criterion.log_values().items()})
+        if self._step.scaler is not None:  # fp16: steps the scaler skipped (inf/NaN gradients), so far
+            record["train/skipped_steps"] = self._step.skipped_steps
         splits = [("val", self.val)]
         if self.settings.eval_train == "every" or self.step == self.settings.max_steps:
             splits.insert(0, ("train", self.train))
         for prefix, split in splits:
             record.update(distributed.evaluate_split(
                 self.model, split, prefix=prefix, train_counts=self.train_counts,
-                precision=self.settings.precision, settings=self.settings.loader,
+                precision=self.precision, settings=self.settings.loader,
                 loader=self._eval_loaders.get(prefix)))
         return record
 
@@ -234,6 +234,7 @@ class Trainer:
             self.history.append(record)
             if not settings.progress and distributed.is_main():  # no bar: one line per evaluation
                 log.info(progress_line(record, settings.max_steps))
+            self._log_skipped(record)
             score = math.inf if metric is None else record[metric]
             if math.isnan(score):
                 score = -math.inf
@@ -251,8 +252,22 @@ class Trainer:
             bar.set_postfix(loss=f"{loss:.4f}", val_worst=f"{record['val/acc_worst_group']:.3f}")
         bar.close()
         distributed.barrier()  # best.pt is written before any process loads it
-        return {"best_step": self.best_step, "steps": self.step, "history": self.history,
-                "elapsed": self.elapsed}
+        result = {"best_step": self.best_step, "steps": self.step, "history": self.history,
+                  "elapsed": self.elapsed}
+        if self._step.scaler is not None:
+            result["skipped_steps"] = self._step.skipped_steps
+        return result
+
+    def _log_skipped(self, record: dict[str, Any]) -> None:
+        """Log the fp16 steps skipped since the previous evaluation (none: nothing to say)."""
+        if "train/skipped_steps" not in record or not distributed.is_main():
+            return
+        before = self.history[-2].get("train/skipped_steps", 0) if len(self.history) > 1 else 0
+        skipped = record["train/skipped_steps"] - before
+        if skipped:
+            log.info("fp16: %d step(s) up to step %d skipped by the loss scaler (inf/NaN gradients; "
+                     "%d in all), loss scale now %g", skipped, self.step,
+                     record["train/skipped_steps"], self._step.scaler.get_scale())
 
     def _check_divergence(self, loss: float) -> None:
         """Raise ``FloatingPointError`` naming the learning rate when the loss is out of bounds."""

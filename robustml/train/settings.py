@@ -25,7 +25,16 @@ class TrainSettings:
             selected model and the final metrics are the same). A training-split evaluation
             costs a forward pass over the whole split, as much as a third of an epoch.
         chunk_size: Compute each batch's forward pass in row chunks of this size (same gradient).
-        precision: ``"fp32"`` or ``"bf16"`` (autocast; losses stay in float32).
+        accumulate: Micro-batches per optimizer step (gradient accumulation): ``batch_size``
+            stays the global batch, split into ``accumulate`` parts (after each process's share
+            under torchrun); the full batch is split the same way. Exact for ERM, reweighting
+            and Group DRO; IRM and V-REx penalize each micro-batch (see
+            :mod:`robustml.train.step`).
+        precision: ``"fp32"``, ``"bf16"``, ``"fp16"`` (autocast; losses stay in float32; fp16
+            scales the loss with :class:`torch.amp.GradScaler`) or ``"auto"`` (see
+            :func:`~robustml.models.forward.resolve_precision`).
+        compile: Train through ``torch.compile(model)`` (evaluation stays eager); needs a C++
+            compiler on a CPU, triton on CUDA.
         select: The model-selection rule on val, a name of :data:`robustml.selection.RULES`:
             ``"worst_group"`` accuracy, ``"avg"`` accuracy, ``"last"``, ``"worst_class"`` accuracy
             or ``"worst_inferred_group"`` accuracy (needs an inferred partition).
@@ -54,7 +63,9 @@ class TrainSettings:
     eval_every: int = 50
     eval_train: str = "every"
     chunk_size: int | None = None
+    accumulate: int = 1
     precision: str = "fp32"
+    compile: bool = False
     select: str = "worst_group"
     l2_weight: float = 0.0
     reset_optimizer_at_anneal: bool = False
@@ -86,6 +97,15 @@ class TrainSettings:
         for name in ("batch_size", "chunk_size"):
             if getattr(self, name) is not None:
                 setattr(self, name, check_int(name, getattr(self, name), minimum=1))
+        self.accumulate = check_int("accumulate", self.accumulate, minimum=1)
+        if self.batch_size is not None and self.batch_size % self.accumulate:
+            divisors = [d for d in range(2, min(self.batch_size, 64) + 1) if self.batch_size % d == 0]
+            raise ValueError(f"accumulate must divide batch_size={self.batch_size} (the global "
+                             f"batch, split into accumulate micro-batches): expected a divisor of "
+                             f"{self.batch_size} (such as {divisors[:6] or [1]}), got "
+                             f"accumulate={self.accumulate}")
+        if not isinstance(self.compile, bool):
+            raise ValueError(f"compile must be true or false, got {self.compile!r}")
         self.l2_weight = check_real("l2_weight", self.l2_weight, minimum=0.0)
         self.max_loss = check_real("max_loss", self.max_loss, minimum=0.0)
         self.seed = check_int("seed", self.seed)

@@ -79,8 +79,10 @@ def ref_train(emb, num_epochs, gamma, reg_coeff, lr):
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.)
         optimizer.step()
         with torch.no_grad():
-            val_wgas.append(min(ref_get_accs(torch.argmax(model(emb["val_e"]), -1), emb["val_y"], emb["val_g"])))
-            test_wgas.append(min(ref_get_accs(torch.argmax(model(emb["test_e"]), -1), emb["test_y"], emb["test_g"])))
+            val_wgas.append(min(ref_get_accs(torch.argmax(model(emb["val_e"]), -1), emb["val_y"],
+                                             emb["val_g"])))
+            test_wgas.append(min(ref_get_accs(torch.argmax(model(emb["test_e"]), -1), emb["test_y"],
+                                              emb["test_g"])))
             states.append((model.linear.weight.clone(), model.linear.bias.clone()))
     epoch = int(np.argmax(val_wgas))
     return np.max(val_wgas), test_wgas[epoch], epoch, states[epoch]
@@ -159,7 +161,8 @@ def test_afr_bad_input_names_the_argument(data):
         afr(x[y == 0], y[y == 0], W0, B0, vx, vy, vg, num_groups=4)
     with pytest.raises(ValueError, match=r"erm_weight must have shape \(C, 5\)"):
         afr(x, y, W0[:, :3], B0, vx, vy, vg, num_groups=4)
-    with pytest.raises(ValueError, match=r"gammas must be a non-empty list of finite numbers >= 0, got \[-1.0\]"):
+    with pytest.raises(ValueError,
+                       match=r"gammas must be a non-empty list of finite numbers >= 0, got \[-1.0\]"):
         afr(x, y, W0, B0, vx, vy, vg, num_groups=4, gammas=[-1])
     with pytest.raises(ValueError, match="num_epochs"):
         afr(x, y, W0, B0, vx, vy, vg, num_groups=4, num_epochs=0)

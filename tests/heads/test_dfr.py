@@ -106,6 +106,19 @@ def test_dfr_on_train_equals_a_direct_scikit_learn_computation():
     np.testing.assert_allclose(result.model.named_steps["logreg"].intercept_, intercept, rtol=1e-12)
 
 
+def test_tuning_counts_are_each_groups_rows_in_the_fitting_and_scoring_parts():
+    x_train, y_train, g_train = planted(600, 0.05, seed=1)
+    x_val, y_val, g_val = planted(300, 0.2, seed=2)
+    result = dfr_on_validation(x_train, x_val, y_val, g_val, num_groups=NUM_GROUPS, seed=7)
+    order = np.random.default_rng(7).permutation(len(x_val))  # the first draw of the seed's generator
+    score, fit = order[:150], order[150:]
+    assert result.tuning_counts == {"fit": np.bincount(g_val[fit], minlength=4).tolist(),
+                                    "score": np.bincount(g_val[score], minlength=4).tolist()}
+    on_train = dfr_on_train(x_train, y_train, g_train, x_val, y_val, g_val, num_groups=NUM_GROUPS)
+    assert on_train.tuning_counts == {"fit": np.bincount(g_train, minlength=4).tolist(),
+                                      "score": np.bincount(g_val, minlength=4).tolist()}
+
+
 def test_parallel_fits_give_the_same_model():
     x_val, y_val, g_val = planted(400, 0.2, seed=6)
     one = dfr_on_validation(x_val, x_val, y_val, g_val, num_groups=NUM_GROUPS, num_refits=4, n_jobs=1)

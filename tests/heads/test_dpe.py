@@ -124,7 +124,8 @@ def test_penalties_and_schedule_by_hand():
     # class 1 now sums to -1: (3 / 6 + (-1) / 6) / 2 = 1 / 6.
     assert prototype_penalty(prototypes, previous, wd_weight=0.0, cov_reg=6.0).item() == pytest.approx(1.0)
     ref = ref_cov_reg_scheduler_inv(100.0, 6, 0.05)
-    assert [cov_reg_schedule(100.0, s, 0.05) for s in range(1, 7)] == pytest.approx([ref(s) for s in range(1, 7)])
+    mine = [cov_reg_schedule(100.0, s, 0.05) for s in range(1, 7)]
+    assert mine == pytest.approx([ref(s) for s in range(1, 7)])
 
 
 def test_loss_and_gradients_equal_the_authors_step():
@@ -160,8 +161,10 @@ def test_dpe_matches_the_authors_loop_with_the_same_draws(balance):
                             num_stages=options.pop("num_members"), **options)
     # Equal to the last bit: the penalty is summed in the authors' order (another order parts the
     # members after a few steps at the authors' cov_reg, see prototype_penalty).
-    torch.testing.assert_close(result.prototypes, torch.stack([p[:, 0] for p, _ in ensemble]), rtol=0, atol=0)
-    torch.testing.assert_close(result.scales, torch.stack([s.reshape(()) for _, s in ensemble]), rtol=0, atol=0)
+    torch.testing.assert_close(result.prototypes, torch.stack([p[:, 0] for p, _ in ensemble]),
+                               rtol=0, atol=0)
+    torch.testing.assert_close(result.scales, torch.stack([s.reshape(()) for _, s in ensemble]),
+                               rtol=0, atol=0)
     txs = torch.from_numpy(standardize_rows(tx).astype(np.float32))
     expected = ref_predict(ensemble, txs)
     torch.testing.assert_close(result.probabilities(tx), expected, rtol=0, atol=1e-5)
@@ -185,7 +188,8 @@ def test_dpe_bad_input_names_the_setting():
     with pytest.raises(ValueError, match="needs the held-out rows' group labels"):
         dpe(x, y, None, x, y, g, num_classes=2, num_groups=4, balance="group", batch_size=8)
     keep = g != 3
-    with pytest.raises(ValueError, match=r"DPE's held-out rows per group need at least 1 each, got 3 \(b\): 0"):
+    with pytest.raises(ValueError,
+                       match=r"DPE's held-out rows per group need at least 1 each, got 3 \(b\): 0"):
         dpe(x[keep], y[keep], g[keep], x, y, g, num_classes=2, num_groups=4, balance="group", batch_size=8,
             group_names=["a", "c", "d", "b"])
     with pytest.raises(ValueError, match="balance must be one of"):

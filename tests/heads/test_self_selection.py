@@ -26,15 +26,17 @@ def ref_scores(orig_logits, logits, targets, finetune_type, k):
 
 def test_scores_and_rows_equal_the_authors_step():
     gen = torch.Generator().manual_seed(0)
-    final, early = torch.randn(50, 3, generator=gen, dtype=torch.float64), torch.randn(50, 3, generator=gen, dtype=torch.float64)
+    final = torch.randn(50, 3, generator=gen, dtype=torch.float64)
+    early = torch.randn(50, 3, generator=gen, dtype=torch.float64)
     target = torch.randint(0, 3, (50,), generator=gen)
     loss, top = ref_scores(final, final, target, "misclassification", 7)
     np.testing.assert_allclose(selection_scores(target.numpy(), final), loss.numpy(), rtol=1e-12)
     np.testing.assert_array_equal(self_rows(target.numpy(), final, 7), top)
     kl, top = ref_scores(early, final, target, "early-stop disagreement", 7)
-    np.testing.assert_allclose(selection_scores(target.numpy(), final, rule="disagreement", early_logits=early),
-                               kl.numpy(), rtol=1e-12)
-    np.testing.assert_array_equal(self_rows(target.numpy(), final, 7, rule="disagreement", early_logits=early), top)
+    mine = selection_scores(target.numpy(), final, rule="disagreement", early_logits=early)
+    np.testing.assert_allclose(mine, kl.numpy(), rtol=1e-12)
+    rows = self_rows(target.numpy(), final, 7, rule="disagreement", early_logits=early)
+    np.testing.assert_array_equal(rows, top)
 
 
 def test_one_binary_logit_by_hand_and_bad_input():

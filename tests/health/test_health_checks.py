@@ -140,11 +140,83 @@ def test_cleaning_fires_on_a_group_flagged_far_above_the_overall_rate():
     assert clean.health(final, ["major", "minor"], thresholds=LIMITS) == []
 
 
+def test_prediction_shares_count_each_class():
+    from robustml.metrics import prediction_shares
+    assert prediction_shares(torch.tensor([2, 2, 0, 2]), num_classes=3) == {
+        "pred_share_0": 0.25, "pred_share_1": 0.0, "pred_share_2": 0.75}
+    with pytest.raises(ValueError, match=r"preds must lie in \[0, 2\)"):
+        prediction_shares(torch.tensor([0, 2]), num_classes=2)
+
+
+def _shares(val, test=(0.5, 0.5)):
+    return {**{f"val/pred_share_{c}": s for c, s in enumerate(val)},
+            **{f"test/pred_share_{c}": s for c, s in enumerate(test)}}
+
+
+HINT = "train longer"
+
+
+def test_one_class_predictor_fires_when_one_class_is_predicted_far_beyond_its_share():
+    counts = {"val": [60, 40], "test": [50, 50]}
+    found = health.one_class_predictor(_shares((0.0, 1.0)), counts, ["no", "yes"], thresholds=LIMITS, hint=HINT)
+    assert [f.check for f in found] == ["one_class_predictor"] and found[0].severity == 3
+    assert "predicts class yes for 100.0% of val examples, while it is 40.0% of them" in found[0].message
+    assert "test" not in found[0].message and found[0].message.endswith(": train longer")  # test is mixed
+    both = health.one_class_predictor(_shares((0.995, 0.005), (1.0, 0.0)), counts, ["no", "yes"],
+                                      thresholds=LIMITS, hint=HINT)
+    assert "99.5% of val" in both[0].message and "100.0% of test" in both[0].message
+
+
+def test_one_class_predictor_is_quiet_on_mixed_predictions_or_a_class_that_is_most_examples():
+    counts = {"val": [60, 40], "test": [50, 50]}
+    assert health.one_class_predictor(_shares((0.7, 0.3)), counts, ["no", "yes"], thresholds=LIMITS, hint=HINT) == []
+    majority = {"val": [95, 5], "test": [95, 5]}  # predicting class 0 everywhere is 95% right
+    assert health.one_class_predictor(_shares((1.0, 0.0), (1.0, 0.0)), majority, ["no", "yes"],
+                                      thresholds=LIMITS, hint=HINT) == []
+
+
+def _dfr_splits():
+    from robustml.data.datasets.colored_digits import colored_digits_splits
+    return colored_digits_splits(seed=0)
+
+
+def _dfr_final(C=0.3, fit=(30, 30, 30, 30), score=(30, 30, 30, 30)):
+    final = {"dfr/C": C, **_shares((0.5, 0.5))}
+    for part, counts in (("fit", fit), ("score", score)):
+        final.update({f"dfr/tuning_{part}_count_group_{g}": n for g, n in enumerate(counts)})
+    return final
+
+
 def test_dfr_c_at_the_edge_of_its_grid():
-    cfg = OmegaConf.create({"method": {"C_grid": [1.0, 0.3, 0.1]}})
-    assert [f.check for f in dfr.health(cfg, {"dfr/C": 1.0})] == ["dfr_c_at_grid_edge"]
-    assert "largest" in dfr.health(cfg, {"dfr/C": 1.0})[0].message
-    assert dfr.health(cfg, {"dfr/C": 0.3}) == []
+    cfg = OmegaConf.create({"method": {"C_grid": [1.0, 0.3, 0.1], "fit_on": "val"}})
+    splits = _dfr_splits()
+    found = dfr.health(cfg, _dfr_final(C=1.0), splits, thresholds=LIMITS)
+    assert [f.check for f in found] == ["dfr_c_at_grid_edge"] and "largest" in found[0].message
+    assert dfr.health(cfg, _dfr_final(), splits, thresholds=LIMITS) == []
+
+
+def test_dfr_a_group_with_few_tuning_examples_is_named_with_its_count_and_the_remedy():
+    splits = _dfr_splits()
+    cfg = OmegaConf.create({"method": {"C_grid": [1.0, 0.3, 0.1], "fit_on": "val"}})
+    names = splits.group_names
+    found = dfr.health(cfg, _dfr_final(fit=(30, 30, 6, 30), score=(30, 4, 30, 9)), splits, thresholds=LIMITS)
+    assert [f.check for f in found] == ["dfr_small_tuning_group"]  # one finding: one health/<check> key
+    assert (f"in the fitting half of validation, group 2 ({names[2]}) has 6; in the scoring half of "
+            f"validation, group 1 ({names[1]}) has 4, group 3 ({names[3]}) has 9 (fewer than 10)"
+            ) in found[0].message
+    assert "more validation data, or method.fit_on=train" in found[0].message
+    on_train = OmegaConf.create({"method": {"C_grid": [1.0, 0.3, 0.1], "fit_on": "train"}})
+    found = dfr.health(on_train, _dfr_final(fit=(500, 7, 500, 500)), splits, thresholds=LIMITS)
+    assert f"in the training split, group 1 ({names[1]}) has 7" in found[0].message
+    assert dfr.health(cfg, _dfr_final(score=(10, 10, 10, 10)), splits, thresholds=LIMITS) == []
+
+
+def test_dfr_one_class_last_layer_names_its_l1_penalty():
+    cfg = OmegaConf.create({"method": {"C_grid": [1.0, 0.3, 0.1], "fit_on": "val"}})
+    final = {**_dfr_final(), **_shares((1.0, 0.0))}
+    found = dfr.health(cfg, final, _dfr_splits(), thresholds=LIMITS)
+    assert [f.check for f in found] == ["one_class_predictor"]
+    assert "DFR's last layer predicts class" in found[0].message and "method.C_grid" in found[0].message
 
 
 def test_findings_are_ranked_capped_at_three_lines_and_stored():

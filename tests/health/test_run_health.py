@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from robustml.pipeline.run import run
 from support import compose_train
 
@@ -27,3 +29,16 @@ def test_thresholds_come_from_the_health_config_group(tmp_path):
     strict = run(compose_train(QUICK + ["trainer.max_steps=60", "health.chance_margin=0.99"]),
                  run_dir=tmp_path / "b", summary="none")
     assert "health/not_learning" in strict  # the same run against a 99% margin
+
+
+def test_the_one_class_check_reads_the_runs_prediction_shares(tmp_path):
+    healthy = run(compose_train(QUICK + ["trainer.max_steps=60"]), run_dir=tmp_path / "a", summary="none")
+    assert "health/one_class_predictor" not in healthy
+    assert healthy["val/pred_share_0"] + healthy["val/pred_share_1"] == pytest.approx(1.0)
+    assert 0.1 < healthy["val/pred_share_0"] < 0.9
+    # Thresholds that any run meets: the check is wired to the run's metrics and names its settings.
+    strict = run(compose_train(QUICK + ["trainer.max_steps=60", "health.one_class_share=0",
+                                        "health.one_class_label_share=1.01"]),
+                 run_dir=tmp_path / "b", summary="none")
+    message = strict["health/one_class_predictor"]
+    assert "the selected model predicts class" in message and "trainer.max_steps=120" in message

@@ -44,7 +44,8 @@ def test_afr_run_equals_a_direct_fit_on_the_held_out_rows_and_is_audited(tmp_pat
     cfg = compose_train([*AFR, *FAST, f"method.cache_dir={tmp_path / 'features'}"])
     final = run(cfg, run_dir=tmp_path / "run", summary="none")
     metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
-    assert {"test/acc_worst_group", "base/test/acc_worst_group", "afr/gamma", "afr/reg", "afr/epoch"} <= set(metrics)
+    assert {"test/acc_worst_group", "base/test/acc_worst_group", "afr/gamma", "afr/reg",
+            "afr/epoch"} <= set(metrics)
     splits, model, features = _base_model(cfg, tmp_path / "run", tmp_path / "features")
     base_rows, held = afr_step.split_rows(cfg, len(splits.train))
     assert len(held) == int(0.2 * len(splits.train)) and not set(base_rows) & set(held)
@@ -53,14 +54,16 @@ def test_afr_run_equals_a_direct_fit_on_the_held_out_rows_and_is_audited(tmp_pat
                  model.head.bias.detach(), features["val"], splits.val.y.numpy(), splits.val.group.numpy(),
                  num_groups=4, gammas=[0.0, 4.0], regs=[0.0, 0.1], num_epochs=15, lr=0.05, seed=0)
     assert (final["afr/gamma"], final["afr/reg"]) == (direct.gamma, direct.reg)
-    assert final["test/acc_worst_group"] == pytest.approx(_worst(direct.predict(features["test"]), splits.test))
+    assert final["test/acc_worst_group"] == pytest.approx(
+        _worst(direct.predict(features["test"]), splits.test))
     uses = describe_group_label_use(cfg)
     assert "AFR's last layer: class labels only" in uses["training"] and "80%" in uses["training"]
     assert "AFR's gamma, reg and step: validation group labels" in uses["selection"]
     assert "## AFR" in (tmp_path / "run" / "report.md").read_text()
     audit = json.loads((audit_run(tmp_path / "run", out_dir=tmp_path / "audit") / "audit.json").read_text())
     assert "AFR last layer" in audit["source"]
-    assert audit["per_group"]["test/acc_worst_group"] == pytest.approx(final["test/acc_worst_group"], abs=1e-6)
+    assert audit["per_group"]["test/acc_worst_group"] == pytest.approx(final["test/acc_worst_group"],
+                                                                       abs=1e-6)
 
     # The finished AFR run as the base: no training, the same result; a run whose base model saw
     # the held-out rows (other rows held out) is refused by name.
@@ -75,38 +78,49 @@ def test_afr_run_equals_a_direct_fit_on_the_held_out_rows_and_is_audited(tmp_pat
 
 @pytest.mark.parametrize("balance", ["class", "group"])
 def test_dpe_run_equals_a_direct_fit_on_validation_and_is_audited(tmp_path, balance):
-    cfg = compose_train([*DPE, *FAST, f"method.balance={balance}", f"method.cache_dir={tmp_path / 'features'}"])
+    cfg = compose_train([*DPE, *FAST, f"method.balance={balance}",
+                         f"method.cache_dir={tmp_path / 'features'}"])
     final = run(cfg, run_dir=tmp_path / "run", summary="none")
     splits, _, features = _base_model(cfg, tmp_path / "run", tmp_path / "features")
     val = splits.val
     direct = dpe(features["val"], val.y.numpy(), val.group.numpy() if balance == "group" else None,
                  features["val"], val.y.numpy(), val.group.numpy(), num_classes=2, num_groups=4,
                  balance=balance, num_members=2, epochs=3, batch_size=32, cov_reg=100.0, seed=0)
-    assert final["test/acc_worst_group"] == pytest.approx(_worst(direct.predict(features["test"]), splits.test))
+    assert final["test/acc_worst_group"] == pytest.approx(
+        _worst(direct.predict(features["test"]), splits.test))
     assert final["dpe/member_1_val_worst_group"] == pytest.approx(direct.member_scores[1])
     uses = describe_group_label_use(cfg)
     expected = "class labels only" if balance == "class" else "validation group labels (group-balanced"
     assert f"DPE's prototype ensemble: {expected}" in uses["training"]
     audit = json.loads((audit_run(tmp_path / "run", out_dir=tmp_path / "audit") / "audit.json").read_text())
     assert "DPE last layer" in audit["source"]
-    assert audit["per_group"]["test/acc_worst_group"] == pytest.approx(final["test/acc_worst_group"], abs=1e-6)
+    assert audit["per_group"]["test/acc_worst_group"] == pytest.approx(final["test/acc_worst_group"],
+                                                                       abs=1e-6)
 
 
 def test_head_health_checks_fire_at_a_grid_edge_and_on_a_one_class_member():
-    cfg = compose_train(AFR)
-    assert [f.check for f in afr_step.health(cfg, {"afr/gamma": 4.0, "afr/reg": 0.0})] == ["afr_at_grid_edge"]
-    assert "extend method.gammas past 4" in afr_step.health(cfg, {"afr/gamma": 4.0, "afr/reg": 0.0})[0].message
-    assert afr_step.health(cfg, {"afr/gamma": 2.0, "afr/reg": 0.0}) == []  # reg=0: not an edge to extend
-    assert "largest value of method.regs" in afr_step.health(cfg, {"afr/gamma": 2.0, "afr/reg": 0.1})[0].message
+    cfg, splits, limits = compose_train(AFR), colored_digits_splits(seed=0), Thresholds()
+
+    def afr_health(gamma, reg):
+        return afr_step.health(cfg, {"afr/gamma": gamma, "afr/reg": reg}, splits, thresholds=limits)
+    assert [f.check for f in afr_health(4.0, 0.0)] == ["afr_at_grid_edge"]
+    assert "extend method.gammas past 4" in afr_health(4.0, 0.0)[0].message
+    assert afr_health(2.0, 0.0) == []  # reg=0, no pull: not an edge to extend
+    assert "largest value of method.regs" in afr_health(2.0, 0.1)[0].message
     final = {"dpe/member_0_class_share": 0.6, "dpe/member_1_class_share": 1.0}
-    found = dpe_step.health(final, thresholds=Thresholds())
+    found = dpe_step.health(cfg, final, splits, thresholds=limits)
     assert [f.check for f in found] == ["dpe_member_one_class"] and "member(s) [1] of 2" in found[0].message
-    assert dpe_step.health(final, thresholds=Thresholds(dpe_member_class_share=1.01)) == []
+    assert dpe_step.health(cfg, final, splits, thresholds=Thresholds(dpe_member_class_share=1.01)) == []
+    # The ensemble's own predictions: one class for every test row fires the shared one-class check.
+    one_class = {**final, "test/pred_share_0": 1.0, "test/pred_share_1": 0.0}
+    assert "one_class_predictor" in [f.check for f in dpe_step.health(cfg, one_class, splits,
+                                                                      thresholds=limits)]
 
 
 def test_head_runs_refuse_bad_settings_by_name(tmp_path):
     with pytest.raises(ValueError, match=r"method.holdout_fraction=1.0 holds out"):
-        run(compose_train([*AFR, *FAST, "method.holdout_fraction=1.0"]), run_dir=tmp_path / "a", summary="none")
+        run(compose_train([*AFR, *FAST, "method.holdout_fraction=1.0"]), run_dir=tmp_path / "a",
+            summary="none")
     with pytest.raises(ValueError, match=r"fewer than batch_size=4096.*method.batch_size"):
         run(compose_train([*DPE, *FAST, "method.batch_size=4096", f"method.cache_dir={tmp_path / 'f'}"]),
             run_dir=tmp_path / "b", summary="none")
@@ -129,8 +143,11 @@ def test_dpe_on_the_rows_the_base_model_gets_most_wrong(tmp_path):
                  val.group.numpy(), num_classes=2, num_groups=4, num_members=2, epochs=3, batch_size=32,
                  cov_reg=100.0, seed=0)
     assert final["dpe/retrain_rows"] == 120
-    assert final["test/acc_worst_group"] == pytest.approx(_worst(direct.predict(features["test"]), splits.test))
-    assert "the 120 validation rows the base model gets most wrong (SELF)" in describe_group_label_use(cfg)["training"]
+    assert final["test/acc_worst_group"] == pytest.approx(
+        _worst(direct.predict(features["test"]), splits.test))
+    training = describe_group_label_use(cfg)["training"]
+    assert "the 120 validation rows the base model gets most wrong (SELF)" in training
     with pytest.raises(ValueError, match="needs method.num_rows"):
-        run(compose_train([*DPE, *FAST, "method.retrain_rows=misclassified", f"method.cache_dir={tmp_path / 'features'}"]),
-            run_dir=tmp_path / "bad", summary="none")
+        run(compose_train([*DPE, *FAST, "method.retrain_rows=misclassified",
+                           f"method.cache_dir={tmp_path / 'features'}"]), run_dir=tmp_path / "bad",
+            summary="none")

@@ -33,6 +33,11 @@ SCENARIOS = {
     "mini_batch_group_dro_balanced": ["loss=group_dro", "loss.criterion.step_size=0.5",
                                       "sampler=group_balanced", "trainer.batch_size=99"],
     "mini_batch_erm_reweight": ["sampler=reweight", "trainer.batch_size=99"],
+    # Shares of 50 in 4 micro-batches (13, 13, 12, 12), all-reduced once per step (no_sync).
+    "mini_batch_group_dro_accumulate": ["loss=group_dro", "loss.criterion.step_size=0.5",
+                                        "trainer.batch_size=100", "trainer.accumulate=4"],
+    "mini_batch_erm_reweight_accumulate": ["sampler=reweight", "trainer.batch_size=100",
+                                           "trainer.accumulate=4"],
     # JTT: the processes train stage one together (no lock), rank 0 writes its cache entry.
     "jtt_stage_one_and_two": ["experiment=colored_digits_jtt", "method.stage_one.max_steps=4",
                               "method.cache_dir={root}/jtt_cache"],

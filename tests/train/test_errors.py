@@ -24,6 +24,18 @@ def test_bad_run_settings_name_the_setting(override, error, message, tmp_path):
         run(cfg, run_dir=tmp_path)
 
 
+@pytest.mark.parametrize("overrides,message", [
+    (["trainer.batch_size=16", "trainer.accumulate=3"],
+     r"trainer.accumulate must divide trainer.batch_size=16 .*expected a divisor of 16 .*"
+     r"got trainer.accumulate=3"),
+    (["trainer.accumulate=0"], r"trainer.accumulate must be an integer >= 1, got 0"),
+])
+def test_bad_accumulation_names_the_setting_and_what_it_expects(overrides, message, tmp_path):
+    cfg = compose_train([*overrides, "trainer.progress=false"])
+    with pytest.raises(ValueError, match=message):
+        run(cfg, run_dir=tmp_path)
+
+
 def test_resume_without_a_checkpoint_is_refused_with_what_to_type(tmp_path):
     cfg = compose_train(["trainer.resume=true", "trainer.progress=false"])
     with pytest.raises(FileNotFoundError, match=r"trainer.resume=true but there is no checkpoint at "

@@ -49,6 +49,8 @@ def test_the_experiments_keep_the_papers_settings():
     assert (afr.method.lr, afr.method.num_epochs, len(afr.method.gammas), list(afr.method.regs),
             afr.method.holdout_fraction) == (0.02, 1000, 10, [0.001, 0.01, 0.1], 0.2)
     afr = compose_train(["experiment=waterbirds_afr"])
-    assert (afr.method.lr, afr.method.num_epochs, len(afr.method.gammas), afr.trainer.epochs) == (0.01, 500, 33, 50)
+    assert (afr.method.lr, afr.method.num_epochs, len(afr.method.gammas),
+            afr.trainer.epochs) == (0.01, 500, 33, 50)
     dpe = compose_train(["experiment=celeba_dpe"])
-    assert (dpe.method.num_members, dpe.method.lr, dpe.method.cov_reg, dpe.method.balance) == (16, 5e-4, 5e5, "class")
+    assert (dpe.method.num_members, dpe.method.lr, dpe.method.cov_reg,
+            dpe.method.balance) == (16, 5e-4, 5e5, "class")

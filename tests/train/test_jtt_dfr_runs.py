@@ -112,6 +112,10 @@ def test_dfr_run_reports_dfr_metrics_equal_to_a_direct_fit_on_the_cached_feature
     preds = direct.predict(features["test"])
     worst = min((preds == splits.test.y.numpy())[splits.test.group.numpy() == g].mean() for g in range(4))
     assert final["test/acc_worst_group"] == pytest.approx(worst) and final["dfr/C"] == direct.C
+    assert [final[f"test/pred_share_{c}"] for c in (0, 1)] == pytest.approx([np.mean(preds == 0), np.mean(preds == 1)])
+    assert [final[f"dfr/tuning_score_count_group_{g}"] for g in range(4)] == direct.tuning_counts["score"]
+    small = any(n < 10 for counts in direct.tuning_counts.values() for n in counts)
+    assert ("health/dfr_small_tuning_group" in final) == small  # the run's health step reads the counts
     report = (tmp_path / "run" / "report.md").read_text()
     assert "## DFR" in report and "DFR's last layer: validation group labels" in report
     assert final["dfr/num_refits"] == 20  # num_refits: null is the authors' count on validation

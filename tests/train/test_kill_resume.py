@@ -150,6 +150,17 @@ def test_mini_batch_group_dro_resumes_exactly_after_a_mid_epoch_kill_and_a_kill_
     _check_kill_and_resume(tmp_path, overrides, [("step", first), ("after_jsonl", second)])
 
 
+def test_accumulated_fp16_group_dro_resumes_exactly_after_a_mid_epoch_kill(tmp_path):
+    # 4 micro-batches of 64 per step, fp16 autocast with the loss scaler (its state is in the
+    # checkpoint), Group DRO's q stepped on the whole batch; 5 batches per epoch.
+    overrides = ["loss=group_dro", "trainer.batch_size=256", "trainer.accumulate=4",
+                 "trainer.precision=fp16", "trainer.max_steps=9", "trainer.eval_every=3",
+                 "model.hidden_dims=[64]"]
+    step = _draw("accumulated_fp16", 4, 8, avoid_multiples_of=3)
+    final = _check_kill_and_resume(tmp_path, overrides, [("step", step)])
+    assert final["train/skipped_steps"] == 0
+
+
 def test_on_disk_dataloader_run_resumes_exactly_mid_epoch(tmp_path):
     csv = write_image_csv(tmp_path / "data", per_group=6, size=(12, 12), split_column=True)
     # 12 training images in batches of 5: 3 batches per epoch, random crops and flips per image.
