@@ -46,12 +46,17 @@ def prototype_penalty(prototypes: torch.Tensor, previous: torch.Tensor | None, *
                       cov_reg: float) -> torch.Tensor:
     """Return the member's penalty: the prototypes' squared norms and their similarity to the
     earlier members' prototypes ``previous`` ``(C, M, D)`` (``None`` for the first member)."""
-    penalty = wd_weight * prototypes.pow(2).sum(1).mean()
+    # The authors' arithmetic, in their order: the similarity's mean is near 0, so float32
+    # rounding in another order flips the sign under abs() and with it the direction of a
+    # gradient scaled by cov_reg (1e4-5e5): the members would part from the authors' after a step.
+    wd = torch.einsum("ijk,ilk->ijl", prototypes[:, None], prototypes[:, None]) * wd_weight
+    penalty = wd.squeeze().mean()
     if previous is None or previous.shape[1] == 0 or cov_reg <= 0:
         return penalty
-    dim, members = prototypes.shape[1], previous.shape[1] + 1
-    similarity = torch.einsum("cd,cmd->cm", prototypes, previous) / (dim - 1)
-    return penalty + cov_reg * torch.abs(similarity.sum(1).div(members).mean())
+    stacked = torch.cat([prototypes[:, None], previous], dim=1)
+    members, dim = stacked.shape[1:]
+    similarity = torch.einsum("ijk,ilk->ijl", stacked, stacked) / (dim - 1)
+    return penalty + torch.abs(similarity[:, 0, 1:].sum(1).div(members).mean()) * cov_reg
 
 
 def cov_reg_schedule(cov_reg: float, member: int, alpha: float) -> float:

@@ -14,7 +14,7 @@ EXPERIMENTS = sorted(p.stem for p in (REPO / "configs" / "experiment").glob("*.y
 
 def test_every_tabular_method_has_an_experiment_config():
     methods = ("erm", "group_balanced", "reweight", "group_dro", "jtt", "dfr", "inferred_group_dro",
-               "eiil_irm")
+               "eiil_irm", "afr", "dpe", "dpe_group")
     assert EXPERIMENTS == sorted(f"{d}_{m}" for d in ("adult", "celeba_attributes") for m in methods)
 
 
@@ -24,6 +24,8 @@ def test_experiment_config_runs_two_steps_on_tiny_generated_data(experiment, tmp
     write_celeba(tmp_path / "data", *tiny_values())
     # DFR on validation halves the 8 validation rows at random: too few for every group in both.
     small = ["method.fit_on=train"] if experiment.endswith("_dfr") else []
+    # AFR holds out 20% of the 16 training rows: 3 rows, of one class on CelebA; hold out half.
+    small += ["method.holdout_fraction=0.5"] if experiment.endswith("_afr") else []
     cfg = compose_train([f"experiment={experiment}", "debug=smoke",
                          f"paths.data_root={tmp_path / 'data'}", *small])
     assert cfg.trainer.batch_size == 256 and cfg.model._target_ == "robustml.models.MLP"
