@@ -98,8 +98,12 @@ def ranked(findings: Iterable[Finding]) -> list[Finding]:
 
 
 def as_metrics(findings: Sequence[Finding]) -> dict[str, Any]:
-    """Return ``{"health/<check>": message, ..., "health/count": n}`` for ``metrics.json``."""
-    out: dict[str, Any] = {f"health/{f.check}": f.message for f in ranked(findings)}
+    """Return ``{"health/<check>": message, ..., "health/count": n}`` for ``metrics.json``; the
+    messages of several findings of one check are joined with `` | `` (none is dropped)."""
+    out: dict[str, Any] = {}
+    for f in ranked(findings):
+        key = f"health/{f.check}"
+        out[key] = f"{out[key]} | {f.message}" if key in out else f.message
     out["health/count"] = len(findings)
     return out
 

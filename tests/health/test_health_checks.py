@@ -254,3 +254,11 @@ def test_a_head_that_did_not_raise_val_worst_group_over_its_base_says_so_per_met
     assert no_gain("dfr", {"val/acc_worst_group": 0.2049, "base/val/acc_worst_group": 0.195}, min_gain=0.01)
     assert not no_gain("dfr", {"val/acc_worst_group": 0.497, "base/val/acc_worst_group": 0.17}, min_gain=0.01)
     assert not no_gain("dfr", {"val/acc_worst_group": 0.5}, min_gain=0.01)  # no base metrics: no claim
+
+
+def test_two_findings_of_one_check_are_both_stored():
+    # AFR at both edges of its grid (gamma and reg) gives two afr_at_grid_edge findings.
+    stored = as_metrics([Finding("afr_at_grid_edge", 2, "gamma edge"), Finding("afr_at_grid_edge", 2, "reg edge"),
+                         Finding("not_learning", 3, "chance")])
+    assert stored["health/afr_at_grid_edge"] == "gamma edge | reg edge" and stored["health/count"] == 3
+    assert [f.check for f in from_metrics(stored)] == ["not_learning", "afr_at_grid_edge"]
