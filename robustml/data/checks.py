@@ -12,10 +12,25 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Mapping, Sequence
+from typing import Any
 
 import torch
 
 from robustml.data.contract import GroupedDataset
+
+
+def read_csv_rows(path: Any, *, header: str, row: str, **options: Any) -> Any:
+    """Return ``pandas.read_csv(path, **options)``; an empty file or one with a header only stops
+    with a message naming the path, the ``header`` it needs and what each ``row`` holds."""
+    import pandas as pd  # only the loaders of CSV files need pandas
+    try:
+        frame = pd.read_csv(path, **options)
+    except pd.errors.EmptyDataError:
+        raise ValueError(f"{path} is empty: expected a header row {header}, then one row per {row}") from None
+    if frame.empty:
+        raise ValueError(f"{path} has no rows: its header names the columns {list(frame.columns)}, and "
+                         f"one row per {row} must follow it")
+    return frame
 
 
 def as_names(argument: str, value: str | Sequence[str] | None) -> tuple[str, ...]:

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from robustml.data.checks import as_names, check_columns, check_num_classes
+from robustml.data.checks import as_names, check_columns, check_num_classes, read_csv_rows
 from robustml.data.contract import DataSplits
 from robustml.data.ondisk import (check_files_exist, image_sizes, imagenet_transform, make_image_splits,
                                   transforms_v2)
@@ -166,14 +166,8 @@ def image_csv_splits(csv: str | Path, *, label: str = "label", path: str = "path
     if not csv.is_file():
         raise FileNotFoundError(f"csv={str(csv)!r}: no such file; csv must name a CSV file with "
                                 "columns path,label,<attribute columns>[,split]")
-    try:
-        frame = pd.read_csv(csv, dtype=str, keep_default_na=False, skipinitialspace=True)
-    except pd.errors.EmptyDataError:
-        raise ValueError(f"{csv} is empty: expected a header row path,label,<attribute columns>[,split], "
-                         "then one row per image") from None
-    if frame.empty:
-        raise ValueError(f"{csv} has no rows: its header names the columns {list(frame.columns)}, and "
-                         "one row per image must follow it")
+    frame = read_csv_rows(csv, header="path,label,<attribute columns>[,split]", row="image", dtype=str,
+                          keep_default_na=False, skipinitialspace=True)
     frame.columns = [c.strip() for c in frame.columns]
     attributes = list(as_names("attributes", attributes)) if attributes is not None else [
         c for c in frame.columns if c not in (path, label, split)]

@@ -18,7 +18,8 @@ import pandas as pd
 
 from robustml.data.contract import DataSplits
 from robustml.data.datasets.colored import check_flag
-from robustml.data.checks import as_names, check_columns, check_num_classes, check_split_sizes
+from robustml.data.checks import (as_names, check_columns, check_num_classes, check_split_sizes,
+                                  read_csv_rows)
 from robustml.data.datasets.tabular import SPLITS, attribute_values, stratified_holdout, table_splits
 from robustml.validation import check_int
 
@@ -50,12 +51,9 @@ def read_table(path: str | Path) -> pd.DataFrame:
                 from error
         frame = pd.read_parquet(path)
     else:
-        try:
-            frame = pd.read_csv(path, sep="\t" if kind == "tsv" else ",", skipinitialspace=True)
-        except pd.errors.EmptyDataError:
-            raise ValueError(f"{path} is empty: expected a header row naming the columns, then one "
-                             "row per example") from None
-    if frame.empty:
+        frame = read_csv_rows(path, header="naming the columns", row="example",
+                              sep="\t" if kind == "tsv" else ",", skipinitialspace=True)
+    if frame.empty:  # a Parquet file without rows
         raise ValueError(f"{path} has no rows: its header names the columns {list(frame.columns)}, "
                          "and one row per example must follow it")
     return frame
