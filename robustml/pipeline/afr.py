@@ -21,7 +21,7 @@ from omegaconf import DictConfig
 
 from robustml.data.contract import DataSplits
 from robustml.health import Finding, Thresholds
-from robustml.pipeline.heads import FittedHead, base_head, comparison_rows, grid_edge
+from robustml.pipeline.heads import FittedHead, base_head, comparison_table, grid_edge
 from robustml.report import markdown_table
 from robustml.train.health import label_counts, one_class_predictor
 from robustml.validation import check_real
@@ -84,8 +84,7 @@ def _report(cfg: DictConfig, result: AFRResult, base: dict[str, Any], out: dict[
             f"step ({result.epoch} of {cfg.method.num_epochs}) were chosen by validation worst-group "
             f"accuracy. The per-group tables of this report are AFR's; the base model's metrics are "
             f"`base/...` in metrics.json.\n\n"
-            + markdown_table(["model", "val worst", "val avg", "test worst", "test avg"],
-                             comparison_rows(base, out, "AFR"))
+            + comparison_table(base, out, "AFR")
             + "\n\nThe best settings by validation worst-group accuracy (all in metrics.json):\n\n"
             + markdown_table(["gamma", "reg", "worst-group (%)", ""], tuning))
 

@@ -16,7 +16,7 @@ from omegaconf import DictConfig
 
 from robustml.data.contract import DataSplits
 from robustml.health import Finding, Thresholds
-from robustml.pipeline.heads import FittedHead, comparison_rows, grid_edge
+from robustml.pipeline.heads import FittedHead, comparison_table, grid_edge
 from robustml.report import markdown_table
 from robustml.train.health import label_counts, one_class_predictor
 
@@ -60,7 +60,6 @@ def fit(cfg: DictConfig, features: dict[str, np.ndarray], splits: DataSplits,
 
 def _report(result: DFRResult, base: dict[str, Any], dfr: dict[str, Any]) -> str:
     fit_on = {"val": "validation", "train": "training"}[result.fit_on]
-    rows = comparison_rows(base, dfr, "DFR")
     tuning = [[f"{c:g}", f"{100 * score:.1f}", "<- chosen" if c == result.C else ""]
               for c, score in result.tuning.items()]
     return (f"## DFR (Kirichenko et al., ICLR 2023)\n\nThe base model's last layer is replaced by an "
@@ -69,7 +68,7 @@ def _report(result: DFRResult, base: dict[str, Any], dfr: dict[str, Any]) -> str
             f"{result.num_refits} fits averaged), so DFR uses the {fit_on} split's group labels. "
             f"The per-group tables of this report are DFR's; the base model's metrics are "
             f"`base/...` in metrics.json (the stress test, if any, is the base model's).\n\n"
-            + markdown_table(["model", "val worst", "val avg", "test worst", "test avg"], rows)
+            + comparison_table(base, dfr, "DFR")
             + "\n\nC chosen by worst-group accuracy on held-out validation rows:\n\n"
             + markdown_table(["C", "worst-group (%)", ""], tuning))
 

@@ -18,7 +18,7 @@ from omegaconf import DictConfig
 
 from robustml.data.contract import DataSplits
 from robustml.health import Finding, Thresholds
-from robustml.pipeline.heads import FittedHead, base_head, comparison_rows
+from robustml.pipeline.heads import FittedHead, base_head, comparison_table
 from robustml.report import markdown_table
 from robustml.train.health import label_counts, one_class_predictor
 
@@ -96,8 +96,7 @@ def _report(result: DPEResult, base: dict[str, Any], out: dict[str, Any], retrai
             f"was chosen by validation worst-group accuracy; the ensemble averages their "
             f"probabilities. The per-group tables of this report are DPE's; the base model's "
             f"metrics are `base/...` in metrics.json.\n\n"
-            + markdown_table(["model", "val worst", "val avg", "test worst", "test avg"],
-                             comparison_rows(base, out, "DPE"))
+            + comparison_table(base, out, "DPE")
             + "\n\nMembers:\n\n"
             + markdown_table(["member", "val worst-group (%)", "epoch", "largest class share (%)"], members))
 

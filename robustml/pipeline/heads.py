@@ -27,6 +27,7 @@ from robustml.identity import data_identity, differences
 from robustml.metrics import group_accuracy, prediction_shares
 from robustml.pipeline.build import RunData
 from robustml.pipeline.stages import run_config
+from robustml.report import markdown_table
 from robustml.train.checkpoint import load_checkpoint, save_checkpoint
 
 SPLIT_PREFIXES = ("train/", "val/", "test/")
@@ -128,11 +129,12 @@ def head_stage(cfg: DictConfig, model: torch.nn.Module, data: RunData, run_dir: 
     return out, [fitted.report(final, out), *tables]
 
 
-def comparison_rows(base: dict[str, Any], head: dict[str, Any], name: str) -> list[list[str]]:
-    """Rows ``model, val worst, val avg, test worst, test avg`` of the base model and the head."""
-    return [[model, *(f"{100 * metrics[f'{split}/{key}']:.1f}" for split in ("val", "test")
+def comparison_table(base: dict[str, Any], head: dict[str, Any], name: str) -> str:
+    """Markdown table ``model, val worst, val avg, test worst, test avg`` of the base model and the head."""
+    rows = [[model, *(f"{100 * metrics[f'{split}/{key}']:.1f}" for split in ("val", "test")
                       for key in ("acc_worst_group", "acc_avg"))]
             for model, metrics in (("base model", base), (name, head))]
+    return markdown_table(["model", "val worst", "val avg", "test worst", "test avg"], rows)
 
 
 def grid_edge(check: str, method: str, name: str, key: str, chosen: float | None,
