@@ -60,3 +60,16 @@ def wait_child(pid: int) -> int:
 def in_child(job: Callable[[], None]) -> int:
     """Run ``job`` in a forked child process and return its exit code."""
     return wait_child(start_child(job))
+
+
+def planted(n: int, minority: float, seed: int, *, noise: int = 4):
+    """Features with a core dimension (the label), a spurious one (the attribute) and ``noise``
+    noise dimensions, for the last-layer heads' tests: ``(x, y, groups)`` with groups
+    ``y * 2 + a``; ``minority`` is the share of rows where ``a != y``."""
+    import numpy as np
+    rng = np.random.default_rng(seed)
+    y = rng.integers(0, 2, n)
+    a = np.where(rng.random(n) < minority, 1 - y, y)
+    x = np.column_stack([y + 0.8 * rng.standard_normal(n), 3 * a + 0.3 * rng.standard_normal(n),
+                         rng.standard_normal((n, noise))])
+    return x, y, y * 2 + a

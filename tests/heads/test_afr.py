@@ -8,18 +8,14 @@ import numpy as np
 import pytest
 import torch
 
+import support
 from robustml.heads import afr, afr_weights
 from robustml.heads.afr import two_logit_head
 
 
 def planted(n: int, minority: float, seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """A core feature (label), a spurious one (attribute, ``minority`` of rows disagree), noise."""
-    rng = np.random.default_rng(seed)
-    y = rng.integers(0, 2, n)
-    a = np.where(rng.random(n) < minority, 1 - y, y)
-    x = np.column_stack([y + 0.8 * rng.standard_normal(n), 3 * a + 0.3 * rng.standard_normal(n),
-                         rng.standard_normal((n, 3))])
-    return x.astype(np.float32), y, y * 2 + a
+    x, y, groups = support.planted(n, minority, seed, noise=3)
+    return x.astype(np.float32), y, groups
 
 
 # An ERM head that follows the spurious feature most and the core feature a little.

@@ -8,6 +8,7 @@ import sklearn
 from sklearn.linear_model import LogisticRegression
 from sklearn.preprocessing import StandardScaler
 
+from support import planted
 from robustml.heads import C_GRID, balanced_subsample, dfr_on_train, dfr_on_validation
 
 NUM_GROUPS = 4
@@ -17,19 +18,6 @@ L1 = {"l1_ratio": 1.0} if VERSION >= (1, 8) else {"penalty": "l1"}  # penalty= i
 
 def logreg(C, seed, max_iter=100):
     return LogisticRegression(C=C, solver="liblinear", max_iter=max_iter, random_state=seed, **L1)
-
-
-def planted(n: int, minority: float, seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Features with a core dimension (label) and a spurious one (attribute), plus noise.
-
-    Groups are ``y * 2 + a``; ``minority`` is the share of rows where ``a != y``.
-    """
-    rng = np.random.default_rng(seed)
-    y = rng.integers(0, 2, n)
-    a = np.where(rng.random(n) < minority, 1 - y, y)
-    x = np.column_stack([y + 0.8 * rng.standard_normal(n), 3 * a + 0.3 * rng.standard_normal(n),
-                         rng.standard_normal((n, 4))])
-    return x, y, y * 2 + a
 
 
 def reference_balanced(groups: np.ndarray, rng: np.random.Generator) -> np.ndarray:

@@ -11,6 +11,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+import support
 from robustml.heads import PrototypeEnsembleHead, dpe
 from robustml.heads.dpe import balanced_parts
 from robustml.heads.prototypes import (cov_reg_schedule, isomax_loss, prototype_logits, prototype_penalty,
@@ -18,12 +19,8 @@ from robustml.heads.prototypes import (cov_reg_schedule, isomax_loss, prototype_
 
 
 def planted(n: int, minority: float, seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    rng = np.random.default_rng(seed)
-    y = rng.integers(0, 2, n)
-    a = np.where(rng.random(n) < minority, 1 - y, y)
-    x = np.column_stack([y + 0.8 * rng.standard_normal(n), 3 * a + 0.3 * rng.standard_normal(n),
-                         rng.standard_normal((n, 4))])
-    return x.astype(np.float32), y, y * 2 + a
+    x, y, groups = support.planted(n, minority, seed, noise=4)
+    return x.astype(np.float32), y, groups
 
 
 # --- The authors' code, transcribed from minhto2802/DPE -------------------------------------------
