@@ -41,7 +41,10 @@ def run_checks(cfg: DictConfig, trainer: Trainer, data: RunData, final: dict[str
                                    l2_weight=trainer.settings.l2_weight,
                                    lr=float(OmegaConf.select(cfg, "optimizer.lr", default=0.0) or 0.0),
                                    thresholds=limits)
-    findings += health.shortcut_learned(final, names, thresholds=limits)
+    method = str(OmegaConf.select(cfg, "method._target_") or "").rsplit(".", 1)[-1]
+    in_use = [f"method={method}"] + (["loss=group_dro"] if OmegaConf.select(cfg, "loss.criterion.step_size")
+                                     is not None else [])
+    findings += health.shortcut_learned(final, names, thresholds=limits, in_use=in_use)
     findings += health.selection(history, result["best_step"], final, names,
                                  select=cfg.trainer.select, thresholds=limits)
     step_size = OmegaConf.select(cfg, "loss.criterion.step_size")

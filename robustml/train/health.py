@@ -40,10 +40,14 @@ def not_learning(history: Sequence[Mapping[str, Any]], *, chance: float, max_ste
                     f"({chance:.3f}, the label prior's entropy); {hint}")]
 
 
-def shortcut_learned(final: Mapping[str, Any], group_names: Sequence[str], *,
-                     thresholds: Thresholds) -> list[Finding]:
+REMEDIES = ("loss=group_dro", "method=jtt", "method=dfr")
+
+
+def shortcut_learned(final: Mapping[str, Any], group_names: Sequence[str], *, thresholds: Thresholds,
+                     in_use: Sequence[str] = ()) -> list[Finding]:
     """Fire when the selected model's val worst-group accuracy is far below its val train-mix
-    average: it still follows the shortcut where the training mix rewards it."""
+    average: it still follows the shortcut where the training mix rewards it. The hint names the
+    :data:`REMEDIES` not ``in_use`` by this run."""
     worst, mix = final.get("val/acc_worst_group"), final.get("val/acc_weighted_avg")
     if worst is None or mix is None or math.isnan(worst) or mix - worst < thresholds.shortcut_gap:
         return []
@@ -53,7 +57,14 @@ def shortcut_learned(final: Mapping[str, Any], group_names: Sequence[str], *,
                     f"shortcut still learned: val worst-group accuracy {100 * worst:.1f}%{name} is "
                     f"{100 * (mix - worst):.0f} points below the train-mix average "
                     f"({100 * mix:.1f}%); the per-group table shows which attribute the model "
-                    "follows; try a remedy: loss=group_dro, method=jtt or method=dfr")]
+                    f"follows; {_remedy_hint([r for r in REMEDIES if r not in in_use])}")]
+
+
+def _remedy_hint(remedies: Sequence[str]) -> str:
+    if not remedies:
+        return "tune this run's remedy or combine it with another"
+    listed = remedies[0] if len(remedies) == 1 else ", ".join(remedies[:-1]) + " or " + remedies[-1]
+    return f"try {'a remedy' if len(remedies) == len(REMEDIES) else 'another remedy'}: {listed}"
 
 
 def selection(history: Sequence[Mapping[str, Any]], best_step: int, final: Mapping[str, Any],

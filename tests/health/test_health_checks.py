@@ -56,7 +56,14 @@ def _final(worst, mix, counts=(50, 50, 50, 50)):
 def test_shortcut_learned_fires_on_a_wide_gap_and_not_on_a_narrow_one():
     found = health.shortcut_learned(_final(0.2, 0.9), NAMES, thresholds=LIMITS)
     assert [f.check for f in found] == ["shortcut_learned"] and "y=1,a=0" in found[0].message
+    assert found[0].message.endswith("try a remedy: loss=group_dro, method=jtt or method=dfr")
     assert health.shortcut_learned(_final(0.8, 0.9), NAMES, thresholds=LIMITS) == []
+    # A run that already uses a remedy is pointed at the others, not at itself.
+    jtt = health.shortcut_learned(_final(0.2, 0.9), NAMES, thresholds=LIMITS, in_use=["method=jtt"])
+    assert jtt[0].message.endswith("try another remedy: loss=group_dro or method=dfr")
+    every = health.shortcut_learned(_final(0.2, 0.9), NAMES, thresholds=LIMITS,
+                                    in_use=["loss=group_dro", "method=jtt", "method=dfr"])
+    assert every[0].message.endswith("tune this run's remedy or combine it with another")
 
 
 def test_selection_of_the_first_evaluation_and_small_groups_with_their_interval():
