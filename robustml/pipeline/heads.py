@@ -31,6 +31,7 @@ from robustml.report import markdown_table
 from robustml.train.checkpoint import load_checkpoint, save_checkpoint
 
 SPLIT_PREFIXES = ("train/", "val/", "test/")
+# The heads' names (their files in checkpoints/); robustml.pipeline.health.HEADS maps each to its module.
 HEAD_METHODS = ("dfr", "afr", "dpe")
 
 

@@ -18,9 +18,9 @@ CHECKS = ("not_learning", "shortcut_learned", "selected_first_evaluation", "smal
           "group_dro_q_frozen", "group_dro_q_collapsed", "jtt_error_set", "jtt_stage_one",
           "one_class_predictor", "dfr_c_at_grid_edge", "dfr_small_tuning_group", "afr_at_grid_edge",
           "dpe_member_one_class", "head_no_gain", "inferred_groups", "cleaning_group")
-# The last-layer heads (method._target_) and their modules, each with ``health(cfg, final, splits,
-# thresholds=...)``.
-HEADS = {"robustml.pipeline.dfr": dfr, "robustml.pipeline.afr": afr, "robustml.pipeline.dpe": dpe}
+# The last-layer heads by method name (heads.HEAD_METHODS, which names their files): their modules, each with ``fit`` and
+# ``health(cfg, final, splits, thresholds=...)``.
+HEADS = {"dfr": dfr, "afr": afr, "dpe": dpe}
 KEYS = {**ENGINE_KEYS, **keys_under("loss.criterion.", ("step_size",))}
 
 
@@ -54,10 +54,9 @@ def run_checks(cfg: DictConfig, trainer: Trainer, data: RunData, final: dict[str
     if stage_one is not None:
         findings += jtt.health(stage_one, train.y, train.num_classes,
                                batch_size=cfg.trainer.batch_size, thresholds=limits)
-    target = OmegaConf.select(cfg, "method._target_")
-    if target in HEADS:  # a last-layer head: its own checks, the one-class check of its predictions
-        findings += HEADS[target].health(cfg, final, data.splits, thresholds=limits)
-        findings += heads.no_gain(target.rsplit(".", 1)[1], final, min_gain=limits.head_min_gain)
+    if method in HEADS:  # a last-layer head: its own checks, the one-class check of its predictions
+        findings += HEADS[method].health(cfg, final, data.splits, thresholds=limits)
+        findings += heads.no_gain(method, final, min_gain=limits.head_min_gain)
     else:
         max_steps = trainer.settings.max_steps
         findings += health.one_class_predictor(

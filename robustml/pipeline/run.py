@@ -21,12 +21,12 @@ from robustml.augment import counterfactual_stress_test, render_stress_table
 from robustml.data.contract import DataSplits
 from robustml.data.loading import eval_loader
 from robustml.losses import predict
-from robustml.pipeline import afr, dfr, dpe, jtt
+from robustml.pipeline import afr, jtt
 from robustml.health import as_metrics, console_lines, from_metrics, report_section
 from robustml.pipeline.build import RunData, build_splits, build_trainer, resolve_device
 from robustml.pipeline.instantiate import config_keys
-from robustml.pipeline.health import CHECKS, run_checks
-from robustml.pipeline.heads import HEAD_METHODS, head_stage, reuse_base_run
+from robustml.pipeline.health import CHECKS, HEADS, run_checks
+from robustml.pipeline.heads import head_stage, reuse_base_run
 from robustml.pipeline.inferred import inferred_report, with_inferred_groups
 from robustml.pipeline.labels import describe_group_label_use, method_name, render_group_label_use
 from robustml.pipeline.trackers import finish_trackers, open_trackers
@@ -173,7 +173,7 @@ def _stages(cfg: DictConfig, run_dir: Path) -> tuple[dict[str, Any], RunData, Tr
     trainer = build_trainer(cfg, data, run_dir,
                             sampling=None if stage_one is None else stage_one.sampling(cfg, data.splits.train))
     data.splits = splits  # evaluation, features and reports: the whole training split
-    if method in HEAD_METHODS and cfg.method.base_run is not None:
+    if method in HEADS and cfg.method.base_run is not None:
         result = reuse_base_run(cfg, trainer.model, trainer.best_path)
     else:
         with config_keys():  # the engine names its arguments; the run's error names config keys
@@ -183,9 +183,9 @@ def _stages(cfg: DictConfig, run_dir: Path) -> tuple[dict[str, Any], RunData, Tr
     if stage_one is not None:
         final.update(stage_one.summary)
         extra_tables.insert(0, stage_one.report_md)
-    if method in HEAD_METHODS:
-        fit = {"dfr": dfr.fit, "afr": afr.fit, "dpe": dpe.fit}[method]
-        final, extra_tables = head_stage(cfg, trainer.model, data, run_dir, final, extra_tables, fit, method)
+    if method in HEADS:
+        final, extra_tables = head_stage(cfg, trainer.model, data, run_dir, final, extra_tables,
+                                         HEADS[method].fit, method)
     findings = run_checks(cfg, trainer, data, final, result, stage_one)  # health: did it work?
     final.update(as_metrics(findings))
     extra_tables.insert(0, report_section(findings, CHECKS))

@@ -44,3 +44,10 @@ def test_the_one_class_check_reads_the_runs_prediction_shares(tmp_path):
                  run_dir=tmp_path / "b", summary="none")
     message = strict["health/one_class_predictor"]
     assert "the selected model predicts class" in message and "trainer.max_steps=120" in message
+
+
+def test_every_last_layer_head_has_one_module_with_fit_and_health():
+    from robustml.pipeline.health import HEADS
+    from robustml.pipeline.heads import HEAD_METHODS
+    assert tuple(HEADS) == HEAD_METHODS
+    assert all(callable(module.fit) and callable(module.health) for module in HEADS.values())
