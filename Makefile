@@ -13,7 +13,7 @@ setup: $(VENV)/.installed
 $(VENV)/.installed: pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	PYTHONWARNINGS="$(SETUPTOOLS_NOTICES)" $(BIN)/python -m pip install --quiet -c constraints.txt -e ".[dev,slurm,trackers,optuna]"
+	PYTHONWARNINGS="$(SETUPTOOLS_NOTICES)" $(BIN)/python -m pip install --quiet -c constraints.txt -e ".[dev,slurm,trackers,optuna,text,text-offline]"
 	touch $@
 
 demo: setup

@@ -29,6 +29,9 @@ from robustml.validation import check_ids, check_int
 
 Batch = dict[str, torch.Tensor]
 
+#: The per-example fields of every sample; ``extras`` must use other keys.
+BUILTIN_FIELDS = frozenset({"x", "y", "group", "attr", "index", "env"})
+
 
 class InMemoryRequired(TypeError):
     """Raised when a piece that needs every input in one tensor gets an on-disk dataset."""
@@ -51,6 +54,13 @@ class GroupedDataset(Dataset):
         counterfactual: Optional rule that says how the spurious attribute of a batch is changed
             (see :mod:`robustml.augment`); ``None`` when the dataset declares none.
         name: Short name for reports.
+        extras: Optional per-example tensors, ``{key: tensor of shape (N, ...)}``, that every batch
+            carries under ``key`` beside the metadata and that :meth:`subset`, ``to`` and
+            ``replace`` keep aligned (e.g. ``x_cf``, a text's precomputed counterfactual, or
+            ``identity``, membership in overlapping evaluation groups). A key must not be a
+            built-in field (``x``, ``y``, ``group``, ``attr``, ``index``, ``env``).
+        info: Optional dataset-level facts that are not per example (a tokenizer's name, the
+            names of ``extras`` columns), kept by every derived dataset.
     """
 
     #: Whether every input is in memory as one tensor ``x`` (the full-batch protocol needs it).
@@ -59,9 +69,19 @@ class GroupedDataset(Dataset):
     def __init__(self, y: torch.Tensor, attr: torch.Tensor, *, num_classes: int,
                  attr_names: Sequence[str], attr_key: str = "attr", env: torch.Tensor | None = None,
                  env_names: Sequence[str] | None = None, class_names: Sequence[str] | None = None,
-                 counterfactual: Any = None, name: str = "") -> None:
+                 counterfactual: Any = None, name: str = "",
+                 extras: dict[str, torch.Tensor] | None = None, info: dict[str, Any] | None = None) -> None:
         check_ids("y", y, check_int("num_classes", num_classes, minimum=1))
         n = y.shape[0]
+        extras = dict(extras or {})
+        for key, value in extras.items():
+            if key in BUILTIN_FIELDS:
+                raise ValueError(f"extras must not use a built-in field name {sorted(BUILTIN_FIELDS)}, "
+                                 f"got {key!r}")
+            if not isinstance(value, torch.Tensor) or value.dim() == 0 or value.shape[0] != n:
+                shape = tuple(value.shape) if isinstance(value, torch.Tensor) else type(value).__name__
+                raise ValueError(f"extras[{key!r}] must be a tensor of shape ({n}, ...) to match y, "
+                                 f"got {shape}")
         check_ids("attr", attr, len(attr_names), size=n, match="y")
         if env is not None:
             if env_names is None:
@@ -76,6 +96,8 @@ class GroupedDataset(Dataset):
             str(c) for c in range(num_classes))
         self.counterfactual = counterfactual
         self.name = name
+        self.extras = extras
+        self.info = dict(info or {})
         self.group = y * self.num_attrs + attr
         self.index = torch.arange(n, device=y.device)
         self._extra_partitions: dict[str, Any] = {}  # see with_partition
@@ -183,6 +205,7 @@ class GroupedDataset(Dataset):
             value = getattr(self, key)
             if value is not None:
                 setattr(moved, key, value.to(device))
+        moved.extras = {key: value.to(device) for key, value in self.extras.items()}
         return moved
 
 
@@ -216,7 +239,7 @@ class GroupedTensorDataset(GroupedDataset):
         attr: Spurious attribute, shape ``(N,)``, values in ``[0, len(attr_names))``.
         **metadata: The keyword arguments of :class:`GroupedDataset` (``num_classes``,
             ``attr_names``, ``attr_key``, ``env``, ``env_names``, ``class_names``,
-            ``counterfactual``, ``name``).
+            ``counterfactual``, ``name``, ``extras``, ``info``).
     """
 
     in_memory = True
@@ -224,12 +247,13 @@ class GroupedTensorDataset(GroupedDataset):
     def __init__(self, x: torch.Tensor, y: torch.Tensor, attr: torch.Tensor, *, num_classes: int,
                  attr_names: Sequence[str], attr_key: str = "attr", env: torch.Tensor | None = None,
                  env_names: Sequence[str] | None = None, class_names: Sequence[str] | None = None,
-                 counterfactual: Any = None, name: str = "") -> None:
+                 counterfactual: Any = None, name: str = "",
+                 extras: dict[str, torch.Tensor] | None = None, info: dict[str, Any] | None = None) -> None:
         if y.dim() != 1 or y.shape[0] != x.shape[0]:
             raise ValueError(f"y must have shape ({x.shape[0]},) to match x, got {tuple(y.shape)}")
         super().__init__(y, attr, num_classes=num_classes, attr_names=attr_names, attr_key=attr_key,
                          env=env, env_names=env_names, class_names=class_names,
-                         counterfactual=counterfactual, name=name)
+                         counterfactual=counterfactual, name=name, extras=extras, info=info)
         self.x = x
 
     @property
@@ -249,13 +273,14 @@ class GroupedTensorDataset(GroupedDataset):
         return dict(self._fields())
 
     def _fields(self) -> dict[str, torch.Tensor]:
-        return {"x": self.x, **self.metadata()}
+        return {"x": self.x, **self.metadata(), **self.extras}
 
     # Derived datasets -------------------------------------------------------------------------
     def subset(self, idx: torch.Tensor) -> GroupedTensorDataset:
         """Return a dataset of the examples at ``idx``; ``index`` restarts at 0 in the subset."""
         return self.replace(x=self.x[idx], y=self.y[idx], attr=self.attr[idx],
-                            env=None if self.env is None else self.env[idx])
+                            env=None if self.env is None else self.env[idx],
+                            extras={key: value[idx] for key, value in self.extras.items()})
 
     def to(self, device: torch.device | str) -> GroupedTensorDataset:
         """Return the dataset with every tensor (``x`` and metadata, ``index`` included) on ``device``.
@@ -274,7 +299,8 @@ class GroupedTensorDataset(GroupedDataset):
         kwargs = dict(x=self.x, y=self.y, attr=self.attr, num_classes=self.num_classes,
                       attr_names=self.attr_names, attr_key=self.attr_key, env=self.env,
                       env_names=self.env_names, class_names=self.class_names,
-                      counterfactual=self.counterfactual, name=self.name)
+                      counterfactual=self.counterfactual, name=self.name, extras=self.extras,
+                      info=self.info)
         kwargs.update(fields)
         return GroupedTensorDataset(**kwargs)
 

@@ -111,7 +111,7 @@ class OnDiskGroupedDataset(GroupedDataset):
                 # also queue a seeding of every accelerator backend, about 5% of an epoch.
                 torch.default_generator.manual_seed(seed)
                 x = self.get_input(i)
-        sample = {name: value[i] for name, value in self.metadata().items()}
+        sample = {name: value[i] for name, value in {**self.metadata(), **self.extras}.items()}
         sample["x"] = x
         return sample
 
@@ -124,7 +124,8 @@ class OnDiskGroupedDataset(GroupedDataset):
         """Return a dataset of the examples at ``idx``; ``index`` restarts at 0 in the subset."""
         idx = torch.as_tensor(idx, dtype=torch.int64, device="cpu")
         return self.replace(paths=self.paths[idx.numpy()], y=self.y[idx], attr=self.attr[idx],
-                            env=None if self.env is None else self.env[idx])
+                            env=None if self.env is None else self.env[idx],
+                            extras={key: value[idx] for key, value in self.extras.items()})
 
     def to(self, device: torch.device | str) -> OnDiskGroupedDataset:
         """Return ``self``: metadata stays on the CPU beside the DataLoader; batches move instead."""
@@ -138,7 +139,7 @@ class OnDiskGroupedDataset(GroupedDataset):
                       num_classes=self.num_classes, attr_names=self.attr_names,
                       attr_key=self.attr_key, env=self.env, env_names=self.env_names,
                       class_names=self.class_names, counterfactual=self.counterfactual,
-                      name=self.name)
+                      name=self.name, extras=self.extras, info=self.info)
         kwargs.update(fields)
         return OnDiskGroupedDataset(**kwargs)
 

@@ -31,8 +31,10 @@ BackboneFactory = Callable[..., nn.Module]
 def as_feature_dataset(dataset: GroupedDataset, features: np.ndarray) -> GroupedTensorDataset:
     """Return an in-memory dataset with ``x = features`` (``(N, D)``) and ``dataset``'s metadata.
 
-    Labels, attributes, environments, names and the counterfactual rule's absence are the
-    source's; the name gains `` features``.
+    Labels, attributes, environments, names, ``info`` and the ``extras`` that describe examples
+    rather than inputs are the source's (extras named in ``info["input_extras"]``, such as a
+    text's counterfactual tokens, are inputs the features replace and are dropped); the
+    counterfactual rule is absent; the name gains `` features``.
     """
     if features.shape[0] != len(dataset):
         raise ValueError(f"features must have one row per example of {dataset.name!r} "
@@ -41,7 +43,9 @@ def as_feature_dataset(dataset: GroupedDataset, features: np.ndarray) -> Grouped
         torch.from_numpy(np.array(features, dtype=np.float32)), dataset.y.cpu(), dataset.attr.cpu(),
         num_classes=dataset.num_classes, attr_names=dataset.attr_names, attr_key=dataset.attr_key,
         env=None if dataset.env is None else dataset.env.cpu(), env_names=dataset.env_names,
-        class_names=dataset.class_names, name=f"{dataset.name} features")
+        class_names=dataset.class_names, name=f"{dataset.name} features", info=dataset.info,
+        extras={key: value.cpu() for key, value in dataset.extras.items()
+                if key not in dataset.info.get("input_extras", ())})
 
 
 def feature_dataset(model: nn.Module, dataset: GroupedDataset, cache_dir: str | Path,
