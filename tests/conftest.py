@@ -18,6 +18,9 @@ torch.set_num_threads(1)
 # runs one test per core (pytest-xdist), and two commands spinning two OpenMP threads each on two
 # cores slow each other down.
 os.environ.setdefault("OMP_NUM_THREADS", "1")
+# No test downloads a model: Hugging Face libraries fail at once instead of retrying the Hub
+# (read when huggingface_hub is imported, so set before any test imports it).
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 
 @pytest.fixture
