@@ -26,16 +26,18 @@ def _models():
     return models
 
 
-def _last_linear(net: nn.Module) -> tuple[nn.Module, str, nn.Linear]:
-    """Return ``(parent, attribute name, layer)`` of the last ``nn.Linear`` registered in ``net``."""
+def last_linear(net: nn.Module) -> tuple[nn.Module, str, nn.Linear]:
+    """Return ``(parent, attribute name, layer)`` of the last ``nn.Linear`` of ``net`` in the order
+    of ``named_modules()`` (the layer that computes the outputs, in torchvision's and
+    transformers' classifiers alike)."""
     found = None
-    for parent in net.modules():
-        for name, child in parent.named_children():
-            if isinstance(child, nn.Linear):
-                found = (parent, name, child)
+    for qualname, module in net.named_modules():
+        if isinstance(module, nn.Linear):
+            found = qualname, module
     if found is None:
         raise ValueError(f"{type(net).__name__} has no nn.Linear layer to replace with a new head")
-    return found
+    parent_name, _, name = found[0].rpartition(".")
+    return net.get_submodule(parent_name), name, found[1]
 
 
 def _cache_path(url: str) -> Path:
@@ -104,7 +106,7 @@ class TorchvisionClassifier(nn.Module):
             raise ValueError(f"input_shape must be (3, height, width) for {arch}, got {tuple(input_shape)}")
         extra = {"aux_logits": False, "init_weights": True} if arch in ("googlenet", "inception_v3") else {}
         net = models.get_model(arch, weights=None, **extra)
-        parent, name, last = _last_linear(net)
+        parent, name, last = last_linear(net)
         head_prefix = next(key for key, module in net.named_modules() if module is last)
         setattr(parent, name, nn.Identity())
         if weights is not None:

@@ -151,6 +151,10 @@ def build_trainer(cfg: DictConfig, data: RunData, run_dir: Path, *,
     device = resolve_device(cfg.trainer.device)
     num_outputs = num_outputs_for(splits.num_classes)
     model = build_from(cfg, "model", input_shape=splits.input_shape, num_outputs=num_outputs).to(device)
+    check_inputs = getattr(model, "check_inputs", None)  # a model that reads only some data (model=hf)
+    if check_inputs is not None:
+        for _, split in splits.items():
+            check_inputs(split)
     ids, num_parts = splits.train.partition(cfg.loss.partition)
     available = {"num_groups": num_parts, "group_counts": torch.bincount(ids, minlength=num_parts),
                  "sync_processes": distributed.world_size() > 1}
