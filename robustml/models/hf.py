@@ -49,7 +49,9 @@ def _build_network(name: str | None, num_outputs: int, pretrained: bool,
     source = resolve_pretrained(name, setting="model.name")
     try:
         if pretrained:
-            return transformers.AutoModelForSequenceClassification.from_pretrained(source, **overrides)
+            # A fine-tuned classifier with another number of labels gets a new last layer.
+            return transformers.AutoModelForSequenceClassification.from_pretrained(
+                source, ignore_mismatched_sizes=True, **overrides)
         hf_config = transformers.AutoConfig.from_pretrained(source, **overrides)
     except OSError as error:
         raise unavailable(name, error, setting="model.name") from error
@@ -64,8 +66,10 @@ class HFClassifier(nn.Module):
         num_outputs: Number of logits (1 for a binary task, robustml's convention).
         name: A local folder written by ``save_pretrained``, ``package:<module>`` or a Hub name
             (``bert-base-uncased``); ``None`` builds from ``config`` alone.
-        pretrained: Load the checkpoint's weights (the classification layer is always new);
-            ``False`` initializes every weight randomly from the checkpoint's config.
+        pretrained: Load the checkpoint's weights (its classification layer too when it has one
+            with ``num_outputs`` outputs; otherwise that layer is new, as for
+            ``bert-base-uncased``); ``False`` initializes every weight randomly from the
+            checkpoint's config.
         config: Config values that override the checkpoint's (``hidden_dropout_prob``), or, with
             ``name=None``, the whole config with its ``model_type`` (a tiny BERT for tests).
         gradient_checkpointing: Recompute activations in the backward pass (less GPU memory).

@@ -79,3 +79,12 @@ def test_unknown_arch_and_weight_names_list_the_valid_ones(tmp_path):
         TorchvisionClassifier((3, 32, 32), 2, weights="IMAGENET22K")
     with pytest.raises(FileNotFoundError, match="no_such.pth"):
         TorchvisionClassifier((3, 32, 32), 2, weights=str(tmp_path / "no_such.pth"))
+
+
+def test_last_linear_is_the_output_layer_of_a_swin_transformer():
+    # Swin's head is a top-level Linear declared after blocks that hold Linear layers of their own.
+    from robustml.models.backbones import _models, last_linear
+    with torch.device("meta"):
+        net = _models().get_model("swin_t", weights=None)
+    parent, name, layer = last_linear(net)
+    assert parent is net and name == "head" and layer.out_features == 1000

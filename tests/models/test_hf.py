@@ -135,3 +135,17 @@ def test_gradient_checkpointing_gives_the_same_gradients(x):
         net(x).sum().backward()
         grads.append(torch.cat([p.grad.flatten() for p in net.parameters() if p.grad is not None]))
     torch.testing.assert_close(grads[0], grads[1])
+
+
+def test_a_fine_tuned_classifier_with_another_number_of_labels_gets_a_new_head(tmp_path):
+    from robustml.models.pretrained import import_transformers
+    transformers = import_transformers()
+    config = {k: v for k, v in TINY_BERT.items() if k != "model_type"}
+    three = transformers.AutoModelForSequenceClassification.from_config(
+        transformers.AutoConfig.for_model("bert", num_labels=3, **config))
+    three.save_pretrained(tmp_path / "three")
+    same = HFClassifier((3, 24), 3, name=str(tmp_path / "three"))
+    binary = HFClassifier((3, 24), 1, name=str(tmp_path / "three"))
+    assert torch.equal(same.head.weight, three.classifier.weight)
+    assert binary.head.out_features == 1
+    assert torch.equal(binary.body.bert.pooler.dense.weight, three.bert.pooler.dense.weight)
