@@ -42,6 +42,11 @@ class HeadClassifier(nn.Module):
         self.base = base
         self.head = head
 
+    @property
+    def predict_rows(self) -> int | None:
+        """The base model's rows per prediction block, if it bounds them (a transformer's)."""
+        return getattr(self.base, "predict_rows", None)
+
     def features(self, x: torch.Tensor) -> torch.Tensor:
         """Return the base model's penultimate features, shape ``(N, D)``."""
         return self.base.features(x)

@@ -208,8 +208,10 @@ def iter_outputs(model: nn.Module, data: torch.Tensor | GroupedDataset, *,
     Args:
         model: Maps ``(B, *input_shape)`` to logits; with ``features``, has ``features(x)``.
         data: An input tensor ``(N, ...)``, an in-memory dataset (its ``x``), or an on-disk one.
-        batch_size: Rows per forward block of a tensor or in-memory dataset (default
-            :data:`PREDICT_ROWS`: cache-sized blocks on a CPU, large ones on an accelerator).
+        batch_size: Rows per forward block of a tensor or in-memory dataset (default: the
+            model's ``predict_rows`` attribute where it has one, a transformer's bound on its
+            activations; else :data:`PREDICT_ROWS`, cache-sized blocks on a CPU, large ones on an
+            accelerator).
         loader: The batches of an on-disk dataset, streamed in order (default
             :func:`~robustml.data.loading.eval_loader` with default settings: 256 examples a
             batch, evaluation transform); no more than one batch of inputs is in memory.
@@ -219,7 +221,8 @@ def iter_outputs(model: nn.Module, data: torch.Tensor | GroupedDataset, *,
     """
     device = model_device(model)
     if isinstance(data, torch.Tensor) or data.in_memory:
-        rows = batch_size or PREDICT_ROWS["cpu" if device.type == "cpu" else "accelerator"]
+        rows = batch_size or getattr(model, "predict_rows", None) or \
+            PREDICT_ROWS["cpu" if device.type == "cpu" else "accelerator"]
         inputs = (x.to(device) for x in (data if isinstance(data, torch.Tensor) else data.x).split(rows))
     else:
         batches = iter_inputs(eval_loader(data, LoaderSettings()) if loader is None else loader, device)

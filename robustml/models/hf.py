@@ -80,6 +80,11 @@ class HFClassifier(nn.Module):
         PretrainedUnavailable: ``name`` is neither a folder nor loadable from the Hub (offline).
     """
 
+    #: Rows per forward block when a whole in-memory split is predicted (evaluation, features):
+    #: a transformer's activations grow with rows x length (BERT-base, 8,192 rows of 300 tokens:
+    #: about 30 GB per feed-forward activation in float32), and small blocks trim more padding.
+    predict_rows = 256
+
     def __init__(self, input_shape: Sequence[int], num_outputs: int, *,
                  name: str | None = "bert-base-uncased", pretrained: bool = True,
                  config: Mapping[str, Any] | None = None, gradient_checkpointing: bool = False) -> None:

@@ -149,3 +149,12 @@ def test_a_fine_tuned_classifier_with_another_number_of_labels_gets_a_new_head(t
     assert torch.equal(same.head.weight, three.classifier.weight)
     assert binary.head.out_features == 1
     assert torch.equal(binary.body.bert.pooler.dense.weight, three.bert.pooler.dense.weight)
+
+
+def test_whole_split_predictions_run_in_blocks_of_predict_rows(model, x):
+    # On an accelerator the default block is 8,192 rows: far too many BERT activations.
+    from robustml.heads.classifier import HeadClassifier
+    from robustml.models.forward import iter_outputs
+    rows = [len(out) for out in iter_outputs(model, x.repeat(200, 1, 1))]
+    assert rows == [256, 256, 88] and model.predict_rows == 256
+    assert HeadClassifier(model, model.head).predict_rows == 256
