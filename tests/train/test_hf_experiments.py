@@ -1,0 +1,84 @@
+"""The papers' BERT recipes for CivilComments and MultiNLI: their values, and a smoke run of each.
+
+The values below are transcribed from the sources each config cites (WILDS' configs, the Group
+DRO and JTT READMEs), independently of the config files. The smoke runs swap bert-base-uncased
+for the tiny BERT and the data for small tokenized texts (no download): the optimizer,
+schedule, loss, sampler and method of each recipe train together.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from hf_fixtures import TINY_OVERRIDES, text_splits  # noqa: F401  (text_splits: the data target)
+from support import REPO, compose_train
+
+TEXT_EXPERIMENTS = sorted(f"{data}_{method}" for data in ("civilcomments", "multinli")
+                          for method in ("erm", "group_dro", "jtt", "dfr"))
+MISSING = [name for name in ("civilcomments", "multinli")
+           if not (REPO / "configs" / "data" / f"{name}.yaml").is_file()]
+needs_data_configs = pytest.mark.skipif(bool(MISSING), reason=f"data config {MISSING[0]} not yet present"
+                                        if MISSING else "")
+
+# (lr, weight decay, batch size, epochs, max_length) of each data set's recipe.
+WILDS_CIVILCOMMENTS = (1e-5, 0.01, 16, 5, 300)     # WILDS examples/configs/datasets.py
+GROUP_DRO_MULTINLI = (2e-5, 0.0, 32, 3, 128)       # group_DRO README sample command, cached_*_128
+RECIPES = {
+    "civilcomments_erm": WILDS_CIVILCOMMENTS, "civilcomments_group_dro": WILDS_CIVILCOMMENTS,
+    "civilcomments_dfr": WILDS_CIVILCOMMENTS, "civilcomments_jtt": (1e-5, 0.01, 16, 3, 300),
+    "multinli_erm": GROUP_DRO_MULTINLI, "multinli_group_dro": GROUP_DRO_MULTINLI,
+    "multinli_dfr": GROUP_DRO_MULTINLI, "multinli_jtt": (2e-5, 0.0, 32, 5, 128),
+}
+JTT = {"civilcomments_jtt": (2, 6), "multinli_jtt": (2, 4)}  # (T epochs, lambda_up), JTT README
+
+
+def test_every_text_method_has_an_experiment_config():
+    found = sorted(p.stem for p in (REPO / "configs" / "experiment").glob("*.yaml")
+                   if p.stem.startswith(("civilcomments_", "multinli_")))
+    assert found == TEXT_EXPERIMENTS
+
+
+@needs_data_configs
+@pytest.mark.parametrize("experiment", TEXT_EXPERIMENTS)
+def test_experiment_config_holds_the_papers_bert_recipe(experiment):
+    cfg = compose_train([f"experiment={experiment}"])
+    lr, weight_decay, batch_size, epochs, max_length = RECIPES[experiment]
+    assert cfg.model._target_ == "robustml.models.hf.HFClassifier" and cfg.model.pretrained
+    assert cfg.model.name == "bert-base-uncased" == cfg.data.tokenizer
+    assert cfg.data.max_length == max_length
+    assert cfg.optimizer._target_ == "torch.optim.AdamW"
+    assert (cfg.optimizer.lr, cfg.optimizer.weight_decay, cfg.optimizer.eps) == (lr, weight_decay, 1e-8)
+    assert cfg.scheduler._target_ == "robustml.train.schedules.warmup_linear"
+    assert cfg.scheduler.warmup_steps == 0
+    assert (cfg.trainer.batch_size, cfg.trainer.epochs) == (batch_size, epochs)
+    assert cfg.trainer.select == ("last" if experiment.endswith("_dfr") else "worst_group")
+    robust = experiment.endswith("_group_dro")
+    assert cfg.loss.criterion._target_.endswith("GroupDROLoss" if robust else "ERMLoss")
+    assert cfg.sampler.name == ("group_balanced" if robust else "uniform")
+    if robust:
+        assert (cfg.loss.criterion.step_size, cfg.loss.criterion.adjustment) == (0.01, 0.0)
+    if experiment in JTT:
+        assert cfg.method._target_ == "robustml.pipeline.jtt"
+        assert (cfg.method.stage_one.epochs, cfg.method.lambda_up) == JTT[experiment]
+        assert cfg.method.stage_one.max_steps is None and cfg.method.upweight == "sample"
+    if experiment.endswith("_dfr"):
+        assert cfg.method._target_ == "robustml.pipeline.dfr" and cfg.method.fit_on == "val"
+
+
+@needs_data_configs
+@pytest.mark.parametrize("experiment", TEXT_EXPERIMENTS)
+def test_experiment_config_trains_a_tiny_bert_under_debug_smoke(experiment, tmp_path, monkeypatch):
+    import robustml.pipeline.run as run_module
+    from omegaconf import OmegaConf
+    monkeypatch.setattr(run_module, "plot_history", lambda *args, **kwargs: None)
+    monkeypatch.setattr(run_module, "plot_group_accuracy", lambda *args, **kwargs: None)
+    cfg = compose_train([f"experiment={experiment}", "debug=smoke", *TINY_OVERRIDES[1:],
+                         "trainer.device=cpu", f"paths.output_root={tmp_path / 'runs'}"])
+    cfg.data = OmegaConf.create({"_target_": "hf_fixtures.text_splits", "seed": "${seed}",
+                                 "n_eval": 64, "pairs": experiment.startswith("multinli")})
+    final = run_module.run(cfg, run_dir=tmp_path / "run", summary="none")
+    assert final["steps"] == 2
+    if experiment.endswith("_jtt"):
+        assert final["jtt/stage_one_steps"] == 2
+    if experiment.endswith("_dfr"):
+        assert "dfr/C" in final
