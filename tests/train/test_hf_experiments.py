@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import pytest
 
-from hf_fixtures import TINY_OVERRIDES, text_splits  # noqa: F401  (text_splits: the data target)
+from hf_fixtures import TINY_OVERRIDES
 from support import REPO, compose_train
 
 TEXT_EXPERIMENTS = sorted(f"{data}_{method}" for data in ("civilcomments", "multinli")
