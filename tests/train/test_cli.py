@@ -130,9 +130,10 @@ def test_the_sweep_table_orders_runs_by_job_number_and_lists_failed_runs(tmp_pat
 
 
 def test_the_console_script_imports_no_heavy_optional_library():
-    """The demo's start-up: pandas, PIL, cleanlab, matplotlib and the trackers and Optuna (optional
-    extras) load only where a run needs them."""
-    heavy = ('pandas', 'PIL', 'cleanlab', 'matplotlib', 'tensorboard', 'mlflow', 'optuna')
+    """The demo's start-up: pandas, PIL, cleanlab, matplotlib, the trackers, Optuna and the text
+    models' transformers (optional extras) load only where a run needs them."""
+    heavy = ('pandas', 'PIL', 'cleanlab', 'matplotlib', 'tensorboard', 'mlflow', 'optuna',
+             'transformers', 'sentence_transformers')
     code = ("import sys, robustml.cli.train, robustml.cli.clean; "
             f"print(sorted(m for m in {heavy!r} if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
