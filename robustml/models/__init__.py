@@ -1,9 +1,11 @@
 """Small model zoo. Every model maps ``(N, *input_shape)`` to logits ``(N, num_outputs)`` and exposes
-``features(x)`` (penultimate representation) and ``head`` (the last linear layer).
+``features(x)`` (penultimate representation) and ``head`` (the last linear layer); text models
+(:class:`HFClassifier`, ``transformers`` imported when one is built) read tokenized texts.
 :mod:`robustml.models.forward` runs a model over data (device, precision, chunked outputs)."""
 
 from robustml.models.backbones import TorchvisionClassifier
 from robustml.models.cnn import SmallCNN
+from robustml.models.hf import HFClassifier
 from robustml.models.mlp import MLP
 
-__all__ = ["MLP", "SmallCNN", "TorchvisionClassifier"]
+__all__ = ["HFClassifier", "MLP", "SmallCNN", "TorchvisionClassifier"]
