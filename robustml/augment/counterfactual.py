@@ -20,7 +20,8 @@ from typing import TYPE_CHECKING
 
 import torch
 
-from robustml.augment.rules import CounterfactualRule, rule_from_spec
+from robustml.augment.registry import rule_from_spec
+from robustml.augment.rules import CounterfactualRule
 from robustml.validation import check_ids, check_int, check_real
 
 if TYPE_CHECKING:  # augment depends on data's contract for types only
@@ -96,7 +97,7 @@ def dataset_rule(dataset) -> CounterfactualRule:
 
     A dataset declares its rule as a rule object or, since the data package imports nothing of
     this one, as data: ``{"rule": "channel_color", "num_colors": 2, "check": False}``, built by
-    :func:`~robustml.augment.rules.rule_from_spec`.
+    :func:`~robustml.augment.registry.rule_from_spec`.
     """
     rule = getattr(dataset, "counterfactual", None)
     if rule is None:

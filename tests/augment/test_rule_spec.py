@@ -7,7 +7,7 @@ import torch
 
 from robustml.augment import ChannelColorRule
 from robustml.augment.counterfactual import dataset_rule
-from robustml.augment.rules import RULES_BY_NAME, rule_from_spec
+from robustml.augment.registry import RULES_BY_NAME, rule_from_spec
 from robustml.data.datasets.colored import COUNTERFACTUAL
 from robustml.data.datasets.colored_digits import colored_digits_splits
 
