@@ -1,6 +1,9 @@
-"""Rules that look the counterfactual up: in a word-pair table.
+"""Rules that look the counterfactual up: in a word-pair table, or in the batch itself.
 
-:class:`LexiconRule` swaps token ids through a table of word pairs (one token per word).
+:class:`LexiconRule` swaps token ids through a table of word pairs (one token per word);
+:class:`PrecomputedRule` reads a counterfactual the dataset built before tokenization (a text
+whose identity terms were swapped as raw text, :func:`robustml.augment.text.attach_text_counterfactuals`)
+or by any other means, so it works whatever ``x`` holds: token ids, features, images.
 """
 
 from __future__ import annotations
@@ -82,3 +85,69 @@ class LexiconRule:
         changed = (new_attr != attr).to(x.device)[:, None]
         return torch.where(changed, swapped, x)
 
+
+class PrecomputedRule:
+    """Take each example's counterfactual from ``batch[key]``, stored by the dataset (two-valued attribute).
+
+    ``x_cf = where(changed rows, batch[key], batch["x"])``: ``batch[key]`` has the shape and dtype
+    of ``x`` (for text, the ``(B, 3, L)`` int64 token format of the swapped texts; after feature
+    extraction, their features). The attribute is two-valued, so the new value is ``1 - attr``.
+
+    Rows without a counterfactual: a text without a lexicon word has ``x_cf`` equal to ``x``, and
+    the rule does not claim a change there. :meth:`available` gives the rows that have one: the
+    bool flag ``batch[key + "_changed"]`` where the batch carries it (which
+    :func:`~robustml.augment.text.attach_text_counterfactuals` stores as a per-example extra, so it
+    survives feature extraction, where equal texts may give features that differ in the last
+    bits), otherwise the rows where ``batch[key]`` differs from ``x`` in any element. Asking for a
+    change in another row raises; :class:`~robustml.augment.counterfactual.CounterfactualAugment`
+    keeps those rows as they are (``replace``: never swapped; ``paired``: the second copy is the
+    example itself, attribute unchanged, ``is_cf`` False) and the stress test counts them as
+    "no counterfactual", outside its flip rates.
+
+    Args:
+        key: The batch key (the dataset's ``extras`` key) of the counterfactual inputs.
+    """
+
+    num_attrs = 2
+
+    def __init__(self, key: str = "x_cf") -> None:
+        if not isinstance(key, str) or not key or key == "x":
+            raise ValueError(f"key must name the batch key of the counterfactual inputs (not 'x'), "
+                             f"got {key!r}")
+        self.key = key
+        self.changed_key = f"{key}_changed"
+
+    def _x_cf(self, batch: Batch) -> torch.Tensor:
+        if self.key not in batch:
+            raise ValueError(f"PrecomputedRule needs the counterfactual inputs in batch[{self.key!r}] "
+                             f"(the dataset's extras[{self.key!r}]), got keys {sorted(batch)}")
+        x, x_cf = batch["x"], batch[self.key]
+        if x_cf.shape != x.shape or x_cf.dtype != x.dtype:
+            raise ValueError(f"batch[{self.key!r}] must have the shape and dtype of x "
+                             f"({tuple(x.shape)}, {x.dtype}), got {tuple(x_cf.shape)}, {x_cf.dtype}")
+        return x_cf
+
+    def available(self, batch: Batch) -> torch.Tensor:
+        """Return which rows of ``batch`` have a counterfactual, shape ``(B,)`` bool."""
+        if "x" not in batch:
+            raise ValueError(f"batch must contain key 'x', got keys {sorted(batch)}")
+        x, x_cf = batch["x"], self._x_cf(batch)
+        if self.changed_key not in batch:
+            return (x_cf != x).reshape(x.shape[0], -1).any(dim=1)
+        flag = batch[self.changed_key]
+        if flag.dtype != torch.bool or flag.shape != (x.shape[0],):
+            raise ValueError(f"batch[{self.changed_key!r}] must be a bool tensor of shape "
+                             f"({x.shape[0]},), got {tuple(flag.shape)}, {flag.dtype}")
+        return flag.to(x.device)
+
+    def __call__(self, batch: Batch, new_attr: torch.Tensor) -> torch.Tensor:
+        x, attr = rule_inputs(batch, new_attr, self.num_attrs)
+        change = (new_attr != attr).to(x.device)
+        missing = change & ~self.available(batch)
+        if bool(missing.any()):
+            rows = missing.nonzero()[:, 0].tolist()
+            raise ValueError(f"rows {rows[:5]}{' ...' if len(rows) > 5 else ''} have no counterfactual "
+                             f"(batch[{self.key!r}] equals x there) but new_attr asks to change them; "
+                             "change only the rows of rule.available(batch), as "
+                             "CounterfactualAugment and the stress test do")
+        return torch.where(change.reshape(-1, *([1] * (x.dim() - 1))), self._x_cf(batch), x)

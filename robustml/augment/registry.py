@@ -5,14 +5,16 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from robustml.augment.lookup import LexiconRule
+from robustml.augment.lookup import LexiconRule, PrecomputedRule
 from robustml.augment.rules import (BackgroundSwapRule, ChannelColorRule, CounterfactualRule,
                                     TabularAttributeRule)
 
 #: Rules a dataset can declare by data, without importing this package:
-#: ``counterfactual={"rule": "channel_color", "num_colors": 2, "check": False}``.
+#: ``counterfactual={"rule": "channel_color", "num_colors": 2, "check": False}``; a text split
+#: with counterfactual inputs declares ``{"rule": "precomputed", "key": "x_cf"}``.
 RULES_BY_NAME = {"channel_color": ChannelColorRule, "background_swap": BackgroundSwapRule,
-                 "tabular_attribute": TabularAttributeRule, "lexicon": LexiconRule}
+                 "tabular_attribute": TabularAttributeRule, "lexicon": LexiconRule,
+                 "precomputed": PrecomputedRule}
 
 
 def rule_from_spec(spec: Mapping[str, Any]) -> CounterfactualRule:

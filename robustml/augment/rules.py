@@ -9,6 +9,9 @@ spurious content, label kept). Rows whose ``new_attr`` equals ``attr`` come back
 rule; :class:`~robustml.augment.counterfactual.CounterfactualAugment` relies on it). Every rule
 is one whole-batch tensor operation, with no Python loop over examples.
 
+A rule that cannot change every example (a text without a lexicon word has no counterfactual)
+also has ``available(batch) -> (B,) bool``, the rows it can change; the augmentation and the
+stress test ask it for a change only there. A rule without ``available`` changes every row.
 This module holds the rules that compute the edit from ``x`` (images, tables); the rules that
 look it up are in :mod:`robustml.augment.lookup`, the registry by name in
 :mod:`robustml.augment.registry`.

@@ -34,4 +34,4 @@ def test_rule_objects_pass_through_and_bad_specs_are_named():
     with pytest.raises(TypeError, match="'channel_color' does not take the arguments"):
         rule_from_spec({"rule": "channel_color", "colours": 2})
     assert set(RULES_BY_NAME) == {"channel_color", "background_swap", "tabular_attribute",
-                                  "lexicon"}
+                                  "lexicon", "precomputed"}
