@@ -50,8 +50,9 @@ def test_the_slurm_launcher_is_an_extra_that_make_installs():
     assert slurm == {"hydra-submitit-launcher", "submitit"}
     assert not slurm & _names(project["dependencies"]), "the SLURM launcher is a base dependency"
     installed = re.search(r'pip install .*-e "\.\[([^\]]*)\]"', (REPO / "Makefile").read_text())
-    assert installed and set(installed.group(1).split(",")) == {"dev", "slurm", "trackers", "optuna"}, (
-        "make setup must install the dev, slurm, trackers and optuna extras")
+    assert installed and set(installed.group(1).split(",")) == {
+        "dev", "slurm", "trackers", "optuna", "text", "text-offline"}, (
+        "make setup must install the dev, slurm, trackers, optuna, text and text-offline extras")
 
 
 def test_the_trackers_and_the_optuna_sweeper_are_extras():

@@ -3,7 +3,9 @@
 Kaushik, Hovy, Lipton (ICLR 2020), "Learning the Difference that Makes a Difference with
 Counterfactually-Augmented Data": train on examples together with minimally edited copies. For a
 shortcut, the edit changes the spurious attribute while the label stays, so the attribute stops
-predicting the label. The edit itself is the dataset's rule (:mod:`robustml.augment.rules`).
+predicting the label. The edit itself is the dataset's rule (:mod:`robustml.augment.rules`,
+:mod:`robustml.augment.lookup`). Where a rule cannot change a row (a text without a lexicon word;
+the rule's ``available``), that row keeps its input and attribute and is not marked ``is_cf``.
 
 Configured once, called in the loop::
 
@@ -20,7 +22,8 @@ from typing import TYPE_CHECKING
 
 import torch
 
-from robustml.augment.rules import CounterfactualRule, rule_from_spec
+from robustml.augment.registry import rule_from_spec
+from robustml.augment.rules import CounterfactualRule
 from robustml.validation import check_ids, check_int, check_real
 
 if TYPE_CHECKING:  # augment depends on data's contract for types only
@@ -67,6 +70,24 @@ def _check_batch(batch: Batch, num_attrs: int) -> int:
     return size
 
 
+def has_counterfactual(rule: CounterfactualRule, batch: Batch) -> torch.Tensor:
+    """Return which rows of ``batch`` the rule can change, shape ``(B,)`` bool on ``batch["attr"]``'s device.
+
+    ``rule.available(batch)`` where the rule defines it (:class:`~robustml.augment.lookup.PrecomputedRule`:
+    a text without a lexicon word has no counterfactual), every row otherwise.
+    """
+    attr = batch["attr"]
+    available = getattr(rule, "available", None)
+    if available is None:
+        return torch.ones_like(attr, dtype=torch.bool)
+    mask = available(batch)
+    if not isinstance(mask, torch.Tensor) or mask.dtype != torch.bool or mask.shape != attr.shape:
+        got = f"{tuple(mask.shape)}, {mask.dtype}" if isinstance(mask, torch.Tensor) else type(mask).__name__
+        raise ValueError(f"rule.available(batch) of {type(rule).__name__} must return a bool tensor "
+                         f"of shape {tuple(attr.shape)}, got {got}")
+    return mask.to(attr.device)
+
+
 def _with_attr(batch: Batch, attr: torch.Tensor, num_attrs: int) -> Batch:
     """Return ``batch`` with ``attr`` replaced and ``group = y * num_attrs + attr`` recomputed."""
     return {**batch, "attr": attr, "group": batch["y"] * num_attrs + attr}
@@ -74,7 +95,7 @@ def _with_attr(batch: Batch, attr: torch.Tensor, num_attrs: int) -> Batch:
 
 def flip_all(batch: Batch, rule: CounterfactualRule, *, num_attrs: int,
              generator: torch.Generator | None = None) -> Batch:
-    """Return the counterfactual of every example of ``batch`` (all attributes changed).
+    """Return the counterfactual of every example of ``batch`` that has one (its attribute changed).
 
     Args:
         batch: Dict with ``x (B, ...)``, ``y (B,)``, ``attr (B,)`` int64 and any keys the rule needs.
@@ -84,11 +105,15 @@ def flip_all(batch: Batch, rule: CounterfactualRule, *, num_attrs: int,
             such as :class:`~robustml.augment.rules.BackgroundSwapRule`, uses its own).
 
     Returns:
-        A batch of the same keys with ``x``, ``attr`` and ``group`` replaced; labels kept.
+        A batch of the same keys with ``x``, ``attr`` and ``group`` replaced, labels kept, and
+        ``is_cf`` (bool): the rows that have a counterfactual (every row unless the rule has
+        ``available``); the other rows are returned as they are.
     """
     _check_batch(batch, num_attrs)
-    new_attr = other_attr(batch["attr"], num_attrs, generator=generator)
-    return _with_attr({**batch, "x": rule(batch, new_attr)}, new_attr, num_attrs)
+    changed = has_counterfactual(rule, batch)
+    new_attr = torch.where(changed, other_attr(batch["attr"], num_attrs, generator=generator),
+                           batch["attr"])
+    return _with_attr({**batch, "x": rule(batch, new_attr), "is_cf": changed}, new_attr, num_attrs)
 
 
 def dataset_rule(dataset) -> CounterfactualRule:
@@ -96,7 +121,7 @@ def dataset_rule(dataset) -> CounterfactualRule:
 
     A dataset declares its rule as a rule object or, since the data package imports nothing of
     this one, as data: ``{"rule": "channel_color", "num_colors": 2, "check": False}``, built by
-    :func:`~robustml.augment.rules.rule_from_spec`.
+    :func:`~robustml.augment.registry.rule_from_spec`.
     """
     rule = getattr(dataset, "counterfactual", None)
     if rule is None:
@@ -107,7 +132,9 @@ def dataset_rule(dataset) -> CounterfactualRule:
 
 def counterfactual_dataset(dataset: GroupedTensorDataset, *, generator: torch.Generator | None = None,
                            batch_size: int = 4096) -> GroupedTensorDataset:
-    """Return the fully flipped copy of a split: every example with its attribute changed.
+    """Return the flipped copy of a split: every example that has a counterfactual, changed.
+
+    Examples the rule cannot change (the rule's ``available``) are copied as they are.
 
     Args:
         dataset: A split with a ``counterfactual`` rule.
@@ -146,7 +173,10 @@ class CounterfactualAugment:
         generator: Optional ``torch.Generator`` for the swaps and the new values (reproducible).
 
     Returned batch: ``x``, ``attr`` and ``group = y * num_attrs + attr`` updated, labels kept,
-    ``is_cf`` (bool, which examples are counterfactual) added; in ``paired`` mode every other key is
+    ``is_cf`` (bool, which examples are counterfactual) added. Rows the rule cannot change (its
+    ``available``; a text without a lexicon word) are never swapped in ``replace`` mode and are
+    their own second copy in ``paired`` mode (attribute kept, ``is_cf`` False: the consistency
+    penalty then compares an example with itself, zero unless dropout differs between the copies); in ``paired`` mode every other key is
     duplicated and ``pair`` (int64) gives each example's partner: ``pair[i] = i + B`` and
     ``pair[i + B] = i``.
     """
@@ -170,16 +200,19 @@ class CounterfactualAugment:
         size = _check_batch(batch, self.num_attrs)
         attr = batch["attr"]
         new_attr = other_attr(attr, self.num_attrs, generator=self.generator)
+        changed = has_counterfactual(self.rule, batch)
         if self.mode == "paired":
+            new_attr = torch.where(changed, new_attr, attr)
             x_cf = self.rule(batch, new_attr)
             out = {key: torch.cat([value, value]) for key, value in batch.items()}
             out["x"] = torch.cat([batch["x"], x_cf])
             pair = torch.arange(size, device=attr.device)
             out["pair"] = torch.cat([pair + size, pair])
-            out["is_cf"] = torch.arange(2 * size, device=attr.device) >= size
+            out["is_cf"] = torch.cat([torch.zeros_like(changed), changed])
             return _with_attr(out, torch.cat([attr, new_attr]), self.num_attrs)
         device = self.generator.device if self.generator is not None else attr.device
         swap = (torch.rand(size, generator=self.generator, device=device) < self.p).to(attr.device)
+        swap = swap & changed
         new_attr = torch.where(swap, new_attr, attr)
         # Every rule returns the rows whose attribute stays as they are, so one call does it all.
         out = {**batch, "x": self.rule(batch, new_attr), "is_cf": swap}

@@ -8,13 +8,19 @@ only the spurious attribute has changed (Kaushik, Hovy, Lipton, ICLR 2020: a min
 spurious content, label kept). Rows whose ``new_attr`` equals ``attr`` come back unchanged (every
 rule; :class:`~robustml.augment.counterfactual.CounterfactualAugment` relies on it). Every rule
 is one whole-batch tensor operation, with no Python loop over examples.
+
+A rule that cannot change every example (a text without a lexicon word has no counterfactual)
+also has ``available(batch) -> (B,) bool``, the rows it can change; the augmentation and the
+stress test ask it for a change only there. A rule without ``available`` changes every row.
+This module holds the rules that compute the edit from ``x`` (images, tables); the rules that
+look it up are in :mod:`robustml.augment.lookup`, the registry by name in
+:mod:`robustml.augment.registry`.
 """
 
 from __future__ import annotations
 
-import re
-from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 import torch
 
@@ -22,7 +28,6 @@ from robustml.validation import check_ids, check_int
 
 if TYPE_CHECKING:  # augment depends on data's contract for types only
     from robustml.data.contract import Batch
-
 
 
 @runtime_checkable
@@ -34,7 +39,8 @@ class CounterfactualRule(Protocol):
     def __call__(self, batch: Batch, new_attr: torch.Tensor) -> torch.Tensor: ...
 
 
-def _batch_x_attr(batch: Batch, new_attr: torch.Tensor, num_attrs: int) -> tuple[torch.Tensor, torch.Tensor]:
+def rule_inputs(batch: Batch, new_attr: torch.Tensor, num_attrs: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Return ``(batch["x"], batch["attr"])`` after checking both and ``new_attr`` (every rule's first step)."""
     for key in ("x", "attr"):
         if key not in batch:
             raise ValueError(f"batch must contain key {key!r}, got keys {sorted(batch)}")
@@ -65,7 +71,7 @@ class ChannelColorRule:
         self.check = bool(check)
 
     def __call__(self, batch: Batch, new_attr: torch.Tensor) -> torch.Tensor:
-        x, attr = _batch_x_attr(batch, new_attr, self.num_attrs)
+        x, attr = rule_inputs(batch, new_attr, self.num_attrs)
         if x.dim() < 2 or x.shape[1] != self.num_attrs:
             raise ValueError(f"x must have shape (B, {self.num_attrs}, ...), got {tuple(x.shape)}")
         b, c = x.shape[:2]
@@ -124,7 +130,7 @@ class BackgroundSwapRule:
         self.generator = generator
 
     def __call__(self, batch: Batch, new_attr: torch.Tensor) -> torch.Tensor:
-        x, attr = _batch_x_attr(batch, new_attr, self.num_attrs)
+        x, attr = rule_inputs(batch, new_attr, self.num_attrs)
         if x.dim() != 4:
             raise ValueError(f"x must have shape (B, C, H, W) for BackgroundSwapRule, got {tuple(x.shape)}")
         mask = self._mask(batch, x)
@@ -196,7 +202,7 @@ class TabularAttributeRule:
         self.num_attrs = values.shape[0]
 
     def __call__(self, batch: Batch, new_attr: torch.Tensor) -> torch.Tensor:
-        x, attr = _batch_x_attr(batch, new_attr, self.num_attrs)
+        x, attr = rule_inputs(batch, new_attr, self.num_attrs)
         if x.dim() != 2:
             raise ValueError(f"x must have shape (B, D) for TabularAttributeRule, got {tuple(x.shape)}")
         cols = torch.arange(x.shape[1], device=x.device)[self.columns] if isinstance(self.columns, slice) \
@@ -217,119 +223,3 @@ class TabularAttributeRule:
         changed = (new_attr != attr).to(x.device)[:, None]
         x_cf[:, cols] = torch.where(changed, values[new_attr.to(x.device)], current)
         return x_cf
-
-
-def _pair_map(pairs: Sequence[tuple]) -> dict:
-    """Return the symmetric partner map of ``pairs``; raise on a self-pair or a conflict."""
-    partner: dict = {}
-    conflicts = []
-    for a, b in pairs:
-        if a == b:
-            conflicts.append(f"({a!r}, {b!r}) maps a word to itself")
-            continue
-        for word, other in ((a, b), (b, a)):
-            if partner.setdefault(word, other) != other:
-                conflicts.append(f"{word!r} -> {partner[word]!r} and {other!r}")
-    if conflicts:
-        raise ValueError(f"pairs (the lexicon) conflict: {'; '.join(conflicts)}")
-    return partner
-
-
-class LexiconRule:
-    """Swap each word of a lexicon pair with its partner in token-id sequences (two-valued attribute).
-
-    Text is ``x`` of shape ``(B, L)`` int64 token ids; every token that belongs to a pair is
-    replaced by its partner (e.g. "he" <-> "she") through one lookup table, in the rows whose
-    attribute changes; ids outside the table (padding such as -100, unknown ids) are kept. The
-    attribute is two-valued (e.g. male/female terms), so the counterfactual value is ``1 - attr``.
-
-    Args:
-        pairs: The lexicon, ``[(a, b), ...]``: words (with ``vocab``) or token ids (without).
-        vocab: Optional map from word to token id, used to turn word pairs into id pairs.
-    """
-
-    num_attrs = 2
-
-    def __init__(self, pairs: Sequence[tuple], vocab: dict[str, int] | None = None) -> None:
-        if len(pairs) == 0:
-            raise ValueError("pairs must hold at least one (a, b) pair, got an empty lexicon")
-        partner = _pair_map(pairs)
-        if vocab is not None:
-            unknown = sorted(w for w in partner if w not in vocab)
-            if unknown:
-                raise ValueError(f"pairs contain words missing from vocab: {unknown}")
-            partner = _pair_map([(vocab[a], vocab[b]) for a, b in pairs])
-        if not all(isinstance(t, int) and t >= 0 for t in partner):
-            raise TypeError("pairs must be non-negative int token ids when vocab is None, got "
-                            f"{sorted(map(repr, partner))}")
-        self.table = torch.arange(max(partner) + 1)
-        self.table[list(partner)] = torch.tensor(list(partner.values()))
-
-    def __call__(self, batch: Batch, new_attr: torch.Tensor) -> torch.Tensor:
-        x, attr = _batch_x_attr(batch, new_attr, self.num_attrs)
-        if x.dim() != 2 or x.dtype != torch.int64:
-            raise ValueError(f"x must be int64 token ids of shape (B, L), got shape {tuple(x.shape)} "
-                             f"and dtype {x.dtype}")
-        table = self.table.to(x.device)
-        inside = (x >= 0) & (x < table.numel())
-        swapped = torch.where(inside, table[x.clamp(0, table.numel() - 1)], x)
-        changed = (new_attr != attr).to(x.device)[:, None]
-        return torch.where(changed, swapped, x)
-
-
-def substitute_strings(texts: Sequence[str], pairs: Sequence[tuple[str, str]]) -> list[str]:
-    """Return ``texts`` with every whole word of a lexicon pair replaced by its partner.
-
-    Matching is case-insensitive on whole words; the replacement copies the case of the match
-    (``He`` -> ``She``, ``HE`` -> ``SHE``). Pairs are lower-cased.
-
-    Args:
-        texts: Strings to edit.
-        pairs: The lexicon, ``[(a, b), ...]``; a word in two pairs or a pair ``(a, a)`` raises.
-    """
-    if isinstance(texts, str):
-        raise TypeError("texts must be a sequence of strings, got a single str")
-    partner = _pair_map([(a.lower(), b.lower()) for a, b in pairs])
-    if not partner:
-        raise ValueError("pairs must hold at least one (a, b) pair, got an empty lexicon")
-    words = sorted(partner, key=len, reverse=True)
-    pattern = re.compile(r"\b(" + "|".join(map(re.escape, words)) + r")\b", re.IGNORECASE)
-
-    def swap(match: re.Match) -> str:
-        word = match.group(0)
-        new = partner[word.lower()]
-        if word.isupper() and len(word) > 1:
-            return new.upper()
-        return new[:1].upper() + new[1:] if word[:1].isupper() else new
-
-    return [pattern.sub(swap, text) for text in texts]
-
-
-#: Rules a dataset can declare by data, without importing this package:
-#: ``counterfactual={"rule": "channel_color", "num_colors": 2, "check": False}``.
-RULES_BY_NAME = {"channel_color": ChannelColorRule, "background_swap": BackgroundSwapRule,
-                 "tabular_attribute": TabularAttributeRule, "lexicon": LexiconRule}
-
-
-def rule_from_spec(spec: Mapping[str, Any]) -> CounterfactualRule:
-    """Build the rule a dataset declares as data: ``{"rule": <name>, **constructor arguments}``.
-
-    Args:
-        spec: ``"rule"`` names one of :data:`RULES_BY_NAME`; the other keys are passed to its
-            constructor.
-
-    Raises:
-        ValueError: If ``"rule"`` is missing or names no rule.
-        TypeError: If the constructor arguments do not fit the rule.
-    """
-    name = spec.get("rule")
-    if name not in RULES_BY_NAME:
-        raise ValueError(f"counterfactual['rule'] must be one of {sorted(RULES_BY_NAME)}, got "
-                         f"{name!r}")
-    options = {key: value for key, value in spec.items() if key != "rule"}
-    try:
-        return RULES_BY_NAME[name](**options)
-    except TypeError as err:
-        raise TypeError(f"counterfactual: {name!r} does not take the arguments "
-                        f"{sorted(options)}: {err}") from err
-

@@ -7,7 +7,7 @@ import torch
 
 from robustml.augment import ChannelColorRule
 from robustml.augment.counterfactual import dataset_rule
-from robustml.augment.rules import RULES_BY_NAME, rule_from_spec
+from robustml.augment.registry import RULES_BY_NAME, rule_from_spec
 from robustml.data.datasets.colored import COUNTERFACTUAL
 from robustml.data.datasets.colored_digits import colored_digits_splits
 
@@ -34,4 +34,4 @@ def test_rule_objects_pass_through_and_bad_specs_are_named():
     with pytest.raises(TypeError, match="'channel_color' does not take the arguments"):
         rule_from_spec({"rule": "channel_color", "colours": 2})
     assert set(RULES_BY_NAME) == {"channel_color", "background_swap", "tabular_attribute",
-                                  "lexicon"}
+                                  "lexicon", "precomputed"}
