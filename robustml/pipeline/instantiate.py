@@ -63,7 +63,8 @@ def _keyed_message(key: str, node: Any, message: str) -> str:
 # The engine's arguments (robustml.train.TrainSettings, the DataLoader options) and their config keys.
 ENGINE_KEYS = {**{name: f"trainer.{name}" for name in (
     "max_steps", "batch_size", "eval_every", "eval_train", "chunk_size", "accumulate", "precision",
-    "compile", "select", "l2_weight", "reset_optimizer_at_anneal", "resume_force", "resume",
+    "compile", "select", "l2_weight", "max_grad_norm", "reset_optimizer_at_anneal", "resume_force",
+    "resume",
     "max_loss", "num_workers", "pin_memory", "persistent_workers", "eval_batch_size")},
     "lr": "optimizer.lr"}
 _PYTHON_VALUES = {"=True": "=true", "=False": "=false", "=None": "=null", " None ": " null "}

@@ -124,7 +124,7 @@ class Trainer:
             trained, distributed.training_forward(trained, settings.chunk_size), criterion,
             optimizer, scheduler=scheduler, precision=self.precision,
             accumulate=settings.accumulate, partition=partition, chunk_size=settings.chunk_size,
-            l2_weight=settings.l2_weight, device=self.device,
+            l2_weight=settings.l2_weight, max_grad_norm=settings.max_grad_norm, device=self.device,
             reset_optimizer_at_anneal=settings.reset_optimizer_at_anneal)
 
     # Checkpoints -------------------------------------------------------------------------------

@@ -41,6 +41,9 @@ class TrainSettings:
             ``"worst_group"`` accuracy, ``"avg"`` accuracy, ``"last"``, ``"worst_class"`` accuracy
             or ``"worst_inferred_group"`` accuracy (needs an inferred partition).
         l2_weight: Weight of ``sum ||w||^2`` added to the loss (scaled with the loss's ``loss_scale``).
+        max_grad_norm: Clip the gradient's total norm (over all parameters, after accumulation
+            and the processes' all-reduce, unscaled in fp16) to this value before each optimizer
+            step (``torch.nn.utils.clip_grad_norm_``; BERT fine-tuning clips to 1.0); ``None``: none.
         reset_optimizer_at_anneal: Clear the optimizer state when a penalty schedule anneals
             (any penalized loss inside the criterion, e.g. IRM wrapped by a consistency penalty).
         seed: Seed of the data order.
@@ -70,6 +73,7 @@ class TrainSettings:
     compile: bool = False
     select: str = "worst_group"
     l2_weight: float = 0.0
+    max_grad_norm: float | None = None
     reset_optimizer_at_anneal: bool = False
     seed: int = 0
     resume: bool = False
@@ -117,4 +121,8 @@ class TrainSettings:
             raise ValueError(f"compile must be true or false, got {self.compile!r}")
         self.l2_weight = check_real("l2_weight", self.l2_weight, minimum=0.0)
         self.max_loss = check_real("max_loss", self.max_loss, minimum=0.0)
+        if self.max_grad_norm is not None:
+            self.max_grad_norm = check_real("max_grad_norm", self.max_grad_norm, minimum=0.0)
+            if self.max_grad_norm == 0:
+                raise ValueError("max_grad_norm must be a positive number (or None: no clipping), got 0.0")
         self.seed = check_int("seed", self.seed)

@@ -92,18 +92,22 @@ class OptimizerStep:
         l2_weight: Weight of ``sum ||w||^2``, added once per step (scaled by the loss's
             ``loss_scale``).
         reset_optimizer_at_anneal: Clear the optimizer's state when a penalty schedule anneals.
+        max_grad_norm: Clip the total gradient norm to this value before the optimizer step
+            (unscaled first in fp16); ``None``: no clipping.
     """
 
     def __init__(self, model: nn.Module, forward: Callable[[torch.Tensor], torch.Tensor],
                  criterion: nn.Module, optimizer: torch.optim.Optimizer, *, scheduler: Any,
                  precision: str, accumulate: int, partition: str, chunk_size: int | None,
-                 l2_weight: float, reset_optimizer_at_anneal: bool, device: torch.device) -> None:
+                 l2_weight: float, reset_optimizer_at_anneal: bool, device: torch.device,
+                 max_grad_norm: float | None = None) -> None:
         check_accumulable(criterion, accumulate)
         self.model, self.forward, self.criterion = model, forward, criterion
         self.optimizer, self.scheduler = optimizer, scheduler
         self.precision, self.accumulate, self.partition = precision, accumulate, partition
         self.chunk_size, self.l2_weight = chunk_size, l2_weight
         self.reset_optimizer_at_anneal = reset_optimizer_at_anneal
+        self.max_grad_norm = max_grad_norm
         self.scaler = torch.amp.GradScaler(device.type) if precision == "fp16" else None
         self.skipped_steps = 0
 
@@ -171,7 +175,12 @@ class OptimizerStep:
         return loss if share is None else loss * share
 
     def _optimizer_step(self) -> None:
-        """Step the optimizer (through the scaler in fp16, counting skipped steps) and the schedule."""
+        """Clip the gradient (``max_grad_norm``), step the optimizer (through the scaler in fp16,
+        counting skipped steps) and the schedule."""
+        if self.max_grad_norm is not None:
+            if self.scaler is not None:
+                self.scaler.unscale_(self.optimizer)  # clip the true gradient; step() knows it is unscaled
+            torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.max_grad_norm)
         skipped = False
         if self.scaler is None:
             self.optimizer.step()

@@ -15,9 +15,10 @@ import torch.multiprocessing as mp
 
 WORLD_SIZE = 2
 # The BERT recipe with Group DRO (q synchronized over the processes), 96 texts in batches of 16
-# (shares of 8), AdamW and the linear schedule; no dropout (each process draws its own masks).
+# (shares of 8), AdamW, the linear schedule and gradient clipping (on the all-reduced gradient);
+# no dropout (each process draws its own masks).
 OVERRIDES = ["loss=group_dro", "loss.criterion.step_size=0.5", "trainer.max_steps=8",
-             "trainer.eval_every=4"]
+             "trainer.max_grad_norm=0.5", "trainer.eval_every=4"]
 
 
 def _config():

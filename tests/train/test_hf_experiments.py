@@ -51,6 +51,7 @@ def test_experiment_config_holds_the_papers_bert_recipe(experiment):
     assert cfg.scheduler._target_ == "robustml.train.schedules.warmup_linear"
     assert cfg.scheduler.warmup_steps == 0
     assert (cfg.trainer.batch_size, cfg.trainer.epochs) == (batch_size, epochs)
+    assert cfg.trainer.max_grad_norm == 1.0  # run_glue.py's max_grad_norm, WILDS' model config
     assert cfg.trainer.select == ("last" if experiment.endswith("_dfr") else "worst_group")
     robust = experiment.endswith("_group_dro")
     assert cfg.loss.criterion._target_.endswith("GroupDROLoss" if robust else "ERMLoss")
