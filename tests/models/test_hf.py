@@ -124,6 +124,8 @@ def test_a_saved_folder_loads_its_weights_or_only_its_config(tmp_path, model, x)
         torch.testing.assert_close(loaded.features(x), model.features(x), rtol=0, atol=1e-6)
         assert not torch.allclose(fresh.features(x), model.features(x))
     assert fresh.body.config.hidden_size == TINY_BERT["hidden_size"]
+    overridden = HFClassifier((3, 24), 3, name=str(tmp_path / "tiny"), config={"hidden_dropout_prob": 0.3})
+    assert overridden.body.config.hidden_dropout_prob == 0.3 and overridden.body.dropout.p == 0.3
 
 
 def test_gradient_checkpointing_gives_the_same_gradients(x):
