@@ -39,6 +39,8 @@ LAYERS = (
      "robustml.trackers"),
     # The models and the one forward pass over a dataset (robustml.models.forward reads datasets).
     ("robustml.models",),
+    # Text data sets: tokenized with the tokenizers of robustml.models.pretrained.
+    ("robustml.text",),
     # Mechanisms built on them: counterfactual rules, group inference, last-layer heads, label
     # cleaning, feature caches, JTT's error set.
     ("robustml.augment", "robustml.cleaning", "robustml.features", "robustml.groups",

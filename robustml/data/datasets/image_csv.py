@@ -86,7 +86,7 @@ def warn_if_resized_up(root: Path, paths: Sequence[str], image_size: int) -> Non
                   "images' own size when they share one", stacklevel=3)
 
 
-def _codes(values: pd.Series) -> tuple[np.ndarray, list[str]]:
+def value_codes(values: pd.Series) -> tuple[np.ndarray, list[str]]:
     """Return integer codes and sorted names (numeric order when every value is a number)."""
     names = sorted(set(values), key=lambda v: (0, float(v), v) if _is_number(v) else (1, 0.0, v))
     lookup = {name: code for code, name in enumerate(names)}
@@ -183,10 +183,10 @@ def image_csv_splits(csv: str | Path, *, label: str = "label", path: str = "path
         if len(empty):
             raise ValueError(f"{csv} column {column!r} is empty in {len(empty)} row(s), first data "
                              f"row(s) {(empty[:5] + 1).tolist()}")
-    y, class_names = _codes(frame[label].str.strip())
+    y, class_names = value_codes(frame[label].str.strip())
     check_num_classes(class_names, source=str(csv), column=label)
     attr_values = frame[attributes].apply(lambda row: "+".join(v.strip() for v in row), axis=1)
-    attr, attr_names = _codes(attr_values)
+    attr, attr_names = value_codes(attr_values)
     if split in frame.columns:
         names = frame[split].str.strip().str.lower()
         unknown = sorted(set(names) - set(SPLIT_NAMES))

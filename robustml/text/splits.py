@@ -1,0 +1,109 @@
+"""Text data sets as in-memory grouped splits: read the text columns, apply the empty-text policy,
+tokenize once (cached, :mod:`~robustml.text.tokens`) and cut the splits.
+
+Every split is a :class:`~robustml.data.contract.GroupedTensorDataset` whose ``x`` is the text
+input format (int64 ``(N, 3, max_length)``: input ids, attention mask, token type ids), so the
+full-batch protocol, samplers, metrics and the feature cache work on it unchanged. Its ``info``
+holds ``tokenizer`` (the setting's value), ``vocab_size``, ``pad_token_id``, ``max_length``,
+``truncation``, ``text_columns``, ``empty_text`` (the policy), ``empty_texts`` (texts of the split
+that were empty, kept as ``""``, or dropped from the data set before splitting) and
+``truncated`` (rows of the split that lost tokens at ``max_length``); the splits' description
+repeats the counts.
+
+Empty texts: a cell that is missing (NaN) or holds only whitespace. ``empty_text="keep"`` (the
+default) keeps the example with the empty string as its text (the model sees only the special
+tokens); ``"drop"`` removes it. Either way the count is reported.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+import torch
+
+from robustml.data.checks import check_split_sizes, empty_group_note, format_counts
+from robustml.data.contract import DataSplits, GroupedTensorDataset
+from robustml.text.tokens import cached_tokens
+
+EMPTY_TEXT_RULES = ("keep", "drop")
+SPLIT_NAMES = ("train", "val", "test")
+
+
+def check_empty_text(empty_text: Any) -> str:
+    """Return ``empty_text`` when it is a valid policy; raise naming the setting otherwise."""
+    if empty_text not in EMPTY_TEXT_RULES:
+        raise ValueError(f"empty_text must be one of {list(EMPTY_TEXT_RULES)} (keep an empty text as "
+                         f"'' or drop its row; counted either way), got {empty_text!r}")
+    return empty_text
+
+
+def empty_texts(frame: Any, columns: Sequence[str]) -> np.ndarray:
+    """Return a bool mask of the rows whose text is missing or blank in any of ``columns``."""
+    mask = np.zeros(len(frame), dtype=bool)
+    for column in columns:
+        values = frame[column]
+        mask |= (values.isna() | values.astype(str).str.strip().eq("")).to_numpy()
+    return mask
+
+
+def text_splits(frame: Any, *, text_columns: Sequence[str], y: np.ndarray, attr: np.ndarray,
+                split: np.ndarray, num_classes: int, class_names: Sequence[str],
+                attr_names: Sequence[str], attr_key: str, tokenizer: str, max_length: int,
+                cache_dir: str | None, empty_text: str, name: str, description: str,
+                source: str, extras: Mapping[str, np.ndarray] | None = None,
+                info: Mapping[str, Any] | None = None, split_hint: str = "") -> DataSplits:
+    """Tokenize the rows of ``frame`` and return their train/val/test splits.
+
+    Args:
+        frame: The rows, one per example (a :class:`pandas.DataFrame`).
+        text_columns: One column (single texts) or two (pairs: text, text_pair).
+        y, attr, split: Per-row class ids, attribute ids and split ids (0 train, 1 val, 2 test).
+        num_classes, class_names, attr_names, attr_key: The grouped-data contract's metadata.
+        tokenizer: The ``tokenizer`` setting (local folder, ``package:<module>`` or Hub name).
+        max_length: Tokens per row.
+        cache_dir: Folder of the token cache, or ``None``.
+        empty_text: ``"keep"`` or ``"drop"`` (see the module docstring).
+        name: Data set name (reports, cache file names).
+        description: Opening sentences of the splits' description.
+        source: The file the rows come from, for errors.
+        extras: Per-row arrays carried into every split as ``extras`` (e.g. overlapping groups).
+        info: Data-set facts added to every split's ``info``.
+        split_hint: What to change when a split is empty.
+    """
+    empty_text = check_empty_text(empty_text)
+    if len(text_columns) not in (1, 2):
+        raise ValueError(f"text_columns must name one column (single texts) or two (pairs), got "
+                         f"{list(text_columns)}")
+    empty = empty_texts(frame, text_columns)
+    split_empty = {s: int(empty[np.asarray(split) == s_id].sum()) for s_id, s in enumerate(SPLIT_NAMES)}
+    keep = ~empty if empty_text == "drop" else np.ones(len(frame), dtype=bool)
+    frame = frame[keep]
+    texts = [frame[c].fillna("").astype(str).where(~empty[keep], "").tolist() for c in text_columns]
+    tokens = cached_tokens(tokenizer, texts[0], texts[1] if len(texts) == 2 else None,
+                           max_length=max_length, cache_dir=cache_dir, name=name)
+    y, attr, split = (torch.from_numpy(np.asarray(a, dtype=np.int64)[keep]) for a in (y, attr, split))
+    extra = {k: torch.as_tensor(np.asarray(v)[keep]) for k, v in (extras or {}).items()}
+    datasets = {}
+    for s_id, s in enumerate(SPLIT_NAMES):
+        rows = torch.nonzero(split == s_id).flatten()
+        datasets[s] = GroupedTensorDataset(
+            tokens.x[rows], y[rows], attr[rows], num_classes=num_classes, attr_names=attr_names,
+            attr_key=attr_key, class_names=class_names, name=name,
+            extras={k: v[rows] for k, v in extra.items()},
+            info={**tokens.info, "text_columns": tuple(text_columns), "empty_text": empty_text,
+                  "empty_texts": split_empty[s], "truncated": int(tokens.truncated[rows.numpy()].sum()),
+                  **(info or {})})
+    check_split_sizes({s: len(d) for s, d in datasets.items()}, source=source, how=split_hint)
+    did = "dropped" if empty_text == "drop" else "kept as ''"
+    counts = ", ".join(f"{s} {len(d):,} ({d.info['truncated']:,} truncated, {split_empty[s]:,} empty "
+                       f"{did})" for s, d in datasets.items())
+    cache = ("" if tokens.cache is None else
+             f" Tokens {'reused from' if tokens.reused else 'written to'} the cache {tokens.cache}.")
+    tokenized = (f"Texts of column(s) {', '.join(text_columns)} tokenized with {tokenizer} to {max_length} "
+                 f"tokens (truncation {tokens.info['truncation']}): {counts}.{cache}")
+    groups = " ".join(f"{s.capitalize()} group counts: {format_counts(d)}." for s, d in datasets.items())
+    text = " ".join(p for p in (description, tokenized, groups, empty_group_note(datasets)) if p)
+    return DataSplits(datasets["train"], datasets["val"], datasets["test"], description=text)
+
