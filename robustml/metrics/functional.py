@@ -14,6 +14,7 @@ of a functional twin beside a stateful class).
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Sequence
 
 import torch
@@ -171,3 +172,58 @@ def prediction_shares(preds: torch.Tensor, *, num_classes: int) -> dict[str, flo
     counts = torch.bincount(preds, minlength=num_classes).tolist()
     total = sum(counts)
     return {f"pred_share_{c}": n / total if total else math.nan for c, n in enumerate(counts)}
+
+
+#: ``extras`` key of a split's overlapping attributes: bool ``(N, K)``, row ``i`` has attribute ``k``
+#: (an example may have several, or none); their names are ``info[OVERLAP_NAMES]``.
+OVERLAP_EXTRA = "overlap_attrs"
+OVERLAP_NAMES = "overlap_attr_names"
+_SAFE_NAME = re.compile(r"[A-Za-z0-9_.-]+")
+
+
+def overlap_group_accuracy(preds: torch.Tensor, target: torch.Tensor, members: torch.Tensor, *,
+                           names: Sequence[str], num_classes: int) -> dict[str, float]:
+    """Accuracy on overlapping groups: each attribute ``k`` x class ``c``, and the worst over them.
+
+    Group ``(k, c)`` holds the examples with attribute ``k`` (``members[:, k]``) and class ``c``;
+    examples without the attribute are in none of its groups, and one example can be in several
+    groups (WILDS' CivilComments evaluation: each identity x label, worst over the 16 groups).
+
+    Args:
+        preds: Predicted class ids, shape ``(N,)``.
+        target: True class ids, shape ``(N,)``.
+        members: Bool ``(N, K)``: which attributes each example has.
+        names: ``K`` attribute names of letters, digits, ``_``, ``.`` and ``-`` (they become keys).
+        num_classes: Number of classes.
+
+    Returns:
+        ``overlap_acc_<name>_y<c>`` (NaN for an empty group) and ``overlap_count_<name>_y<c>`` for
+        every attribute and class, ``overlap_acc_worst_group`` (lowest over non-empty groups,
+        NaN if none) and ``overlap_worst_group`` (its index ``k * num_classes + c``, -1 if none).
+    """
+    num_classes = check_int("num_classes", num_classes, minimum=1)
+    check_ids("preds", preds)
+    check_ids("target", target, num_classes, size=preds.shape[0], match="preds")
+    if members.dim() != 2 or members.shape != (preds.shape[0], len(names)) or members.dtype != torch.bool:
+        raise ValueError(f"members must be a bool tensor of shape ({preds.shape[0]}, {len(names)}) "
+                         f"(examples x attribute names), got {members.dtype} {tuple(members.shape)}")
+    bad = [name for name in names if not isinstance(name, str) or not _SAFE_NAME.fullmatch(name)]
+    if bad:
+        raise ValueError(f"names must be made of letters, digits, '_', '.' and '-' (they become metric "
+                         f"keys), got {bad}")
+    members = members.to(preds.device)
+    correct = (preds == target.to(preds.device))
+    result: dict[str, float] = {}
+    accs = []
+    for k, name in enumerate(names):
+        for c in range(num_classes):
+            rows = members[:, k] & (target.to(preds.device) == c)
+            n = int(rows.sum())
+            acc = int((correct & rows).sum()) / n if n else math.nan
+            result[f"overlap_acc_{name}_y{c}"], result[f"overlap_count_{name}_y{c}"] = acc, n
+            accs.append(acc)
+    present = [i for i, acc in enumerate(accs) if not math.isnan(acc)]
+    worst = min(present, key=lambda i: accs[i]) if present else -1  # ties: the lowest index
+    result["overlap_acc_worst_group"] = accs[worst] if present else math.nan
+    result["overlap_worst_group"] = worst
+    return result

@@ -24,11 +24,11 @@ from omegaconf import DictConfig, OmegaConf
 from robustml.data.contract import DataSplits
 from robustml.health import Finding
 from robustml.identity import data_identity, differences
-from robustml.metrics import group_accuracy, prediction_shares
 from robustml.pipeline.build import RunData
 from robustml.pipeline.stages import run_config
 from robustml.report import markdown_table
 from robustml.train.checkpoint import load_checkpoint, save_checkpoint
+from robustml.train.evaluate import metrics_of_predictions
 
 SPLIT_PREFIXES = ("train/", "val/", "test/")
 # The heads' names (their files in checkpoints/); robustml.pipeline.health.HEADS maps each to its module.
@@ -121,10 +121,7 @@ def head_stage(cfg: DictConfig, model: torch.nn.Module, data: RunData, run_dir: 
     out.update({f"base/{key}": value for key, value in final.items() if key.startswith(SPLIT_PREFIXES)})
     for name, split in splits.items():
         preds = torch.from_numpy(np.asarray(fitted.predict(features[name]), dtype=np.int64))
-        metrics = group_accuracy(preds, split.y.cpu(), split.group.cpu(), num_groups=split.num_groups,
-                                 train_counts=data.train_counts.cpu())
-        metrics.update(prediction_shares(preds, num_classes=split.num_classes))
-        out.update({f"{name}/{key}": value for key, value in metrics.items()})
+        out.update(metrics_of_predictions(preds, split, prefix=name, train_counts=data.train_counts))
     out.update(fitted.metrics)
     out[f"{method}/fit_seconds"] = round(seconds, 3)
     return out, [fitted.report(final, out), *tables]

@@ -56,6 +56,10 @@ def render_console_summary(final: Mapping[str, Any], *, title: str, group_names:
         lines.append(_line("train-mix average", percent(final[f"{split}/acc_weighted_avg"]) + "%",
                            f"the average if {split} had training's group mix (groups "
                            "weighted by their training share)"))
+    if f"{split}/overlap_acc_worst_group" in final:
+        lines.append(_line("worst overlap group", percent(final[f"{split}/overlap_acc_worst_group"]) + "%",
+                           "the worst attribute x class group where an example can have several "
+                           "attributes (e.g. WILDS' identity groups)"))
     if f"{split}/cf_flip_rate" in final:
         lines.append(_line("counterfactual flips", percent(final[f"{split}/cf_flip_rate"]) + "%",
                            f"of predictions change when only {attr_key} is changed"))

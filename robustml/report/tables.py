@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import re
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -137,6 +138,25 @@ def group_table(final: Mapping[str, Any], split: str, group_names: Sequence[str]
     return markdown_table(("group", "name", "count", "accuracy (%)", ""), rows)
 
 
+def overlap_table(final: Mapping[str, Any], split: str) -> str | None:
+    """Return the markdown table of ``split``'s overlapping groups (attribute x class), the worst
+    marked, or ``None`` when the split declares none (no ``{split}/overlap_acc_worst_group``)."""
+    worst = final.get(f"{split}/overlap_acc_worst_group", "absent")
+    if worst == "absent":
+        return None
+    pattern = re.compile(rf"{re.escape(split)}/overlap_acc_(.+)_y(\d+)")
+    rows = []
+    for key, acc in final.items():
+        match = pattern.fullmatch(key)
+        if match:
+            count = final.get(f"{split}/overlap_count_{match[1]}_y{match[2]}")
+            rows.append([match[1], match[2], "n/a" if is_missing(count) else int(count), percent(acc),
+                         "<- worst" if not is_missing(acc) and acc == worst else ""])
+    return (f"## Overlapping groups: {split}\n\nEach group is an attribute x class; an example can be "
+            f"in several groups or none. Worst over them: {percent(worst)}%.\n\n"
+            + markdown_table(("attribute", "class", "count", "accuracy (%)", ""), rows))
+
+
 def render_report_md(*, title: str, final: Mapping[str, Any], group_names: Sequence[str],
                      splits: Sequence[str] = ("val", "test"), group_label_use: str,
                      notes: Sequence[str] = (), extra_tables: Sequence[str] = ()) -> str:
@@ -147,7 +167,8 @@ def render_report_md(*, title: str, final: Mapping[str, Any], group_names: Seque
         final: Flat dict with, for every split, ``{split}/acc_group_<g>``,
             ``{split}/count_group_<g>``, ``{split}/acc_worst_group``, ``{split}/worst_group``
             and ``{split}/acc_avg``, and optionally ``{split}/acc_weighted_avg`` and
-            ``{split}/acc_group_mean`` (accuracies in ``[0, 1]``; NaN or ``None`` for empty
+            ``{split}/acc_group_mean``, and the overlapping groups' ``{split}/overlap_*``
+            (:func:`overlap_table`) (accuracies in ``[0, 1]``; NaN or ``None`` for empty
             groups, ``-1`` or ``None`` for no worst group). Keys without a ``/``
             (e.g. ``selected_step``) are listed in a "Run" table.
         group_names: Name of each group, e.g. ``"y=1,place=land"``.
@@ -178,6 +199,9 @@ def render_report_md(*, title: str, final: Mapping[str, Any], group_names: Seque
                         percent(final.get(f"{split}/acc_group_mean"))])
         per_split.append(f"## Per-group accuracy: {split}\n\n"
                          + group_table(final, split, group_names))
+        overlap = overlap_table(final, split)
+        if overlap is not None:
+            per_split.append(overlap)
 
     parts = [f"# {title}", "## Summary\n\n" + markdown_table(_SUMMARY_HEADERS, summary)
              + "\n\n" + _AVERAGES_NOTE]

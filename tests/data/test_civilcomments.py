@@ -1,0 +1,121 @@
+"""CivilComments-WILDS on a file in WILDS' layout: labels, both group definitions, the official
+splits, empty comments, NaN identity scores and the errors."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from text_fixtures import WILDS_EIGHT, civilcomments_frame, minilm_tokenizer, write_civilcomments
+from robustml.metrics import OVERLAP_EXTRA, OVERLAP_NAMES
+from robustml.models.pretrained import load_tokenizer
+from robustml.text.civilcomments import civilcomments_splits
+
+SPLITS = ("train", "val", "test")
+
+
+def build(root, **options):
+    options = {"tokenizer": minilm_tokenizer(), "max_length": 24, "cache_dir": None, **options}
+    return civilcomments_splits(root, **options)
+
+
+def position(split: str, row: int) -> int:
+    """Return where row ``row`` of the fixture file lands in ``split`` (rows cycle train, val, test)."""
+    frame = civilcomments_frame()
+    return list(frame.index[frame["split"] == split]).index(row)
+
+
+def direct(path):
+    """The expected labels, coarse attribute and identity mentions, straight from pandas."""
+    frame = pd.read_csv(path, index_col=0)
+    y = (frame["toxicity"] >= 0.5).astype(int)
+    mentions = pd.DataFrame({name: frame[name].fillna(0) >= 0.5 for name in WILDS_EIGHT})
+    return frame, y, mentions
+
+
+def test_groups_and_splits_equal_a_direct_pandas_computation(tmp_path):
+    path = write_civilcomments(tmp_path)
+    frame, y, mentions = direct(path)
+    splits = build(tmp_path)
+    coarse = mentions.any(axis=1).astype(int)
+    for s_id, name in enumerate(SPLITS):
+        rows = (frame["split"] == name).to_numpy()
+        split = getattr(splits, name)
+        expected = pd.crosstab(y[rows], coarse[rows]).reindex(index=[0, 1], columns=[0, 1], fill_value=0)
+        assert split.group_counts().tolist() == expected.to_numpy().ravel().tolist()
+        assert split.y.tolist() == y[rows].tolist()
+        assert np.array_equal(split.extras[OVERLAP_EXTRA].numpy(), mentions[rows].to_numpy())
+        assert split.info[OVERLAP_NAMES] == WILDS_EIGHT
+    assert splits.group_names == ["y=non_toxic,identity=none", "y=non_toxic,identity=any",
+                                  "y=toxic,identity=none", "y=toxic,identity=any"]
+    assert splits.train.x.shape[1:] == (3, 24)
+
+
+@pytest.mark.filterwarnings("ignore:Warning. the train split has no examples")
+def test_one_identity_as_the_training_attribute(tmp_path):
+    path = write_civilcomments(tmp_path)
+    frame, y, mentions = direct(path)
+    splits = build(tmp_path, attribute="muslim")
+    rows = (frame["split"] == "test").to_numpy()
+    expected = pd.crosstab(y[rows], mentions["muslim"][rows].astype(int)).reindex(
+        index=[0, 1], columns=[0, 1], fill_value=0)
+    assert splits.test.group_counts().tolist() == expected.to_numpy().ravel().tolist()
+    assert splits.group_names[3] == "y=toxic,muslim=yes"
+
+
+def test_nan_identity_scores_count_as_not_mentioned_and_are_reported(tmp_path):
+    write_civilcomments(tmp_path)
+    splits = build(tmp_path)
+    assert "4 comments have no identity annotation" in splits.description
+    row = position("train", 3)  # row 3 of the file has no identity annotation
+    assert not splits.train.extras[OVERLAP_EXTRA][row].any() and splits.train.attr[row] == 0
+
+
+def test_empty_comments_kept_or_dropped_and_counted_and_quirky_text_read_whole(tmp_path):
+    write_civilcomments(tmp_path)
+    kept = build(tmp_path)
+    dropped = build(tmp_path, empty_text="drop")
+    # Row 5 (NaN, test) and row 10 (blank, val) are empty; "NA" (row 9) is a text.
+    assert (kept.val.info["empty_texts"], kept.test.info["empty_texts"]) == (1, 1)
+    assert (len(kept.val) - len(dropped.val), len(kept.test) - len(dropped.test)) == (1, 1)
+    assert dropped.val.info["empty_texts"] == 1 and "empty dropped" in dropped.description
+    assert "1 empty kept as ''" in kept.description
+    tokenizer = load_tokenizer(minilm_tokenizer())
+    test_rows = list(civilcomments_frame().index[civilcomments_frame()["split"] == "test"])
+    assert kept.test.x[position("test", 5)][1].sum() == 2  # the empty comment: [CLS] [SEP] only
+    newline = tokenizer("First line,\nsecond line\n\nthird", padding="max_length", max_length=24)
+    assert kept.test.x[position("test", 8)][0].tolist() == newline["input_ids"]
+    quoted = tokenizer('He said "no, never", then left.', padding="max_length", max_length=24)
+    assert kept.train.x[position("train", 6)][0].tolist() == quoted["input_ids"]
+    na = tokenizer("NA", padding="max_length", max_length=24)["input_ids"]
+    assert kept.train.x[position("train", 9)][0].tolist() == na
+
+
+def test_truncated_comments_are_counted(tmp_path):
+    write_civilcomments(tmp_path)
+    tokenizer = load_tokenizer(minilm_tokenizer())
+    frame = civilcomments_frame()
+    splits = build(tmp_path, max_length=12)
+    for name in SPLITS:
+        texts = frame["comment_text"][frame["split"] == name].fillna("").tolist()
+        expected = sum(len(ids) > 12 for ids in tokenizer(texts)["input_ids"])
+        assert getattr(splits, name).info["truncated"] == expected > 0
+
+
+def test_missing_file_names_the_layout_and_missing_columns_are_named(tmp_path):
+    with pytest.raises(FileNotFoundError, match=r"civilcomments_v1.0/all_data_with_identities.csv.*comment_text"):
+        civilcomments_splits(tmp_path, tokenizer="unused")
+    write_civilcomments(tmp_path, civilcomments_frame().drop(columns=["LGBTQ", "toxicity"]))
+    with pytest.raises(ValueError, match=r"\['toxicity', 'LGBTQ'\] not found"):
+        civilcomments_splits(tmp_path, tokenizer="unused")
+
+
+def test_bad_settings_are_named(tmp_path):
+    with pytest.raises(ValueError, match="attribute must be 'any_identity'.*got 'jewish'"):
+        civilcomments_splits(tmp_path, attribute="jewish")
+    with pytest.raises(ValueError, match="md5 must be None or 32 hexadecimal digits"):
+        civilcomments_splits(tmp_path, md5="abc")
+    write_civilcomments(tmp_path)
+    with pytest.raises(ValueError, match=r"empty_text must be one of \['keep', 'drop'\].*got 'skip'"):
+        civilcomments_splits(tmp_path, tokenizer=minilm_tokenizer(), empty_text="skip")
