@@ -1,0 +1,67 @@
+"""data=text_csv: a user's own texts from a CSV, single texts and pairs, with or without a split
+column, and the config's tokenizer default."""
+
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+from hydra.utils import instantiate
+
+from support import compose_train
+from text_fixtures import minilm_tokenizer
+from robustml.models.pretrained import load_tokenizer
+from robustml.text.text_csv import text_csv_splits
+
+pytestmark = pytest.mark.filterwarnings("ignore:Warning. the val split has no examples")
+
+ROWS = [("the food was great", "", "pos", "a", "train"), ("awful, \"truly\" awful", "x", "neg", "a", "train"),
+        ("great\nplace", "y", "pos", "b", "train"), ("bad", "z", "neg", "b", "train"),
+        ("fine", "", "pos", "a", "val"), ("poor", "", "neg", "b", "val"),
+        ("nice", "", "pos", "b", "test"), ("", "", "neg", "a", "test")]
+
+
+def write(path, rows=ROWS, drop=()):
+    frame = pd.DataFrame(rows, columns=["review", "reply", "sentiment", "source", "split"]).drop(columns=list(drop))
+    frame.to_csv(path, index=False)
+    return path
+
+
+def test_single_texts_groups_and_empty_text(tmp_path):
+    csv = write(tmp_path / "reviews.csv")
+    splits = text_csv_splits(csv, text="review", label="sentiment", attributes=["source"],
+                             tokenizer=minilm_tokenizer(), max_length=10, cache_dir=None)
+    assert splits.group_names == ["y=neg,source=a", "y=neg,source=b", "y=pos,source=a", "y=pos,source=b"]
+    assert splits.train.group_counts().tolist() == [1, 1, 1, 1]
+    assert splits.test.info["empty_texts"] == 1 and splits.test.x[1, 1].sum() == 2
+    reference = load_tokenizer(minilm_tokenizer())("great\nplace", padding="max_length", max_length=10)
+    assert splits.train.x[2, 0].tolist() == reference["input_ids"]
+    dropped = text_csv_splits(csv, text="review", label="sentiment", attributes=["source"],
+                              tokenizer=minilm_tokenizer(), max_length=10, cache_dir=None, empty_text="drop")
+    assert len(dropped.test) == 1
+
+
+def test_pairs_and_a_drawn_split(tmp_path):
+    csv = write(tmp_path / "pairs.csv", ROWS * 4, drop=["split"])
+    splits = text_csv_splits(csv, text="review", text_pair="reply", label="sentiment", attributes=["source"],
+                             tokenizer=minilm_tokenizer(), max_length=12, cache_dir=None,
+                             val_fraction=0.25, test_fraction=0.25)
+    assert (len(splits.train), len(splits.val), len(splits.test)) == (16, 8, 8)
+    assert splits.train.info["text_columns"] == ("review", "reply")
+    assert "split drawn per group" in splits.description
+
+
+def test_missing_columns_are_named(tmp_path):
+    csv = write(tmp_path / "reviews.csv")
+    with pytest.raises(ValueError, match=r"\['comment'\] not found in .*valid columns"):
+        text_csv_splits(csv, text="comment", label="sentiment", tokenizer="unused")
+
+
+def test_the_config_builds_with_the_model_tokenizer_unless_overridden(tmp_path):
+    csv = write(tmp_path / "reviews.csv")
+    common = ["data=text_csv", f"data.csv={csv}", "data.text=review", "data.label=sentiment",
+              "data.attributes=[source]", "data.max_length=10", "data.cache_dir=null"]
+    cfg = compose_train(common)
+    assert cfg.data.tokenizer == "bert-base-uncased"  # model=mlp has no name
+    cfg = compose_train([*common, f"+model.name={minilm_tokenizer()}"])
+    splits = instantiate(cfg.data)
+    assert splits.train.info["tokenizer"] == minilm_tokenizer() and splits.input_shape == (3, 10)
