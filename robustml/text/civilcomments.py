@@ -148,9 +148,10 @@ def civilcomments_splits(root: str | Path, *, tokenizer: str = "bert-base-uncase
     attr_key, attr_names = (("identity", ("none", "any")) if attribute == ANY_IDENTITY
                             else (attribute, ("no", "yes")))
     split = frame["split"].astype(str).map(SPLITS).to_numpy(dtype=np.int64)
+    which = f" for any of {', '.join(IDENTITIES)}" if attribute == ANY_IDENTITY else ""
     description = (
         f"CivilComments-WILDS from {csv} ({len(frame):,} comments): label toxicity >= 0.5; training "
-        f"groups label x {attribute} (an identity score >= 0.5{' for any of ' + ', '.join(IDENTITIES) if attribute == ANY_IDENTITY else ''}); "
+        f"groups label x {attribute} (an identity score >= 0.5{which}); "
         f"evaluation also over WILDS' 16 overlapping groups (each of the 8 identities x label, "
         f"metrics overlap_*); {unannotated:,} comments have no identity annotation (NaN scores, "
         "counted as not mentioned); the official splits of the column 'split'.")
