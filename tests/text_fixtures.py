@@ -130,3 +130,20 @@ def write_multinli(root: Path, sizes: tuple[int, int, int] = (42, 14, 14), seed:
     meta["gold_label"] = meta["gold_label"].map({name: i for i, name in enumerate(MNLI_LABELS)})
     meta.to_csv(root / "multinli" / "metadata_random.csv")
     return meta
+
+
+def overlap_digits(**options):
+    """Return the colored digits with overlapping attributes ``red``, ``green`` and ``even_index``.
+
+    ``red`` x class and ``green`` x class are exactly the dataset's own groups, so every
+    overlapping group's accuracy has an independent twin among the usual group metrics.
+    """
+    from robustml.data.contract import DataSplits
+    from robustml.data.datasets.colored_digits import colored_digits_splits
+    from robustml.metrics import OVERLAP_EXTRA, OVERLAP_NAMES
+    import torch
+    splits = colored_digits_splits(**options)
+    out = [split.replace(extras={OVERLAP_EXTRA: torch.stack(
+               [split.attr == 0, split.attr == 1, torch.arange(len(split)) % 2 == 0], dim=1)},
+           info={OVERLAP_NAMES: ("red", "green", "even_index")}) for _, split in splits.items()]
+    return DataSplits(*out, description=splits.description)

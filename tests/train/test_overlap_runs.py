@@ -1,0 +1,33 @@
+"""A run on data that declares overlapping groups writes their metrics and report tables, for the
+trained model and for a last-layer head (DFR)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from robustml.pipeline.run import run
+from support import compose_train
+
+DATA = ["data._target_=text_fixtures.overlap_digits", "trainer.max_steps=20", "trainer.eval_every=10",
+        "trainer.progress=false"]
+
+
+@pytest.mark.parametrize("method", [[], ["experiment=colored_digits_dfr"]], ids=["erm", "dfr"])
+def test_a_run_reports_the_overlapping_groups(tmp_path, method):
+    cache = [f"method.cache_dir={tmp_path / 'features'}"] if method else []
+    cfg = compose_train([*method, *DATA, *cache])
+    final = run(cfg, run_dir=tmp_path / "run", summary="none")
+    written = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    for split in ("val", "test"):
+        # red x class c is group (c, red): the overlapping metric equals the group's own.
+        assert written[f"{split}/overlap_acc_red_y1"] == pytest.approx(written[f"{split}/acc_group_2"])
+        assert written[f"{split}/overlap_count_green_y0"] == written[f"{split}/count_group_1"]
+        accs = [v for k, v in written.items() if k.startswith(f"{split}/overlap_acc_") and
+                not k.endswith("worst_group") and v is not None]
+        assert written[f"{split}/overlap_acc_worst_group"] == min(accs)
+    if method:
+        assert "base/test/overlap_acc_worst_group" in final
+    report = (tmp_path / "run" / "report.md").read_text()
+    assert "## Overlapping groups: test" in report and "even_index" in report
