@@ -33,6 +33,9 @@ RULES: dict[str, SelectionRule] = {rule.name: rule for rule in (
     SelectionRule("worst_class", "val/acc_worst_class", "none (val worst-class accuracy)"),
     SelectionRule("worst_inferred_group", "val/acc_worst_inferred_group",
                   "none (val worst inferred-group accuracy, groups inferred on val)"),
+    SelectionRule("worst_overlap_group", "val/overlap_acc_worst_group",
+                  "validation labels of the overlapping groups (val worst accuracy over each "
+                  "overlapping attribute x class, e.g. CivilComments-WILDS' identity x label)"),
 )}
 DEFAULT_RULE = "worst_group"
 

@@ -17,6 +17,7 @@ from robustml.data.batches import TrainBatches
 from robustml.data.contract import Batch, GroupedDataset, require_in_memory
 from robustml.data.loading import eval_loader
 from robustml.losses.base import GroupLoss
+from robustml.metrics import OVERLAP_EXTRA
 from robustml.models.forward import compile_model, model_device, resolve_precision
 from robustml.report import append_jsonl, write_jsonl
 from robustml.selection import selection_rule
@@ -84,6 +85,11 @@ class Trainer:
             raise ValueError("chunk_size must be None for models with BatchNorm: chunks change "
                              "the batch statistics")
         train.partition(partition)  # validates that the partition exists
+        if settings.select == "worst_overlap_group" and OVERLAP_EXTRA not in val.extras:
+            raise ValueError(f"select='worst_overlap_group' chooses by the validation split's "
+                             f"overlapping groups, but split {val.name!r} declares none "
+                             f"(extras[{OVERLAP_EXTRA!r}]); use data that has them (civilcomments) "
+                             f"or another rule, e.g. select='worst_group'")
         if not settings.batch_size:
             require_in_memory(train, "the full-batch protocol (batch_size=None)")
         if sample_weights is not None and sample_weights.shape != (len(train),):

@@ -38,8 +38,9 @@ class TrainSettings:
         compile: Train through ``torch.compile(model)`` (evaluation stays eager); needs a C++
             compiler on a CPU, triton on CUDA.
         select: The model-selection rule on val, a name of :data:`robustml.selection.RULES`:
-            ``"worst_group"`` accuracy, ``"avg"`` accuracy, ``"last"``, ``"worst_class"`` accuracy
-            or ``"worst_inferred_group"`` accuracy (needs an inferred partition).
+            ``"worst_group"`` accuracy, ``"avg"`` accuracy, ``"last"``, ``"worst_class"`` accuracy,
+            ``"worst_inferred_group"`` accuracy (needs an inferred partition) or
+            ``"worst_overlap_group"`` accuracy (needs a val split with overlapping groups).
         l2_weight: Weight of ``sum ||w||^2`` added to the loss (scaled with the loss's ``loss_scale``).
         max_grad_norm: Clip the gradient's total norm (over all parameters, after accumulation
             and the processes' all-reduce, unscaled in fp16) to this value before each optimizer

@@ -31,3 +31,18 @@ def test_a_run_reports_the_overlapping_groups(tmp_path, method):
         assert "base/test/overlap_acc_worst_group" in final
     report = (tmp_path / "run" / "report.md").read_text()
     assert "## Overlapping groups: test" in report and "even_index" in report
+
+
+def test_selection_by_the_worst_overlapping_group(tmp_path):
+    cfg = compose_train([*DATA, "trainer.select=worst_overlap_group"])
+    final = run(cfg, run_dir=tmp_path / "run", summary="none")
+    history = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    best = max(history, key=lambda record: record["val/overlap_acc_worst_group"])  # first of ties
+    assert final["selected_step"] == best["step"]
+    assert "overlapping groups" in (tmp_path / "run" / "report.md").read_text()
+
+
+def test_selection_by_overlapping_groups_without_them_is_refused(tmp_path):
+    cfg = compose_train(["trainer.max_steps=2", "trainer.progress=false", "trainer.select=worst_overlap_group"])
+    with pytest.raises(ValueError, match="trainer.select='worst_overlap_group'.*declares none"):
+        run(cfg, run_dir=tmp_path / "run", summary="none")
