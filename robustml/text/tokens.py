@@ -38,6 +38,7 @@ from robustml.validation import check_int
 log = logging.getLogger(__name__)
 CACHE_VERSION = "robustml.text_tokens/1"  # bump when the same inputs would give other tokens
 TRUNCATION = "longest_first"
+CHUNK = 8192  # texts encoded per call (the encodings, with their cut-off tokens, are large objects)
 
 
 @dataclass
@@ -84,12 +85,14 @@ def tokenize(tokenizer: Any, texts: Sequence[str], pairs: Sequence[str] | None =
     backend.enable_padding(length=max_length, pad_id=tokenizer.pad_token_id, pad_token=tokenizer.pad_token,
                            pad_type_id=tokenizer.pad_token_type_id, direction=tokenizer.padding_side)
     inputs = list(texts) if pairs is None else list(zip(texts, pairs))
-    encodings = backend.encode_batch(inputs, add_special_tokens=True) if inputs else []
     x = np.zeros((len(inputs), 3, max_length), dtype=np.int64)
     truncated = np.zeros(len(inputs), dtype=bool)
-    for row, encoding in enumerate(encodings):
-        x[row, 0], x[row, 1], x[row, 2] = encoding.ids, encoding.attention_mask, encoding.type_ids
-        truncated[row] = bool(encoding.overflowing)
+    for start in range(0, len(inputs), CHUNK):  # chunks: the encodings of 448,000 comments at once
+        encodings = backend.encode_batch(inputs[start:start + CHUNK], add_special_tokens=True)
+        x[start:start + len(encodings), 0] = [e.ids for e in encodings]
+        x[start:start + len(encodings), 1] = [e.attention_mask for e in encodings]
+        x[start:start + len(encodings), 2] = [e.type_ids for e in encodings]
+        truncated[start:start + len(encodings)] = [bool(e.overflowing) for e in encodings]
     return torch.from_numpy(x), truncated
 
 
