@@ -17,6 +17,7 @@ tokens); ``"drop"`` removes it. Either way the count is reported.
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -28,6 +29,8 @@ from robustml.data.contract import DataSplits, GroupedTensorDataset
 from robustml.text.tokens import cached_tokens
 
 EMPTY_TEXT_RULES = ("keep", "drop")
+TRUNCATED_SHARE = 0.1  # above it, a warning: max_length cuts the texts the model is meant to read
+EMPTY_SHARE = 0.5      # above it, a warning: the text column is mostly empty
 SPLIT_NAMES = ("train", "val", "test")
 
 
@@ -46,6 +49,20 @@ def empty_texts(frame: Any, columns: Sequence[str]) -> np.ndarray:
         values = frame[column]
         mask |= (values.isna() | values.astype(str).str.strip().eq("")).to_numpy()
     return mask
+
+
+def warn_if_degenerate(truncated: np.ndarray, empty: np.ndarray, columns: Sequence[str],
+                       max_length: int) -> None:
+    """Warn, in one line naming what to change, when over :data:`TRUNCATED_SHARE` of the texts
+    were cut at ``max_length`` or over :data:`EMPTY_SHARE` of them are empty."""
+    if len(truncated) and truncated.mean() > TRUNCATED_SHARE:
+        warnings.warn(f"{int(truncated.sum()):,} of {len(truncated):,} rows ({truncated.mean():.0%}) are "
+                      f"longer than max_length={max_length} tokens and were truncated; raise max_length "
+                      "(data.max_length) to keep more of each text", stacklevel=3)
+    if len(empty) and empty.mean() > EMPTY_SHARE:
+        warnings.warn(f"{int(empty.sum()):,} of {len(empty):,} rows ({empty.mean():.0%}) have an empty text "
+                      f"in column(s) {list(columns)}; check that these are the columns that hold the texts",
+                      stacklevel=3)
 
 
 def text_splits(frame: Any, *, text_columns: Sequence[str], y: np.ndarray, attr: np.ndarray,
@@ -83,6 +100,7 @@ def text_splits(frame: Any, *, text_columns: Sequence[str], y: np.ndarray, attr:
     texts = [frame[c].fillna("").astype(str).where(~empty[keep], "").tolist() for c in text_columns]
     tokens = cached_tokens(tokenizer, texts[0], texts[1] if len(texts) == 2 else None,
                            max_length=max_length, cache_dir=cache_dir, name=name)
+    warn_if_degenerate(tokens.truncated, empty, text_columns, max_length)
     y, attr, split = (torch.from_numpy(np.asarray(a, dtype=np.int64)[keep]) for a in (y, attr, split))
     extra = {k: torch.as_tensor(np.asarray(v)[keep]) for k, v in (extras or {}).items()}
     datasets = {}

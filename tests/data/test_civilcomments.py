@@ -16,7 +16,7 @@ SPLITS = ("train", "val", "test")
 
 
 def build(root, **options):
-    options = {"tokenizer": minilm_tokenizer(), "max_length": 24, "cache_dir": None, **options}
+    options = {"tokenizer": minilm_tokenizer(), "max_length": 64, "cache_dir": None, **options}
     return civilcomments_splits(root, **options)
 
 
@@ -49,7 +49,7 @@ def test_groups_and_splits_equal_a_direct_pandas_computation(tmp_path):
         assert split.info[OVERLAP_NAMES] == WILDS_EIGHT
     assert splits.group_names == ["y=non_toxic,identity=none", "y=non_toxic,identity=any",
                                   "y=toxic,identity=none", "y=toxic,identity=any"]
-    assert splits.train.x.shape[1:] == (3, 24)
+    assert splits.train.x.shape[1:] == (3, 64)
 
 
 @pytest.mark.filterwarnings("ignore:Warning. the train split has no examples")
@@ -84,11 +84,11 @@ def test_empty_comments_kept_or_dropped_and_counted_and_quirky_text_read_whole(t
     tokenizer = load_tokenizer(minilm_tokenizer())
     test_rows = list(civilcomments_frame().index[civilcomments_frame()["split"] == "test"])
     assert kept.test.x[position("test", 5)][1].sum() == 2  # the empty comment: [CLS] [SEP] only
-    newline = tokenizer("First line,\nsecond line\n\nthird", padding="max_length", max_length=24)
+    newline = tokenizer("First line,\nsecond line\n\nthird", padding="max_length", max_length=64)
     assert kept.test.x[position("test", 8)][0].tolist() == newline["input_ids"]
-    quoted = tokenizer('He said "no, never", then left.', padding="max_length", max_length=24)
+    quoted = tokenizer('He said "no, never", then left.', padding="max_length", max_length=64)
     assert kept.train.x[position("train", 6)][0].tolist() == quoted["input_ids"]
-    na = tokenizer("NA", padding="max_length", max_length=24)["input_ids"]
+    na = tokenizer("NA", padding="max_length", max_length=64)["input_ids"]
     assert kept.train.x[position("train", 9)][0].tolist() == na
 
 
@@ -96,7 +96,8 @@ def test_truncated_comments_are_counted(tmp_path):
     write_civilcomments(tmp_path)
     tokenizer = load_tokenizer(minilm_tokenizer())
     frame = civilcomments_frame()
-    splits = build(tmp_path, max_length=12)
+    with pytest.warns(UserWarning, match=r"of 60 rows \(\d+%\) are longer than max_length=12"):
+        splits = build(tmp_path, max_length=12)
     for name in SPLITS:
         texts = frame["comment_text"][frame["split"] == name].fillna("").tolist()
         expected = sum(len(ids) > 12 for ids in tokenizer(texts)["input_ids"])

@@ -14,7 +14,7 @@ from robustml.text.multinli import FILES, has_negation, multinli_splits
 
 
 def build(root, **options):
-    return multinli_splits(root, **{"tokenizer": minilm_tokenizer(), "max_length": 20, "cache_dir": None,
+    return multinli_splits(root, **{"tokenizer": minilm_tokenizer(), "max_length": 64, "cache_dir": None,
                                     **options})
 
 
@@ -41,7 +41,7 @@ def test_labels_groups_and_splits_equal_a_direct_computation(tmp_path):
     tokenizer = load_tokenizer(minilm_tokenizer())
     train = pairs[(meta["split"] == 0).to_numpy()]
     reference = tokenizer(train["sentence1"].tolist(), train["sentence2"].tolist(), padding="max_length",
-                          truncation="longest_first", max_length=20)
+                          truncation="longest_first", max_length=64)
     assert splits.train.x[:, 0].tolist() == reference["input_ids"]
     assert splits.train.x[:, 2].tolist() == reference["token_type_ids"]
     assert splits.train.info["text_columns"] == ("sentence1", "sentence2")

@@ -65,3 +65,14 @@ def test_the_config_builds_with_the_model_tokenizer_unless_overridden(tmp_path):
     cfg = compose_train([*common, f"+model.name={minilm_tokenizer()}"])
     splits = instantiate(cfg.data)
     assert splits.train.info["tokenizer"] == minilm_tokenizer() and splits.input_shape == (3, 10)
+
+
+def test_mostly_truncated_or_empty_texts_warn_naming_what_to_change(tmp_path):
+    rows = [(f"{'word ' * 30}{i}", "", "pos" if i % 2 else "neg", "ab"[i % 2 == 0], "train") for i in range(6)]
+    csv = write(tmp_path / "long.csv", rows + ROWS[4:])
+    with pytest.warns(UserWarning, match=r"6 of 10 rows \(60%\) are longer than max_length=8 .*data.max_length"):
+        text_csv_splits(csv, text="review", label="sentiment", attributes=["source"],
+                        tokenizer=minilm_tokenizer(), max_length=8, cache_dir=None)
+    with pytest.warns(UserWarning, match=r"5 of 8 rows \(62%\) have an empty text in column\(s\) \['reply'\]"):
+        text_csv_splits(write(tmp_path / "reviews.csv"), text="reply", label="sentiment", attributes=["source"],
+                        tokenizer=minilm_tokenizer(), max_length=8, cache_dir=None)
