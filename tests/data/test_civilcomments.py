@@ -3,6 +3,10 @@ splits, empty comments, NaN identity scores and the errors."""
 
 from __future__ import annotations
 
+import hashlib
+import shutil
+import tarfile
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -10,6 +14,7 @@ import pytest
 from text_fixtures import WILDS_EIGHT, civilcomments_frame, minilm_tokenizer, write_civilcomments
 from robustml.metrics import OVERLAP_EXTRA, OVERLAP_NAMES
 from robustml.models.pretrained import load_tokenizer
+from robustml.text import civilcomments
 from robustml.text.civilcomments import civilcomments_splits
 
 SPLITS = ("train", "val", "test")
@@ -120,3 +125,29 @@ def test_bad_settings_are_named(tmp_path):
     write_civilcomments(tmp_path)
     with pytest.raises(ValueError, match=r"empty_text must be one of \['keep', 'drop'\].*got 'skip'"):
         civilcomments_splits(tmp_path, tokenizer=minilm_tokenizer(), empty_text="skip")
+
+
+def fake_archive(tmp_path):
+    """Return a .tar.gz with the CSV at its top, as WILDS' archive unpacks into civilcomments_v1.0/."""
+    csv = write_civilcomments(tmp_path / "source")
+    archive = tmp_path / "archive.tar.gz"
+    with tarfile.open(archive, "w:gz") as handle:
+        handle.add(csv, arcname=csv.name)
+    return archive
+
+
+def test_download_checks_the_published_size_and_an_md5_then_unpacks(tmp_path, monkeypatch):
+    archive = fake_archive(tmp_path)
+    fetched = []
+    monkeypatch.setattr(civilcomments.urllib.request, "urlretrieve",
+                        lambda url, dest: (fetched.append(url), shutil.copy(archive, dest)))
+    root = tmp_path / "root"
+    with pytest.raises(ValueError, match=f"has {archive.stat().st_size:,} bytes, expected 90,644,480"):
+        build(root, download=True)
+    (root / "civilcomments_v1.0" / "archive.tar.gz").unlink()
+    monkeypatch.setattr(civilcomments, "ARCHIVE_SIZE", archive.stat().st_size)
+    with pytest.raises(ValueError, match="has MD5 .* expected md5=0{32}"):
+        build(root, download=True, md5="0" * 32)
+    md5 = hashlib.md5(archive.read_bytes()).hexdigest()
+    splits = build(root, download=True, md5=md5)
+    assert fetched == [civilcomments.URL] * 2 and len(splits.train) == 20

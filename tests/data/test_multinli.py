@@ -4,12 +4,15 @@ the Group DRO repository's metadata_random.csv)."""
 from __future__ import annotations
 
 import json
+import shutil
+import zipfile
 
 import pandas as pd
 import pytest
 
 from text_fixtures import MNLI_LABELS, minilm_tokenizer, write_multinli
 from robustml.models.pretrained import load_tokenizer
+from robustml.text import multinli
 from robustml.text.multinli import FILES, has_negation, multinli_splits
 
 
@@ -78,3 +81,16 @@ def test_an_empty_hypothesis_is_kept_or_dropped(tmp_path):
     kept, dropped = build(tmp_path), build(tmp_path, empty_text="drop")
     assert getattr(kept, split).info["empty_texts"] == 1
     assert len(getattr(kept, split)) - len(getattr(dropped, split)) == 1
+
+
+def test_download_fetches_multinli_and_the_metadata(tmp_path, monkeypatch):
+    source = tmp_path / "source"
+    write_multinli(source)
+    archive = tmp_path / "multinli_1.0.zip"
+    with zipfile.ZipFile(archive, "w") as handle:
+        for name in FILES:
+            handle.write(source / "multinli" / "multinli_1.0" / name, f"multinli_1.0/{name}")
+    served = {multinli.MNLI_URL: archive, multinli.METADATA_URL: source / "multinli" / "metadata_random.csv"}
+    monkeypatch.setattr(multinli.urllib.request, "urlretrieve", lambda url, dest: shutil.copy(served[url], dest))
+    splits = build(tmp_path / "root", download=True)
+    assert len(splits.train) + len(splits.val) + len(splits.test) == 60
