@@ -31,6 +31,7 @@ import urllib.request
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 
 from robustml.atomic import atomic_path
 from robustml.data.checks import check_columns, read_csv_rows
@@ -134,7 +135,11 @@ def civilcomments_splits(root: str | Path, *, tokenizer: str = "bert-base-uncase
         raise ValueError(f"{csv}, column 'split': values must be {sorted(SPLITS)}, got {unknown[:5]}")
     scores = {}
     for column in ("toxicity", *IDENTITIES):
-        values = frame[column].astype(float).to_numpy()
+        values = pd.to_numeric(frame[column], errors="coerce").to_numpy(dtype=float)
+        bad = np.flatnonzero(np.isnan(values) & frame[column].notna().to_numpy())
+        if len(bad):
+            raise ValueError(f"{csv}, column {column!r}: expected scores in [0, 1], got "
+                             f"{frame[column].iloc[bad[0]]!r} at data row {int(bad[0])}")
         if column == "toxicity" and np.isnan(values).any():
             raise ValueError(f"{csv}, column 'toxicity': {int(np.isnan(values).sum())} empty value(s), "
                              f"first at data row {int(np.flatnonzero(np.isnan(values))[0])}; every "

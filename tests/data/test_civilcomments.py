@@ -151,3 +151,12 @@ def test_download_checks_the_published_size_and_an_md5_then_unpacks(tmp_path, mo
     md5 = hashlib.md5(archive.read_bytes()).hexdigest()
     splits = build(root, download=True, md5=md5)
     assert fetched == [civilcomments.URL] * 2 and len(splits.train) == 20
+
+
+def test_a_score_that_is_not_a_number_is_named(tmp_path):
+    frame = civilcomments_frame()
+    frame["male"] = frame["male"].astype(object)
+    frame.loc[4, "male"] = "high"
+    write_civilcomments(tmp_path, frame)
+    with pytest.raises(ValueError, match="column 'male': expected scores in \\[0, 1\\], got 'high' at data row 4"):
+        civilcomments_splits(tmp_path, tokenizer="unused")
