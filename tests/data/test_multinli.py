@@ -94,3 +94,11 @@ def test_download_fetches_multinli_and_the_metadata(tmp_path, monkeypatch):
     monkeypatch.setattr(multinli.urllib.request, "urlretrieve", lambda url, dest: shutil.copy(served[url], dest))
     splits = build(tmp_path / "root", download=True)
     assert len(splits.train) + len(splits.val) + len(splits.test) == 60
+
+
+def test_a_split_id_outside_the_three_is_refused(tmp_path):
+    meta = write_multinli(tmp_path)
+    meta.loc[meta.index[2], "split"] = 3
+    meta.to_csv(tmp_path / "multinli" / "metadata_random.csv")
+    with pytest.raises(ValueError, match=r"split ids must be 0 \(train\), 1 \(val\) or 2 \(test\), got \[3\]"):
+        build(tmp_path)
