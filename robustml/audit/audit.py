@@ -21,7 +21,7 @@ from robustml.groups.clustering import DEFAULT_NUM_CLUSTERS
 from robustml.augment import counterfactual_stress_test
 from robustml.data.contract import GroupedDataset
 from robustml.losses import predict
-from robustml.metrics import group_accuracy
+from robustml.metrics import declared_overlap_metrics, group_accuracy
 from robustml.models.forward import iter_outputs, model_device
 
 
@@ -73,7 +73,10 @@ def audit_predictions(dataset: GroupedDataset, preds: np.ndarray | torch.Tensor,
         raise ValueError(f"preds must have shape ({len(dataset)},) and features ({len(dataset)}, D) to "
                          f"match the dataset, got {tuple(preds.shape)} and {features.shape}")
     y, groups = dataset.y.cpu(), dataset.group.cpu()
-    metrics = {f"{split}/{k}": v for k, v in group_accuracy(preds, y, groups, num_groups=dataset.num_groups).items()}
+    metrics = group_accuracy(preds, y, groups, num_groups=dataset.num_groups)
+    metrics.update(declared_overlap_metrics(preds, y, {k: v.cpu() for k, v in dataset.extras.items()},
+                                            dataset.info, num_classes=dataset.num_classes))
+    metrics = {f"{split}/{k}": v for k, v in metrics.items()}
     slices = discover_slices(features, y.numpy(), preds.numpy(), dataset.num_classes,
                              num_clusters=num_clusters, seed=seed)
     if feature_names is not None:

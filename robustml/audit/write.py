@@ -8,7 +8,7 @@ from typing import Any
 from robustml.audit.audit import AuditResult
 from robustml.augment import render_stress_table
 from robustml.report import plot_group_accuracy, write_metrics_json, write_text
-from robustml.report.tables import group_table, markdown_table, percent
+from robustml.report.tables import group_table, markdown_table, overlap_table, percent
 
 
 def audit_record(result: AuditResult, source: str = "") -> dict[str, Any]:
@@ -26,10 +26,12 @@ def render_audit_md(result: AuditResult, source: str = "", top: int = 10) -> str
     """Return ``audit.md``: per-group accuracy, the ``top`` worst slices, the stress test."""
     split, record = result.split, audit_record(result, source)
     worst = result.metrics[f"{split}/acc_worst_group"]
+    overlap = overlap_table(result.metrics, split)  # None unless the split declares overlapping groups
     lines = [f"# Audit: {source or 'model'} on the {split} split", "",
              f"Average accuracy {percent(result.metrics[f'{split}/acc_avg'])}%, worst-group accuracy "
              f"{percent(worst)}% over {len(result.group_names)} known groups.", "",
              "## Accuracy by known group", "", group_table(result.metrics, split, result.group_names), "",
+             *([overlap, ""] if overlap else []),
              "## Slices where the model fails most (found without group labels)", "",
              "Each class's features are clustered (number of clusters by silhouette); slices are "
              "ranked by accuracy, worst first. The last two columns use the known groups only to "

@@ -15,7 +15,8 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import torch
 
@@ -227,3 +228,20 @@ def overlap_group_accuracy(preds: torch.Tensor, target: torch.Tensor, members: t
     result["overlap_acc_worst_group"] = accs[worst] if present else math.nan
     result["overlap_worst_group"] = worst
     return result
+
+
+def declared_overlap_metrics(preds: torch.Tensor, target: torch.Tensor, extras: Mapping[str, torch.Tensor],
+                             info: Mapping[str, Any], *, num_classes: int) -> dict[str, float]:
+    """Return :func:`overlap_group_accuracy` for a split that declares overlapping attributes
+    (``extras[OVERLAP_EXTRA]`` with names ``info[OVERLAP_NAMES]``), else ``{}``.
+
+    The one reader of the declaration: evaluation and the audit call it with a dataset's
+    ``extras`` and ``info``.
+    """
+    members = extras.get(OVERLAP_EXTRA)
+    if members is None:
+        return {}
+    if OVERLAP_NAMES not in info:
+        raise ValueError(f"extras[{OVERLAP_EXTRA!r}] declares overlapping attributes but "
+                         f"info[{OVERLAP_NAMES!r}] does not name them")
+    return overlap_group_accuracy(preds, target, members, names=info[OVERLAP_NAMES], num_classes=num_classes)

@@ -10,8 +10,7 @@ from torch import nn
 from robustml.data.contract import Batch, GroupedDataset
 from robustml.groups.partition import selection_metrics
 from robustml.losses.functional import predict
-from robustml.metrics import (OVERLAP_EXTRA, OVERLAP_NAMES, group_accuracy, overlap_group_accuracy,
-                              prediction_shares)
+from robustml.metrics import declared_overlap_metrics, group_accuracy, prediction_shares
 from robustml.models.forward import iter_outputs, model_device
 
 
@@ -49,19 +48,14 @@ def metrics_of_predictions(preds: torch.Tensor, dataset: GroupedDataset, *, pref
     """Return ``{prefix}/{metric}`` of predictions ``preds`` (shape ``(len(dataset),)``) of ``dataset``:
     the group accuracies, the selection metrics, each class's share of the predictions
     (``pred_share_<c>``) and, when the split declares overlapping attributes
-    (``extras[OVERLAP_EXTRA]``), the accuracy of each attribute x class group and the worst over
-    them (:func:`~robustml.metrics.overlap_group_accuracy`, keys ``overlap_*``)."""
+    (``extras["overlap_attrs"]``), the accuracy of each attribute x class group and the worst over
+    them (:func:`~robustml.metrics.declared_overlap_metrics`, keys ``overlap_*``)."""
     y, groups = dataset.y.to(preds.device), dataset.group.to(preds.device)
     metrics = group_accuracy(preds, y, groups, num_groups=dataset.num_groups,
                              train_counts=None if train_counts is None else train_counts.to(preds.device))
     metrics.update(selection_metrics(preds, y, num_classes=dataset.num_classes,
                                      inferred=dataset.inferred))  # worst class, inferred
     metrics.update(prediction_shares(preds, num_classes=dataset.num_classes))  # one-class check
-    members = dataset.extras.get(OVERLAP_EXTRA)
-    if members is not None:  # overlapping groups (CivilComments-WILDS' identity x label)
-        if OVERLAP_NAMES not in dataset.info:
-            raise ValueError(f"dataset {dataset.name!r} has extras[{OVERLAP_EXTRA!r}] but no "
-                             f"info[{OVERLAP_NAMES!r}] naming its columns")
-        metrics.update(overlap_group_accuracy(preds, y, members, names=dataset.info[OVERLAP_NAMES],
-                                              num_classes=dataset.num_classes))
+    metrics.update(declared_overlap_metrics(preds, y, dataset.extras, dataset.info,  # e.g. WILDS'
+                                            num_classes=dataset.num_classes))     # identity x label
     return {f"{prefix}/{key}": value for key, value in metrics.items()}

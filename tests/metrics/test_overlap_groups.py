@@ -48,7 +48,7 @@ def test_evaluation_adds_them_for_a_split_that_declares_them_only():
     metrics = metrics_of_predictions(PREDS, declared, prefix="test")
     assert metrics["test/overlap_acc_muslim_y1"] == 0.5 and metrics["test/overlap_acc_worst_group"] == 0.5
     assert not any("overlap" in key for key in metrics_of_predictions(PREDS, dataset(), prefix="test"))
-    with pytest.raises(ValueError, match="no info\\['overlap_attr_names'\\]"):
+    with pytest.raises(ValueError, match="info\\['overlap_attr_names'\\] does not name them"):
         metrics_of_predictions(PREDS, dataset(extras={OVERLAP_EXTRA: MEMBERS}), prefix="test")
     subset = declared.subset(torch.tensor([3, 4]))  # the membership stays aligned
     assert metrics_of_predictions(PREDS[3:5], subset, prefix="val")["val/overlap_count_muslim_y1"] == 2

@@ -7,6 +7,7 @@ import json
 
 import pytest
 
+from robustml.pipeline.audit import audit_run
 from robustml.pipeline.run import run
 from support import compose_train
 
@@ -29,6 +30,11 @@ def test_a_run_reports_the_overlapping_groups(tmp_path, method):
         assert written[f"{split}/overlap_acc_worst_group"] == min(accs)
     if method:
         assert "base/test/overlap_acc_worst_group" in final
+    else:  # the audit of the run reports them too
+        audit = audit_run(tmp_path / "run", out_dir=tmp_path / "audit", split="test")
+        record = json.loads((audit / "audit.json").read_text())["per_group"]
+        assert record["test/overlap_acc_worst_group"] == written["test/overlap_acc_worst_group"]
+        assert "## Overlapping groups: test" in (audit / "audit.md").read_text()
     report = (tmp_path / "run" / "report.md").read_text()
     assert "## Overlapping groups: test" in report and "even_index" in report
 
