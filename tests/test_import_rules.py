@@ -39,12 +39,13 @@ LAYERS = (
      "robustml.trackers"),
     # The models and the one forward pass over a dataset (robustml.models.forward reads datasets).
     ("robustml.models",),
-    # Text data sets: tokenized with the tokenizers of robustml.models.pretrained.
-    ("robustml.text",),
     # Mechanisms built on them: counterfactual rules, group inference, last-layer heads, label
     # cleaning, feature caches, JTT's error set.
     ("robustml.augment", "robustml.cleaning", "robustml.features", "robustml.groups",
      "robustml.heads"),
+    # Text data sets: tokenized with the tokenizers of robustml.models.pretrained, their
+    # counterfactual inputs made by augment's raw-text swaps.
+    ("robustml.text",),
     # The audit runs the counterfactual stress test (augment), discovers slices (groups) and
     # estimates label noise with the cleaning path (cleaning).
     ("robustml.audit",),

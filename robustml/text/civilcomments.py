@@ -96,7 +96,7 @@ def download_civilcomments(root: str | Path, *, md5: str | None = None) -> Path:
 def civilcomments_splits(root: str | Path, *, tokenizer: str = "bert-base-uncased", max_length: int = 300,
                          attribute: str = ANY_IDENTITY, cache_dir: str | None = "text_cache",
                          empty_text: str = "keep", download: bool = False,
-                         md5: str | None = None) -> DataSplits:
+                         md5: str | None = None, counterfactual_lexicon: str | None = None) -> DataSplits:
     """Return CivilComments-WILDS' official splits, tokenized (in memory).
 
     Args:
@@ -109,6 +109,9 @@ def civilcomments_splits(root: str | Path, *, tokenizer: str = "bert-base-uncase
         empty_text: ``keep`` an empty comment as ``""`` or ``drop`` it (counted either way).
         download: Download WILDS' archive first when the CSV is absent (needs internet).
         md5: Optional MD5 (32 hex digits) the downloaded archive must have.
+        counterfactual_lexicon: Word pairs swapped in the comments for counterfactual
+            augmentation and the stress test (``identity``: CivilComments' identity terms,
+            ``gender``, or a file of pairs); ``None``: none (see :func:`~robustml.text.splits.text_splits`).
 
     Raises:
         FileNotFoundError: The CSV is missing (the expected layout is named).
@@ -166,4 +169,5 @@ def civilcomments_splits(root: str | Path, *, tokenizer: str = "bert-base-uncase
         max_length=max_length, cache_dir=cache_dir, empty_text=empty_text, name="civilcomments",
         description=description, source=str(csv), extras={OVERLAP_EXTRA: mentions},
         info={OVERLAP_NAMES: IDENTITIES},
-        split_hint="The published file has comments of every split (train, val, test).")
+        split_hint="The published file has comments of every split (train, val, test).",
+        counterfactual_lexicon=counterfactual_lexicon)

@@ -70,7 +70,8 @@ def text_splits(frame: Any, *, text_columns: Sequence[str], y: np.ndarray, attr:
                 attr_names: Sequence[str], attr_key: str, tokenizer: str, max_length: int,
                 cache_dir: str | None, empty_text: str, name: str, description: str,
                 source: str, extras: Mapping[str, np.ndarray] | None = None,
-                info: Mapping[str, Any] | None = None, split_hint: str = "") -> DataSplits:
+                info: Mapping[str, Any] | None = None, split_hint: str = "",
+                counterfactual_lexicon: str | None = None) -> DataSplits:
     """Tokenize the rows of ``frame`` and return their train/val/test splits.
 
     Args:
@@ -88,6 +89,11 @@ def text_splits(frame: Any, *, text_columns: Sequence[str], y: np.ndarray, attr:
         extras: Per-row arrays carried into every split as ``extras`` (e.g. overlapping groups).
         info: Data-set facts added to every split's ``info``.
         split_hint: What to change when a split is empty.
+        counterfactual_lexicon: A lexicon of word pairs (``identity``, ``gender`` or a file;
+            :func:`robustml.augment.load_lexicon`): each split gets its texts' counterfactuals
+            (the pairs swapped in the raw text, then tokenized the same way, cached) as
+            ``extras["x_cf"]`` and the rule that reads them
+            (:func:`robustml.augment.attach_text_counterfactuals`); ``None``: no counterfactual.
     """
     empty_text = check_empty_text(empty_text)
     if len(text_columns) not in (1, 2):
@@ -120,6 +126,18 @@ def text_splits(frame: Any, *, text_columns: Sequence[str], y: np.ndarray, attr:
                   "empty_texts": split_empty[s], "truncated": int(tokens.truncated[part].sum()),
                   **(info or {})})
     check_split_sizes({s: len(d) for s, d in datasets.items()}, source=source, how=split_hint)
+    if counterfactual_lexicon is not None:
+        from robustml.augment import attach_text_counterfactuals  # only when a lexicon is named
+        rows_of = list(zip(*texts)) if len(texts) == 2 else texts[0]
+
+        def encode(swapped: list) -> torch.Tensor:
+            firsts, seconds = (swapped, None) if len(texts) == 1 else map(list, zip(*swapped))
+            return cached_tokens(tokenizer, firsts, seconds, max_length=max_length, cache_dir=cache_dir,
+                                 name=f"{name}_cf").x
+
+        for s_id, s in enumerate(SPLIT_NAMES):
+            datasets[s] = attach_text_counterfactuals(datasets[s], rows_of[ends[s_id]:ends[s_id + 1]],
+                                                      counterfactual_lexicon, encode)
     did = "dropped" if empty_text == "drop" else "kept as ''"
     counts = ", ".join(f"{s} {len(d):,} ({d.info['truncated']:,} truncated, {split_empty[s]:,} empty "
                        f"{did})" for s, d in datasets.items())
@@ -128,6 +146,9 @@ def text_splits(frame: Any, *, text_columns: Sequence[str], y: np.ndarray, attr:
     tokenized = (f"Texts of column(s) {', '.join(text_columns)} tokenized with {tokenizer} to {max_length} "
                  f"tokens (truncation {tokens.info['truncation']}): {counts}.{cache}")
     groups = " ".join(f"{s.capitalize()} group counts: {format_counts(d)}." for s, d in datasets.items())
-    text = " ".join(p for p in (description, tokenized, groups, empty_group_note(datasets)) if p)
+    swapped = "" if counterfactual_lexicon is None else (
+        f" Counterfactuals: lexicon {counterfactual_lexicon} swapped in the raw texts; texts changed "
+        + ", ".join(f"{s} {d.info['cf_texts_changed']:,}" for s, d in datasets.items()) + ".")
+    text = " ".join(p for p in (description, tokenized + swapped, groups, empty_group_note(datasets)) if p)
     return DataSplits(datasets["train"], datasets["val"], datasets["test"], description=text)
 

@@ -30,7 +30,7 @@ def text_csv_splits(csv: str | Path, *, text: str = "text", text_pair: str | Non
                     val_fraction: float = 0.15, test_fraction: float = 0.15, seed: int = 0,
                     tokenizer: str = "bert-base-uncased", max_length: int = 128,
                     cache_dir: str | None = "text_cache", empty_text: str = "keep",
-                    name: str = "") -> DataSplits:
+                    name: str = "", counterfactual_lexicon: str | None = None) -> DataSplits:
     """Return train/val/test splits of the texts in ``csv``, tokenized (in memory).
 
     Args:
@@ -48,6 +48,9 @@ def text_csv_splits(csv: str | Path, *, text: str = "text", text_pair: str | Non
         cache_dir: Folder of the token cache (relative to the working directory), or ``None``.
         empty_text: ``keep`` an empty text as ``""`` or ``drop`` its row (counted either way).
         name: Name for reports (default: the CSV's file stem).
+        counterfactual_lexicon: Word pairs swapped in the texts for counterfactual augmentation
+            and the stress test (``identity``, ``gender`` or a file of pairs; the attribute must
+            have two values); ``None``: none (see :func:`~robustml.text.splits.text_splits`).
 
     Raises:
         FileNotFoundError: The CSV is missing.
@@ -110,4 +113,5 @@ def text_csv_splits(csv: str | Path, *, text: str = "text", text_pair: str | Non
         frame, text_columns=text_columns, y=y, attr=attr, split=split_ids, num_classes=len(class_names),
         class_names=class_names, attr_names=attr_names, attr_key=attr_key, tokenizer=tokenizer,
         max_length=max_length, cache_dir=cache_dir, empty_text=empty_text, name=name or csv.stem,
-        description=description, source=str(csv), split_hint=hint)
+        description=description, source=str(csv), split_hint=hint,
+        counterfactual_lexicon=counterfactual_lexicon)

@@ -76,3 +76,25 @@ def test_mostly_truncated_or_empty_texts_warn_naming_what_to_change(tmp_path):
     with pytest.warns(UserWarning, match=r"5 of 8 rows \(62%\) have an empty text in column\(s\) \['reply'\]"):
         text_csv_splits(write(tmp_path / "reviews.csv"), text="reply", label="sentiment", attributes=["source"],
                         tokenizer=minilm_tokenizer(), max_length=8, cache_dir=None)
+
+
+def test_a_lexicon_gives_each_split_its_counterfactual_inputs(tmp_path, caplog):
+    rows = [("He said it was great", "", "pos", "a", "train"), ("she hated it", "", "neg", "b", "train"),
+            ("the food was fine", "", "pos", "b", "train"), ("bad", "", "neg", "a", "train"),
+            ("his view: fine", "", "pos", "a", "val"), ("poor", "", "neg", "b", "val"),
+            ("nice", "", "pos", "b", "test"), ("her book, bad", "", "neg", "a", "test")]
+    csv = write(tmp_path / "cf.csv", rows)
+    options = dict(text="review", label="sentiment", attributes=["source"], tokenizer=minilm_tokenizer(),
+                   max_length=10, cache_dir=str(tmp_path / "cache"), counterfactual_lexicon="gender")
+    splits = text_csv_splits(csv, **options)
+    tokenizer = load_tokenizer(minilm_tokenizer())
+    swapped = tokenizer(["She said it was great", "he hated it", "the food was fine", "bad"],
+                        padding="max_length", max_length=10)["input_ids"]
+    assert splits.train.extras["x_cf"][:, 0].tolist() == swapped
+    assert splits.train.extras["x_cf_changed"].tolist() == [True, True, False, False]
+    assert splits.test.counterfactual == {"rule": "precomputed", "key": "x_cf"}
+    assert splits.val.info["cf_texts_changed"] == 1 and "texts changed train 2, val 1, test 1" in splits.description
+    caplog.set_level("INFO", logger="robustml.text.tokens")
+    again = text_csv_splits(csv, **options)  # the counterfactual tokens come from the cache too
+    assert caplog.text.count("text cache: reusing") == 4 and "tokenized" not in caplog.text
+    assert again.train.extras["x_cf"].equal(splits.train.extras["x_cf"])
