@@ -117,6 +117,10 @@ def cached_tokens(tokenizer_name: str, texts: Sequence[str], pairs: Sequence[str
         name: Prefix of the entry's file name (the data set's name).
     """
     from robustml.models.pretrained import load_tokenizer  # transformers: only where texts are built
+    if tokenizer_name is None:
+        raise ValueError("tokenizer is null: name the tokenizer (data.tokenizer=<folder, package:<module> "
+                         "or Hub name>); it follows model.name, which is null for a model built from "
+                         "its config alone")
     tokenizer = load_tokenizer(tokenizer_name, setting="tokenizer")
     max_length = check_int("max_length", max_length, minimum=2)
     if tokenizer.pad_token_id is None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pandas as pd
 import pytest
+from hydra.errors import InstantiationException
 from hydra.utils import instantiate
 
 from support import compose_train
@@ -62,6 +63,9 @@ def test_the_config_builds_with_the_model_tokenizer_unless_overridden(tmp_path):
               "data.attributes=[source]", "data.max_length=10", "data.cache_dir=null"]
     cfg = compose_train(common)
     assert cfg.data.tokenizer == "bert-base-uncased"  # model=mlp has no name
+    assert compose_train([*common, "model=hf", "model.name=some/folder"]).data.tokenizer == "some/folder"
+    with pytest.raises(InstantiationException, match="tokenizer is null: name the tokenizer"):
+        instantiate(compose_train([*common, "model=hf", "model.name=null"]).data)
     cfg = compose_train([*common, f"+model.name={minilm_tokenizer()}"])
     splits = instantiate(cfg.data)
     assert splits.train.info["tokenizer"] == minilm_tokenizer() and splits.input_shape == (3, 10)
