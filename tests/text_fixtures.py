@@ -26,7 +26,8 @@ IDENTITY_COLUMNS = ("male", "female", "transgender", "other_gender", "heterosexu
                     "intellectual_or_learning_disability", "psychiatric_or_mental_illness",
                     "other_disability")
 WILDS_EIGHT = ("male", "female", "LGBTQ", "christian", "muslim", "other_religions", "black", "white")
-WORDS = ("the", "people", "who", "say", "this", "are", "not", "very", "smart", "good", "idea", "city")
+WORDS = ("the", "people", "who", "say", "this", "are", "not", "very", "smart", "good", "idea", "city", "muslim",
+         "gay", "women")
 
 
 def minilm_tokenizer() -> str:

