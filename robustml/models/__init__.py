@@ -5,5 +5,6 @@
 from robustml.models.backbones import TorchvisionClassifier
 from robustml.models.cnn import SmallCNN
 from robustml.models.mlp import MLP
+from robustml.models.sentence import SentenceEncoder
 
-__all__ = ["MLP", "SmallCNN", "TorchvisionClassifier"]
+__all__ = ["MLP", "SentenceEncoder", "SmallCNN", "TorchvisionClassifier"]
