@@ -24,7 +24,8 @@ import numpy as np
 from robustml.report.collect import load_runs
 from robustml.report.machine import machine_info
 
-GROUPS = ("rotten, brother", "rotten, sister", "fresh, brother", "fresh, sister")
+# text_csv codes classes and attribute values in sorted order: fresh=0, rotten=1; brother=0, sister=1.
+GROUPS = ("fresh, brother", "fresh, sister", "rotten, brother", "rotten, sister")
 ROWS = (  # (label, sweep folder, metric prefix, group labels used)
     ("ERM, plain (`trainer.select=avg`)", "dfr", "base/", "none (training: none; selection: val average)"),
     ("ERM, selected on val worst-group", "erm", "", "training: none; selection: val worst-group"),
