@@ -2,10 +2,13 @@
 
 A cache entry is ``<cache_dir>/<name>_<key>.npy``, a float32 array ``(N, D)`` of
 ``model.features(x)`` for every example in order, where ``key`` hashes the model's weights (its
-``state_dict`` without the head that ``features`` does not use), the dataset (file paths and root, or the input tensor's bytes) and the
-evaluation transform. Entries are written to a temporary file and renamed when complete, so an
-interrupted extraction leaves nothing behind; later calls open the entry with
-``numpy.load(mmap_mode="r")`` and log that they reused it.
+``state_dict`` without the head that ``features`` does not use, and its ``feature_identity``
+where it has one: the settings of modules without weights, such as a sentence model's pooling),
+the dataset (file paths and root, or the input tensor's bytes) and the evaluation transform.
+A model with a ``check_info(info, dataset=...)`` method (a text backbone) checks each dataset's
+``info`` (its tokenizer) before anything is read from the cache or extracted. Entries are written
+to a temporary file and renamed when complete, so an interrupted extraction leaves nothing
+behind; later calls open the entry with ``numpy.load(mmap_mode="r")`` and log that they reused it.
 """
 
 from __future__ import annotations
@@ -30,8 +33,9 @@ def feature_key(model: nn.Module, dataset: GroupedDataset) -> str:
     """Return the cache key (:func:`robustml.identity.hash_key`) of the model's weights, the
     dataset and its eval transform.
 
-    The weights of ``model.head`` (the last linear layer, which ``features(x)`` does not use) are
-    left out, so models that differ only in their head (the same pretrained backbone with a
+    A model's ``feature_identity`` (a JSON-serializable value), where it has one, is part of the
+    key. The weights of ``model.head`` (the last linear layer, which ``features(x)`` does not
+    use) are left out, so models that differ only in their head (the same pretrained backbone with a
     head initialized by another seed) share their cache entries.
     """
     head = getattr(model, "head", None)
@@ -41,7 +45,9 @@ def feature_key(model: nn.Module, dataset: GroupedDataset) -> str:
     data = ([dataset.x] if dataset.in_memory else
             [str(Path(dataset.root).resolve()), [str(path) for path in dataset.paths],
              repr(dataset.eval_transform)])
-    return hash_key(CACHE_VERSION, type(model).__qualname__, *weights, *data, list(dataset.input_shape))
+    identity = getattr(model, "feature_identity", None)
+    return hash_key(CACHE_VERSION, type(model).__qualname__, *weights, *data, list(dataset.input_shape),
+                    *([] if identity is None else [identity]))
 
 
 def cache_path(model: nn.Module, dataset: GroupedDataset, cache_dir: str | Path) -> Path:
@@ -50,7 +56,8 @@ def cache_path(model: nn.Module, dataset: GroupedDataset, cache_dir: str | Path)
 
 
 def cached_features(model: nn.Module, dataset: GroupedDataset, cache_dir: str | Path, *,
-                    batch_size: int = 256, num_workers: int = 0, progress: bool = True) -> np.ndarray:
+                    batch_size: int = 256, num_workers: int = 0, progress: bool = True,
+                    path: Path | None = None) -> np.ndarray:
     """Return ``model.features(x)`` for every example of ``dataset``, cached on disk.
 
     Args:
@@ -62,13 +69,18 @@ def cached_features(model: nn.Module, dataset: GroupedDataset, cache_dir: str | 
         batch_size: Examples per forward pass.
         num_workers: DataLoader workers for on-disk data.
         progress: Show a progress bar while extracting.
+        path: The entry, where the caller already has it from :func:`cache_path` (hashing a
+            large backbone's weights takes a noticeable fraction of a second).
 
     Returns:
         A read-only memory-mapped float32 array of shape ``(N, D)``, rows in dataset order.
     """
     if not hasattr(model, "features"):
         raise TypeError(f"model must have a features(x) method, got {type(model).__name__}")
-    path = cache_path(model, dataset, cache_dir)
+    check_info = getattr(model, "check_info", None)
+    if callable(check_info):
+        check_info(dataset.info, dataset=dataset.name)
+    path = cache_path(model, dataset, cache_dir) if path is None else Path(path)
     if path.is_file():
         log.info("feature cache: reusing %s (%d examples)", path, len(dataset))
         return np.load(path, mmap_mode="r")

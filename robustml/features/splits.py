@@ -8,12 +8,14 @@ whose metadata (``y``, ``attr``, ``env``, names) is the source split's. Anything
 in-memory dataset then trains on the features: a linear probe or last-layer head from configs
 (``robustml-train data=features ...``), label cleaning, DFR's last-layer retraining, an audit. A
 later call with the same backbone weights, data and transform reuses the cache and says so in the
-log and in the splits' description.
+log and in the splits' description. Inputs kept beside ``x`` (``info["input_extras"]``: a text's
+counterfactual tokens ``x_cf``) become features of the same backbone, cached the same way, so
+counterfactual augmentation and the stress test run on features too.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
 import numpy as np
@@ -28,24 +30,59 @@ from robustml.validation import check_int
 BackboneFactory = Callable[..., nn.Module]
 
 
-def as_feature_dataset(dataset: GroupedDataset, features: np.ndarray) -> GroupedTensorDataset:
+def as_feature_dataset(dataset: GroupedDataset, features: np.ndarray, *,
+                       input_features: Mapping[str, np.ndarray] | None = None) -> GroupedTensorDataset:
     """Return an in-memory dataset with ``x = features`` (``(N, D)``) and ``dataset``'s metadata.
 
     Labels, attributes, environments, names, ``info`` and the ``extras`` that describe examples
-    rather than inputs are the source's (extras named in ``info["input_extras"]``, such as a
-    text's counterfactual tokens, are inputs the features replace and are dropped); the
-    counterfactual rule is absent; the name gains `` features``.
+    rather than inputs are the source's. Extras named in ``info["input_extras"]`` (such as a
+    text's counterfactual tokens, ``x_cf``) are inputs: those given in ``input_features`` (their
+    features, ``(N, D)`` each) are kept under the same key, the others are dropped, and
+    ``info["input_extras"]`` lists the kept ones. The counterfactual rule is kept only where it is
+    ``{"rule": "precomputed", "key": k}`` with ``k`` kept (it then reads the features of the
+    counterfactual inputs, so augmentation and the stress test work on features); otherwise it
+    is absent. The name gains `` features``.
     """
-    if features.shape[0] != len(dataset):
-        raise ValueError(f"features must have one row per example of {dataset.name!r} "
-                         f"({len(dataset)}), got shape {tuple(features.shape)}")
+    input_features = dict(input_features or {})
+    declared = tuple(dataset.info.get("input_extras", ()))
+    for key, value in {"features": features, **input_features}.items():
+        if value.shape[0] != len(dataset):
+            raise ValueError(f"{key} must have one row per example of {dataset.name!r} "
+                             f"({len(dataset)}), got shape {tuple(value.shape)}")
+    unknown = sorted(set(input_features) - set(declared))
+    if unknown:
+        raise ValueError(f"input_features must be features of the input extras of {dataset.name!r} "
+                         f"(info['input_extras'] = {declared}), got {unknown}")
+    extras = {key: value.cpu() for key, value in dataset.extras.items() if key not in declared}
+    extras.update({key: _float_tensor(value) for key, value in input_features.items()})
+    info = dict(dataset.info)
+    if declared:
+        info["input_extras"] = tuple(key for key in declared if key in input_features)
+    rule = dataset.counterfactual
+    keep_rule = (isinstance(rule, Mapping) and rule.get("rule") == "precomputed"
+                 and rule.get("key") in input_features)
     return GroupedTensorDataset(
-        torch.from_numpy(np.array(features, dtype=np.float32)), dataset.y.cpu(), dataset.attr.cpu(),
+        _float_tensor(features), dataset.y.cpu(), dataset.attr.cpu(),
         num_classes=dataset.num_classes, attr_names=dataset.attr_names, attr_key=dataset.attr_key,
         env=None if dataset.env is None else dataset.env.cpu(), env_names=dataset.env_names,
-        class_names=dataset.class_names, name=f"{dataset.name} features", info=dataset.info,
-        extras={key: value.cpu() for key, value in dataset.extras.items()
-                if key not in dataset.info.get("input_extras", ())})
+        class_names=dataset.class_names, name=f"{dataset.name} features", info=info,
+        extras=extras, counterfactual=dict(rule) if keep_rule else None)
+
+
+def _float_tensor(array: np.ndarray) -> torch.Tensor:
+    return torch.from_numpy(np.array(array, dtype=np.float32))
+
+
+def input_extra_dataset(dataset: GroupedDataset, key: str) -> GroupedTensorDataset:
+    """Return the in-memory dataset whose ``x`` is ``dataset.extras[key]`` (an input extra).
+
+    Its metadata and ``info`` are ``dataset``'s, its name ``"<name> <key>"``: the feature cache
+    extracts and keys it like any split.
+    """
+    return GroupedTensorDataset(dataset.extras[key], dataset.y.cpu(), dataset.attr.cpu(),
+                                num_classes=dataset.num_classes, attr_names=dataset.attr_names,
+                                attr_key=dataset.attr_key, name=f"{dataset.name} {key}",
+                                info=dataset.info)
 
 
 def feature_dataset(model: nn.Module, dataset: GroupedDataset, cache_dir: str | Path,
@@ -54,10 +91,29 @@ def feature_dataset(model: nn.Module, dataset: GroupedDataset, cache_dir: str | 
 
     The metadata is ``dataset``'s (:func:`as_feature_dataset`), so the result works with
     everything that needs inputs in one tensor (full-batch training of a linear or MLP head,
-    label cleaning's folds) at the cost of ``N * D`` floats. ``options`` go to
+    label cleaning's folds) at the cost of ``N * D`` floats. Its input extras
+    (``info["input_extras"]``) are mapped through ``model`` and cached too. ``options`` go to
     :func:`~robustml.features.cache.cached_features`.
     """
-    return as_feature_dataset(dataset, cached_features(model, dataset, cache_dir, **options))
+    return extract_split(model, dataset, cache_dir, **options)[0]
+
+
+def extract_split(model: nn.Module, dataset: GroupedDataset, cache_dir: str | Path,
+                  **options) -> tuple[GroupedTensorDataset, list[str]]:
+    """Return :func:`feature_dataset`'s dataset and, per input, whether it was extracted or reused.
+
+    The inputs are ``dataset`` itself and each input extra it holds (:func:`input_extra_dataset`);
+    each status reads ``"[<key> ]extracted into <entry>"`` or ``"[<key> ]reused from <entry>"``.
+    """
+    inputs = {"": dataset, **{key: input_extra_dataset(dataset, key)
+                              for key in dataset.info.get("input_extras", ()) if key in dataset.extras}}
+    features, status = {}, []
+    for key, split in inputs.items():
+        path = cache_path(model, split, cache_dir)
+        reused = path.is_file()
+        features[key] = cached_features(model, split, cache_dir, path=path, **options)
+        status.append(f"{f'{key} ' if key else ''}{'reused from' if reused else 'extracted into'} {path}")
+    return as_feature_dataset(dataset, features.pop(""), input_features=features), status
 
 
 def load_model_checkpoint(model: nn.Module, path: str | Path) -> None:
@@ -134,7 +190,10 @@ def feature_splits(source: DataSplits, backbone: nn.Module | BackboneFactory,
 
     Returns:
         :class:`~robustml.data.contract.DataSplits` of ``(N, D)`` float32 features with the
-        source splits' metadata; its description is the source's plus where the features came
+        source splits' metadata. A split's input extras (``info["input_extras"]``, e.g. ``x_cf``,
+        a text's counterfactual tokens) go through the backbone and the cache too and are kept
+        as features under the same key, with a precomputed counterfactual rule
+        (:func:`as_feature_dataset`). Its description is the source's plus where the features came
         from and whether each split's were extracted or reused.
     """
     seed = check_int("seed", seed)
@@ -144,14 +203,11 @@ def feature_splits(source: DataSplits, backbone: nn.Module | BackboneFactory,
         device = "cuda" if torch.cuda.is_available() else "cpu"
     model, origin = build_backbone(backbone, source, seed=seed, checkpoint=checkpoint)
     model = model.to(device)
+    options = dict(batch_size=batch_size, num_workers=num_workers, progress=progress)
     datasets, status = {}, []
     for name, split in source.items():
-        path = cache_path(model, split, cache_dir)
-        reused = path.is_file()
-        features = cached_features(model, split, cache_dir, batch_size=batch_size,
-                                   num_workers=num_workers, progress=progress)
-        datasets[name] = as_feature_dataset(split, features)
-        status.append(f"{name} {'reused from' if reused else 'extracted into'} {path}")
+        datasets[name], done = extract_split(model, split, cache_dir, **options)
+        status.extend(f"{name} {line}" for line in done)
     dim = datasets["train"].input_shape[0]
     description = (f"{source.description} Inputs: the {dim}-d penultimate features "
                    f"(features(x)) of a {type(model).__name__} backbone ({origin}), in the "
