@@ -5,7 +5,7 @@ A cache entry is ``<cache_dir>/<name>_<key>.npy``, a float32 array ``(N, D)`` of
 ``state_dict`` without the head that ``features`` does not use, and its ``feature_identity``
 where it has one: the settings of modules without weights, such as a sentence model's pooling),
 the dataset (file paths and root, or the input tensor's bytes) and the evaluation transform.
-A model with a ``check_info(info, dataset=...)`` method (a text backbone) checks each dataset's
+A model with a ``check_inputs(split)`` method (a text backbone) checks each dataset's
 ``info`` (its tokenizer) before anything is read from the cache or extracted. Entries are written
 to a temporary file and renamed when complete, so an interrupted extraction leaves nothing
 behind; later calls open the entry with ``numpy.load(mmap_mode="r")`` and log that they reused it.
@@ -77,9 +77,9 @@ def cached_features(model: nn.Module, dataset: GroupedDataset, cache_dir: str | 
     """
     if not hasattr(model, "features"):
         raise TypeError(f"model must have a features(x) method, got {type(model).__name__}")
-    check_info = getattr(model, "check_info", None)
-    if callable(check_info):
-        check_info(dataset.info, dataset=dataset.name)
+    check_inputs = getattr(model, "check_inputs", None)
+    if callable(check_inputs):
+        check_inputs(dataset)
     path = cache_path(model, dataset, cache_dir) if path is None else Path(path)
     if path.is_file():
         log.info("feature cache: reusing %s (%d examples)", path, len(dataset))

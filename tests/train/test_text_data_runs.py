@@ -47,3 +47,14 @@ def test_pairs_train(tmp_path, data):
     cfg = compose_train([*RECIPE, *FAST, f"data={data}", *options, "data.cache_dir=null"])
     final = run(cfg, run_dir=tmp_path / "run", summary="none")
     assert final["steps"] == 4 and "test/overlap_acc_worst_group" not in final
+
+
+def test_a_model_that_cannot_read_tokens_is_refused_before_training(tmp_path):
+    minilm_tokenizer()
+    csv = tmp_path / "texts.csv"
+    csv.write_text("text,label,source\n" + "".join(
+        f"review {i} was {'good' if i % 2 else 'bad'},{i % 2},{'ab'[i % 4 > 1]}\n" for i in range(40)))
+    cfg = compose_train([*FAST, "data=text_csv", f"data.csv={csv}", "data.cache_dir=null", "model=mlp"])
+    with pytest.raises(ValueError, match=r"tokenized text .* cannot read; expected a text model: model=hf"):
+        run(cfg, run_dir=tmp_path / "run", summary="none")
+    assert not (tmp_path / "run" / "checkpoints").exists()
