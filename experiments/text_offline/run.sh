@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The offline text example end to end, one run at a time: write the CSV, audit the data, run ERM
-# (plain and selected on val worst-group), Group DRO and DFR (3 seeds each) on all-MiniLM-L6-v2
+# (plain and selected on val worst-group), counterfactual augmentation, Group DRO and DFR (3 seeds each) on all-MiniLM-L6-v2
 # embeddings (extracted once into $OUT/features and reused by every run), the counterfactual
 # stress test of every run (in its metrics; robustml-audit for the DFR heads), then results.md.
 # Usage: bash experiments/text_offline/run.sh     (from any folder; minutes on 2 CPU cores)
@@ -35,6 +35,7 @@ sweep() {   # sweep DIR OVERRIDES...: a -m sweep over the seeds into $OUT/DIR (s
   echo "$dir: $((SECONDS - start)) s" | tee "$OUT/$dir/wall.txt"
 }
 sweep erm experiment=text_offline_erm
+sweep cf experiment=text_offline_cf
 sweep group_dro experiment=text_offline_group_dro
 # DFR on the plain ERM model (selected on val average accuracy: no group labels): its base/...
 # metrics are the plain-ERM row.

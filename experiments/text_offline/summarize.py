@@ -29,6 +29,8 @@ GROUPS = ("fresh, brother", "fresh, sister", "rotten, brother", "rotten, sister"
 ROWS = (  # (label, sweep folder, metric prefix, group labels used)
     ("ERM, plain (`trainer.select=avg`)", "dfr", "base/", "none (training: none; selection: val average)"),
     ("ERM, selected on val worst-group", "erm", "", "training: none; selection: val worst-group"),
+    ("Counterfactual augmentation (paired)", "cf", "",
+     "training: none (the brother/sister lexicon); selection: val worst-group"),
     ("Group DRO", "group_dro", "", "training groups (loss); selection: val worst-group"),
     ("DFR (on the plain-ERM model)", "dfr", "",
      "base: none; last layer fitted and C chosen on val groups"),

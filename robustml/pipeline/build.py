@@ -140,14 +140,15 @@ def check_model_reads(model: torch.nn.Module, splits: DataSplits, cfg: DictConfi
     """Raise ``ValueError`` when the model cannot read the splits' inputs.
 
     A text model (one with ``check_inputs(split)``: model=hf, model=sentence_transformer) checks
-    each split's tokenizer; any other model on tokenized text (``info["tokenizer"]``) is refused,
-    since it would read token ids as numbers.
+    each split's tokenizer; any other model on tokenized text (``info["tokenizer"]`` and inputs of
+    shape ``(3, max_length)``; features extracted from text keep the info, not the shape) is
+    refused, since it would read token ids as numbers.
     """
     check_inputs = getattr(model, "check_inputs", None)
     if check_inputs is not None:
         for _, split in splits.items():
             check_inputs(split)
-    elif "tokenizer" in splits.train.info:
+    elif "tokenizer" in splits.train.info and len(splits.input_shape) == 2 and splits.input_shape[0] == 3:
         model_name = OmegaConf.select(cfg, "model._target_", default=type(model).__name__)
         raise ValueError(f"the data is tokenized text (data.tokenizer={splits.train.info['tokenizer']!r}), "
                          f"which {model_name} cannot read; expected a text model: model=hf, or "

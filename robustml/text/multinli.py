@@ -27,6 +27,7 @@ hypotheses, and the number of rows where the two differ is reported. Pairs are t
 from __future__ import annotations
 
 import string
+import shutil
 import urllib.request
 import zipfile
 from pathlib import Path
@@ -88,8 +89,9 @@ def download_multinli(root: str | Path) -> tuple[Path, Path]:
             urllib.request.urlretrieve(MNLI_URL, tmp)  # noqa: S310 (a fixed https URL)
     with zipfile.ZipFile(archive) as handle:
         for name in FILES:
-            with handle.open(f"multinli_1.0/{name}") as source, atomic_path(base / "multinli_1.0" / name) as tmp:
-                tmp.write_bytes(source.read())
+            with handle.open(f"multinli_1.0/{name}") as source, atomic_path(base / "multinli_1.0" / name) as tmp, \
+                    open(tmp, "wb") as out:
+                shutil.copyfileobj(source, out)  # streamed: the training file is 300 MB
     if not (base / METADATA).is_file():
         with atomic_path(base / METADATA) as tmp:
             urllib.request.urlretrieve(METADATA_URL, tmp)  # noqa: S310

