@@ -1,12 +1,12 @@
 """Your own texts, no code: a CSV with a text column (or two, for pairs), a label column, one or
 more attribute columns and an optional split column.
 
-The columns are read as :mod:`~robustml.data.datasets.image_csv` reads an image CSV, with its
-helpers: class and attribute codes (sorted, numerically when every value is a number), several
-attribute columns combined into one attribute (``outdoor+night``), the ``split`` column's names
-(``train``, ``val``/``valid``/``validation``, ``test``) or, without one, a seeded split stratified
-by group (:func:`~robustml.data.datasets.image_csv.stratified_split`). Texts are tokenized once
-(cached) into the text input format; empty texts follow ``empty_text``.
+The label, attribute and split columns are read as an image CSV's are
+(:func:`~robustml.data.datasets.csv_rows.label_attr_split`): class and attribute codes (sorted,
+numerically when every value is a number), several attribute columns combined into one attribute
+(``outdoor+night``), the ``split`` column's names (``train``, ``val``/``valid``/``validation``,
+``test``) or, without one, a seeded split stratified by group. Texts are tokenized once (cached)
+into the text input format; empty texts follow ``empty_text``.
 """
 
 from __future__ import annotations
@@ -14,11 +14,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
-import numpy as np
-
-from robustml.data.checks import as_names, check_columns, check_num_classes, read_csv_rows
+from robustml.data.checks import read_csv_rows
 from robustml.data.contract import DataSplits
-from robustml.data.datasets.image_csv import SPLIT_NAMES, stratified_split, value_codes
+from robustml.data.datasets.csv_rows import label_attr_split
 from robustml.text.splits import text_splits
 from robustml.validation import check_int, check_real
 
@@ -73,45 +71,14 @@ def text_csv_splits(csv: str | Path, *, text: str = "text", text_pair: str | Non
     if text_pair is not None and not isinstance(text_pair, str):
         raise TypeError(f"text_pair must be a column name (str) or None, got {text_pair!r}")
     text_columns = (text,) if text_pair is None else (text, text_pair)
-    reserved = (*text_columns, label, split)
-    attributes = (list(as_names("attributes", attributes)) if attributes is not None
-                  else [c for c in frame.columns if c not in reserved])
-    if not attributes:
-        raise ValueError(f"{csv} needs at least one attribute column besides {list(reserved)}; it has "
-                         f"{list(frame.columns)}")
-    clash = sorted(set(attributes) & {*text_columns, label})
-    if clash:
-        raise ValueError(f"attributes must not hold the text or label columns, got {clash}")
-    check_columns(list(frame.columns), [*text_columns, label, *attributes], source=str(csv))
-    for column in (label, *attributes):
-        blank = np.flatnonzero(frame[column].str.strip() == "")
-        if len(blank):
-            raise ValueError(f"{csv} column {column!r} is empty in {len(blank)} row(s), first data "
-                             f"row(s) {(blank[:5] + 1).tolist()}")
-    y, class_names = value_codes(frame[label].str.strip())
-    check_num_classes(class_names, source=str(csv), column=label)
-    attr, attr_names = value_codes(frame[attributes].apply(lambda row: "+".join(v.strip() for v in row),
-                                                           axis=1))
-    if split in frame.columns:
-        names = frame[split].str.strip().str.lower()
-        unknown = sorted(set(names) - set(SPLIT_NAMES))
-        if unknown:
-            raise ValueError(f"{csv} column {split!r} holds unknown split name(s) {unknown}; valid: "
-                             f"{sorted(SPLIT_NAMES)}")
-        split_ids = names.map(SPLIT_NAMES).to_numpy(dtype=np.int64)
-        how, hint = (f"splits from its {split!r} column",
-                     f"Add rows of every split to the {split!r} column, or remove it to draw a split per group.")
-    else:
-        split_ids = stratified_split(y * len(attr_names) + attr, val_fraction=val_fraction,
-                                     test_fraction=test_fraction, seed=seed)
-        how = f"a split drawn per group (seed {seed}, val {val_fraction:g}, test {test_fraction:g})"
-        hint = "Raise val_fraction / test_fraction, add texts per group, or add a split column."
-    attr_key = "+".join(attributes)
+    rows = label_attr_split(frame, csv, content=text_columns, label=label, attributes=attributes,
+                            split=split, val_fraction=val_fraction, test_fraction=test_fraction,
+                            seed=seed, more_rows="texts")
     description = (f"Texts in {csv.name} ({len(frame):,} rows, label {label!r}, attribute "
-                   f"{attr_key!r}{', pairs ' + repr(text_columns) if text_pair else ''}), {how}.")
+                   f"{rows.attr_key!r}{', pairs ' + repr(text_columns) if text_pair else ''}), {rows.how}.")
     return text_splits(
-        frame, text_columns=text_columns, y=y, attr=attr, split=split_ids, num_classes=len(class_names),
-        class_names=class_names, attr_names=attr_names, attr_key=attr_key, tokenizer=tokenizer,
-        max_length=max_length, cache_dir=cache_dir, empty_text=empty_text, name=name or csv.stem,
-        description=description, source=str(csv), split_hint=hint,
-        counterfactual_lexicon=counterfactual_lexicon)
+        frame, text_columns=text_columns, y=rows.y, attr=rows.attr, split=rows.split,
+        num_classes=len(rows.class_names), class_names=rows.class_names, attr_names=rows.attr_names,
+        attr_key=rows.attr_key, tokenizer=tokenizer, max_length=max_length, cache_dir=cache_dir,
+        empty_text=empty_text, name=name or csv.stem, description=description, source=rows.split_source,
+        split_hint=rows.split_hint, counterfactual_lexicon=counterfactual_lexicon)

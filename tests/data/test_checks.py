@@ -64,7 +64,7 @@ def test_a_label_column_with_one_class_is_refused(tmp_path):
 
 def test_image_csv_refuses_the_label_as_attribute_and_reads_one_name_as_one_column(tmp_path):
     csv = write_image_csv(tmp_path, per_group=4, split_column=True)
-    with pytest.raises(ValueError, match=r"attributes must not hold the label or path column "
+    with pytest.raises(ValueError, match=r"attributes must not hold the label or path column\(s\) "
                                          r"\('label', 'path'\), got \['background', 'label'\]"):
         image_csv_splits(csv, attributes=["background", "label"], image_size=8)
     assert image_csv_splits(csv, attributes="background", image_size=8).train.attr_key == "background"

@@ -14,15 +14,14 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 
-from robustml.data.checks import as_names, check_columns, check_num_classes, read_csv_rows
+from robustml.data.checks import read_csv_rows
 from robustml.data.contract import DataSplits
+from robustml.data.datasets.csv_rows import label_attr_split
 from robustml.data.ondisk import (check_files_exist, image_sizes, imagenet_transform, make_image_splits,
                                   transforms_v2)
 from robustml.validation import check_bool, check_int, check_real
 
-SPLIT_NAMES = {"train": 0, "val": 1, "valid": 1, "validation": 1, "test": 2}
 SIZES_CHECKED = 100  # images whose size is read, spread over the CSV, to say when image_size resizes up
 
 
@@ -86,41 +85,6 @@ def warn_if_resized_up(root: Path, paths: Sequence[str], image_size: int) -> Non
                   "images' own size when they share one", stacklevel=3)
 
 
-def value_codes(values: pd.Series) -> tuple[np.ndarray, list[str]]:
-    """Return integer codes and sorted names (numeric order when every value is a number)."""
-    names = sorted(set(values), key=lambda v: (0, float(v), v) if _is_number(v) else (1, 0.0, v))
-    lookup = {name: code for code, name in enumerate(names)}
-    return values.map(lookup).to_numpy(dtype=np.int64), [str(n) for n in names]
-
-
-def _is_number(value: str) -> bool:
-    try:
-        float(value)
-        return True
-    except ValueError:
-        return False
-
-
-def stratified_split(groups: np.ndarray, *, val_fraction: float, test_fraction: float,
-                     seed: int) -> np.ndarray:
-    """Return split ids (0 train, 1 val, 2 test) with each group divided in the given fractions.
-
-    In every group of ``n`` examples, ``round(n * test_fraction)`` go to test and
-    ``round(n * val_fraction)`` to val, drawn with ``numpy.random.default_rng(seed)``.
-    """
-    if not (0 <= val_fraction < 1 and 0 <= test_fraction < 1 and val_fraction + test_fraction < 1):
-        raise ValueError(f"val_fraction and test_fraction must lie in [0, 1) and sum below 1, got "
-                         f"{val_fraction} and {test_fraction}")
-    rng = np.random.default_rng(seed)
-    split = np.zeros(len(groups), dtype=np.int64)
-    for g in np.unique(groups):
-        members = rng.permutation(np.flatnonzero(groups == g))
-        n_test, n_val = round(len(members) * test_fraction), round(len(members) * val_fraction)
-        split[members[:n_test]] = 2
-        split[members[n_test:n_test + n_val]] = 1
-    return split
-
-
 def image_csv_splits(csv: str | Path, *, label: str = "label", path: str = "path",
                      attributes: Sequence[str] | None = None, split: str = "split",
                      val_fraction: float = 0.15, test_fraction: float = 0.15, seed: int = 0,
@@ -169,44 +133,13 @@ def image_csv_splits(csv: str | Path, *, label: str = "label", path: str = "path
     frame = read_csv_rows(csv, header="path,label,<attribute columns>[,split]", row="image", dtype=str,
                           keep_default_na=False, skipinitialspace=True)
     frame.columns = [c.strip() for c in frame.columns]
-    attributes = list(as_names("attributes", attributes)) if attributes is not None else [
-        c for c in frame.columns if c not in (path, label, split)]
-    if not attributes:
-        raise ValueError(f"{csv} needs at least one attribute column besides {path!r}, {label!r} "
-                         f"and {split!r}; it has {list(frame.columns)}")
-    if label in attributes or path in attributes:
-        raise ValueError(f"attributes must not hold the label or path column ({label!r}, "
-                         f"{path!r}), got {attributes}")
-    check_columns(list(frame.columns), [path, label, *attributes], source=str(csv))
-    for column in (path, label, *attributes):
-        empty = np.flatnonzero(frame[column].str.strip() == "")
-        if len(empty):
-            raise ValueError(f"{csv} column {column!r} is empty in {len(empty)} row(s), first data "
-                             f"row(s) {(empty[:5] + 1).tolist()}")
-    y, class_names = value_codes(frame[label].str.strip())
-    check_num_classes(class_names, source=str(csv), column=label)
-    attr_values = frame[attributes].apply(lambda row: "+".join(v.strip() for v in row), axis=1)
-    attr, attr_names = value_codes(attr_values)
-    if split in frame.columns:
-        names = frame[split].str.strip().str.lower()
-        unknown = sorted(set(names) - set(SPLIT_NAMES))
-        if unknown:
-            raise ValueError(f"{csv} column {split!r} holds unknown split name(s) {unknown}; valid: "
-                             f"{sorted(SPLIT_NAMES)}")
-        split_ids = names.map(SPLIT_NAMES).to_numpy(dtype=np.int64)
-        how = f"splits from its {split!r} column"
-        split_source, hint = (f"{csv}, column {split!r}",
-                              f"Add rows of every split to the {split!r} column, or remove the "
-                              f"column to draw a split per group.")
-    else:
-        split_ids = stratified_split(y * len(attr_names) + attr, val_fraction=val_fraction,
-                                     test_fraction=test_fraction, seed=seed)
-        how = (f"a split drawn per group (seed {seed}, val {val_fraction:g}, test "
-               f"{test_fraction:g})")
-        split_source, hint = (f"{csv} (no {split!r} column; split drawn with val_fraction="
-                              f"{val_fraction:g}, test_fraction={test_fraction:g})",
-                              "Raise val_fraction / test_fraction, list more images "
-                              "per group, or add a split column.")
+    rows = label_attr_split(frame, csv, content=(path,), label=label, attributes=attributes, split=split,
+                            val_fraction=val_fraction, test_fraction=test_fraction, seed=seed,
+                            more_rows="images")
+    empty = np.flatnonzero(frame[path].str.strip() == "")
+    if len(empty):
+        raise ValueError(f"{csv} column {path!r} is empty in {len(empty)} row(s), first data "
+                         f"row(s) {(empty[:5] + 1).tolist()}")
     paths = frame[path].str.strip().to_numpy(dtype=object)
     check_files_exist(csv.parent, paths, csv)
     if image_size is None:
@@ -218,14 +151,13 @@ def image_csv_splits(csv: str | Path, *, label: str = "label", path: str = "path
         size_note = f"{image_size}x{image_size} inputs"
     train_transform, eval_transform = resize_crop_transforms(image_size, augment=augment,
                                                              own_size=(width, height))
-    attr_key = "+".join(attributes)
     return make_image_splits(
-        csv.parent, paths, y, attr, split_ids, input_shape=(3, height, width),
-        train_transform=train_transform, eval_transform=eval_transform, split_source=split_source,
-        empty_split_hint=hint,
+        csv.parent, paths, rows.y, rows.attr, rows.split, input_shape=(3, height, width),
+        train_transform=train_transform, eval_transform=eval_transform,
+        split_source=rows.split_source, empty_split_hint=rows.split_hint,
         description=(f"Images listed in {csv.name} ({len(frame):,} rows, label {label!r}, "
-                     f"attribute {attr_key!r}), {how}; {size_note}, ImageNet "
+                     f"attribute {rows.attr_key!r}), {rows.how}; {size_note}, ImageNet "
                      f"normalization{', random crops and flips in training' if augment else ''}."),
-        num_classes=len(class_names), attr_names=attr_names, attr_key=attr_key,
-        class_names=class_names, name=name or csv.stem)
+        num_classes=len(rows.class_names), attr_names=rows.attr_names, attr_key=rows.attr_key,
+        class_names=rows.class_names, name=name or csv.stem)
 
