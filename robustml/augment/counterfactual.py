@@ -93,6 +93,12 @@ def _with_attr(batch: Batch, attr: torch.Tensor, num_attrs: int) -> Batch:
     return {**batch, "attr": attr, "group": batch["y"] * num_attrs + attr}
 
 
+def labelled_attr(rule: CounterfactualRule, attr: torch.Tensor, new_attr: torch.Tensor) -> torch.Tensor:
+    """Return the attribute the counterfactuals carry: ``new_attr``, or ``attr`` for a rule whose
+    swap leaves the attribute as it is (``rule.keeps_attr``, e.g. identity swaps on CivilComments)."""
+    return attr if getattr(rule, "keeps_attr", False) else new_attr
+
+
 def flip_all(batch: Batch, rule: CounterfactualRule, *, num_attrs: int,
              generator: torch.Generator | None = None) -> Batch:
     """Return the counterfactual of every example of ``batch`` that has one (its attribute changed).
@@ -113,7 +119,8 @@ def flip_all(batch: Batch, rule: CounterfactualRule, *, num_attrs: int,
     changed = has_counterfactual(rule, batch)
     new_attr = torch.where(changed, other_attr(batch["attr"], num_attrs, generator=generator),
                            batch["attr"])
-    return _with_attr({**batch, "x": rule(batch, new_attr), "is_cf": changed}, new_attr, num_attrs)
+    return _with_attr({**batch, "x": rule(batch, new_attr), "is_cf": changed},
+                      labelled_attr(rule, batch["attr"], new_attr), num_attrs)
 
 
 def dataset_rule(dataset) -> CounterfactualRule:
@@ -172,7 +179,8 @@ class CounterfactualAugment:
         p: Swap probability in ``replace`` mode, in ``[0, 1]``.
         generator: Optional ``torch.Generator`` for the swaps and the new values (reproducible).
 
-    Returned batch: ``x``, ``attr`` and ``group = y * num_attrs + attr`` updated, labels kept,
+    Returned batch: ``x``, ``attr`` and ``group = y * num_attrs + attr`` updated (``attr`` kept
+    where the rule's swap keeps it, ``rule.keeps_attr``), labels kept,
     ``is_cf`` (bool, which examples are counterfactual) added. Rows the rule cannot change (its
     ``available``; a text without a lexicon word) are never swapped in ``replace`` mode and are
     their own second copy in ``paired`` mode (attribute kept, ``is_cf`` False: the consistency
@@ -209,14 +217,15 @@ class CounterfactualAugment:
             pair = torch.arange(size, device=attr.device)
             out["pair"] = torch.cat([pair + size, pair])
             out["is_cf"] = torch.cat([torch.zeros_like(changed), changed])
-            return _with_attr(out, torch.cat([attr, new_attr]), self.num_attrs)
+            return _with_attr(out, torch.cat([attr, labelled_attr(self.rule, attr, new_attr)]),
+                              self.num_attrs)
         device = self.generator.device if self.generator is not None else attr.device
         swap = (torch.rand(size, generator=self.generator, device=device) < self.p).to(attr.device)
         swap = swap & changed
         new_attr = torch.where(swap, new_attr, attr)
         # Every rule returns the rows whose attribute stays as they are, so one call does it all.
         out = {**batch, "x": self.rule(batch, new_attr), "is_cf": swap}
-        return _with_attr(out, new_attr, self.num_attrs)
+        return _with_attr(out, labelled_attr(self.rule, attr, new_attr), self.num_attrs)
 
     def __repr__(self) -> str:
         return (f"{type(self).__name__}(rule={type(self.rule).__name__}, num_attrs={self.num_attrs}, "

@@ -104,16 +104,27 @@ class PrecomputedRule:
     example itself, attribute unchanged, ``is_cf`` False) and the stress test counts them as
     "no counterfactual", outside its flip rates.
 
+    The attribute: when the dataset's attribute is what the swap changes (``brother`` <->
+    ``sister`` with the attribute "which relative"), the counterfactual has the other value. When
+    the swap leaves it as it is (CivilComments' identity swaps ``muslim`` <-> ``christian`` keep
+    "an identity is mentioned"), ``keeps_attr=True`` says so: the counterfactual keeps its
+    example's attribute and group in augmented batches, and ``new_attr`` only says which rows to
+    change. :func:`~robustml.augment.text.attach_text_counterfactuals` decides which from the texts.
+
     Args:
         key: The batch key (the dataset's ``extras`` key) of the counterfactual inputs.
+        keeps_attr: The swap does not change the dataset's attribute.
     """
 
     num_attrs = 2
 
-    def __init__(self, key: str = "x_cf") -> None:
+    def __init__(self, key: str = "x_cf", *, keeps_attr: bool = False) -> None:
         if not isinstance(key, str) or not key or key == "x":
             raise ValueError(f"key must name the batch key of the counterfactual inputs (not 'x'), "
                              f"got {key!r}")
+        if not isinstance(keeps_attr, bool):
+            raise TypeError(f"keeps_attr must be a bool, got {keeps_attr!r}")
+        self.keeps_attr = keeps_attr
         self.key = key
         self.changed_key = f"{key}_changed"
 

@@ -55,7 +55,14 @@ def attach_text_counterfactuals(dataset: GroupedTensorDataset, texts: Sequence[R
         (``(N,)`` bool, the rows with a counterfactual), ``counterfactual = {"rule":
         "precomputed", "key": key}``, and in ``info``: ``key`` added to ``"input_extras"``,
         ``"counterfactual_lexicon"`` (the lexicon's name), ``"cf_texts_with_lexicon_word"`` and
-        ``"cf_texts_changed"`` (counts). Warns when no row changed.
+        ``"cf_texts_changed"`` (counts), ``"counterfactual_keeps_attr"``. Warns when no row changed.
+
+    Whether the swap changes the dataset's attribute is read off the texts: when every text that
+    mentions one side of the lexicon only has the attribute value of that side (side A = one
+    value, side B = the other: the attribute *is* the lexicon's side, as "which relative" in the
+    offline example), a counterfactual has the other value; otherwise (CivilComments' "an
+    identity is mentioned" under identity swaps) the rule is declared with ``keeps_attr=True``
+    and counterfactuals keep their example's attribute and group.
 
     Raises:
         ValueError: ``x`` is not in the text format, the attribute is not two-valued, ``texts``
@@ -74,7 +81,8 @@ def attach_text_counterfactuals(dataset: GroupedTensorDataset, texts: Sequence[R
         raise ValueError(f"texts must hold one text (or pair) per example of {dataset.name!r} "
                          f"({len(dataset)}), in row order; got {got}")
     lexicon = load_lexicon(lexicon)
-    mentions = lexicon_sides(texts, lexicon) != 0
+    sides = lexicon_sides(texts, lexicon)
+    mentions = sides != 0
     x_cf = encode(substitute_strings(texts, lexicon))
     if not isinstance(x_cf, torch.Tensor) or x_cf.shape != x.shape or x_cf.dtype != x.dtype:
         got = f"{tuple(x_cf.shape)}, {x_cf.dtype}" if isinstance(x_cf, torch.Tensor) else type(x_cf).__name__
@@ -93,7 +101,30 @@ def attach_text_counterfactuals(dataset: GroupedTensorDataset, texts: Sequence[R
                       "all beyond max_length or tokenized alike): counterfactual augmentation and the "
                       "stress test have nothing to change; use a lexicon whose terms the texts contain",
                       stacklevel=2)
+    keeps_attr = not swap_is_attribute(sides, dataset.attr.cpu())
     info = {**dataset.info, **counts, "counterfactual_lexicon": lexicon.name,
+            "counterfactual_keeps_attr": keeps_attr,
             "input_extras": tuple(dict.fromkeys((*dataset.info.get("input_extras", ()), key)))}
     extras = {**dataset.extras, key: x_cf, f"{key}_changed": changed}
-    return dataset.replace(extras=extras, info=info, counterfactual={"rule": "precomputed", "key": key})
+    return dataset.replace(extras=extras, info=info, counterfactual={"rule": "precomputed", "key": key,
+                                                                     "keeps_attr": keeps_attr})
+
+
+def swap_is_attribute(sides: torch.Tensor, attr: torch.Tensor) -> bool:
+    """Return whether the two-valued ``attr`` is the lexicon side of every text mentioning one side.
+
+    Args:
+        sides: :func:`~robustml.augment.lexicon.lexicon_sides` of the texts (1: side A only,
+            2: side B only), shape ``(N,)``.
+        attr: The texts' attribute values (0 or 1), shape ``(N,)``.
+
+    Returns:
+        ``True`` when some text mentions one side only and, over all such texts, ``attr`` equals
+        ``side - 1`` everywhere or ``2 - side`` everywhere; ``False`` otherwise.
+    """
+    one_side = (sides == 1) | (sides == 2)
+    if not bool(one_side.any()):
+        return False
+    side_value = (sides[one_side] - 1).to(attr.dtype)
+    values = attr.to(sides.device)[one_side]
+    return bool((values == side_value).all()) or bool((values == 1 - side_value).all())

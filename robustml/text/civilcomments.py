@@ -10,9 +10,12 @@ fraction of raters who saw it mentioned, among them the eight WILDS groups on: `
 - Label: ``toxicity >= 0.5`` (``non_toxic`` 0, ``toxic`` 1), as WILDS.
 - An identity is mentioned when its score is ``>= 0.5``. A missing score (NaN: the comment has no
   identity annotation) counts as not mentioned, as in WILDS (``NaN >= 0.5`` is false).
-- Training groups (the ``group`` partition): label x ``attribute``. By default ``any_identity``,
-  whether any of the eight identities is mentioned: the coarse groups of JTT (Liu et al., 2021)
-  and DFR (Kirichenko et al., 2023), 4 groups. ``attribute=<identity>`` uses one identity instead.
+- Training groups (the ``group`` partition): label x ``attribute``, 4 groups. By default
+  ``any_identity``, whether any of the eight identities is mentioned: the coarse groups of DFR
+  (Kirichenko et al., 2023, after Idrissi et al.'s BalancingGroups setup). ``identity_any`` is
+  the file's own column of that name, which WILDS derives from all 24 identity columns (also
+  heterosexual, asian, latino, the disability columns, ...): JTT's coarse attribute (Liu et al.,
+  2021, ``confounder_name = "identity_any"``). ``attribute=<identity>`` uses one identity.
 - WILDS' evaluation groups: each of the eight identities x label (16 groups that overlap: a
   comment can mention several identities, or none), worst over them. They cannot be the one-id
   ``group`` partition; the identity mentions are kept as the overlapping attributes
@@ -49,6 +52,7 @@ URL = "https://worksheets.codalab.org/rest/bundles/0x8cd3de0634154aeaad2ee6eb967
 ARCHIVE_SIZE = 90_644_480
 IDENTITIES = ("male", "female", "LGBTQ", "christian", "muslim", "other_religions", "black", "white")
 ANY_IDENTITY = "any_identity"
+FILE_ANY = "identity_any"  # the file's column: any of WILDS' 24 identity columns (JTT's attribute)
 CLASS_NAMES = ("non_toxic", "toxic")
 SPLITS = {"train": 0, "val": 1, "test": 2}
 COLUMNS = ("comment_text", "split", "toxicity", *IDENTITIES)
@@ -103,8 +107,9 @@ def civilcomments_splits(root: str | Path, *, tokenizer: str = "bert-base-uncase
         root: Data root holding ``civilcomments_v1.0/all_data_with_identities.csv``.
         tokenizer: Local folder, ``package:<module>`` or Hub name of the tokenizer.
         max_length: Tokens per comment (300: WILDS' setting for BERT on CivilComments).
-        attribute: The training groups' attribute: ``any_identity`` (the coarse groups of JTT and
-            DFR) or one of the eight identities.
+        attribute: The training groups' attribute: ``any_identity`` (any of the eight, DFR's
+            coarse groups), ``identity_any`` (the file's column over all 24 identities, JTT's) or
+            one of the eight identities.
         cache_dir: Folder of the token cache (relative to the working directory), or ``None``.
         empty_text: ``keep`` an empty comment as ``""`` or ``drop`` it (counted either way).
         download: Download WILDS' archive first when the CSV is absent (needs internet).
@@ -119,9 +124,10 @@ def civilcomments_splits(root: str | Path, *, tokenizer: str = "bert-base-uncase
             of range (the setting, expected and received values are named).
     """
     download = check_bool("download", download)
-    if attribute != ANY_IDENTITY and attribute not in IDENTITIES:
-        raise ValueError(f"attribute must be {ANY_IDENTITY!r} (any of the eight identities, the coarse "
-                         f"groups of JTT and DFR) or one identity of {list(IDENTITIES)}, got {attribute!r}")
+    if attribute not in (ANY_IDENTITY, FILE_ANY, *IDENTITIES):
+        raise ValueError(f"attribute must be {ANY_IDENTITY!r} (any of the eight identities, DFR's coarse "
+                         f"groups), {FILE_ANY!r} (the file's column over 24 identities, JTT's) or one "
+                         f"identity of {list(IDENTITIES)}, got {attribute!r}")
     if md5 is not None and not (isinstance(md5, str) and MD5_PATTERN.fullmatch(md5)):
         raise ValueError(f"md5 must be None or 32 hexadecimal digits, got {md5!r}")
     try:
@@ -132,12 +138,13 @@ def civilcomments_splits(root: str | Path, *, tokenizer: str = "bert-base-uncase
         csv = download_civilcomments(root, md5=md5)
     frame = read_csv_rows(csv, header=f"with the columns {', '.join(COLUMNS)}", row="comment",
                           index_col=0, keep_default_na=False, na_values=[""])
-    check_columns(list(frame.columns), COLUMNS, source=str(csv))
+    check_columns(list(frame.columns), [*COLUMNS, *([FILE_ANY] if attribute == FILE_ANY else [])],
+                  source=str(csv))
     unknown = sorted(set(frame["split"].astype(str)) - set(SPLITS))
     if unknown:
         raise ValueError(f"{csv}, column 'split': values must be {sorted(SPLITS)}, got {unknown[:5]}")
     scores = {}
-    for column in ("toxicity", *IDENTITIES):
+    for column in ("toxicity", *IDENTITIES, *([FILE_ANY] if attribute == FILE_ANY else [])):
         values = pd.to_numeric(frame[column], errors="coerce").to_numpy(dtype=float)
         bad = np.flatnonzero(np.isnan(values) & frame[column].notna().to_numpy())
         if len(bad):
@@ -151,12 +158,18 @@ def civilcomments_splits(root: str | Path, *, tokenizer: str = "bert-base-uncase
     y = (scores["toxicity"] >= 0.5).astype(np.int64)
     mentions = np.stack([scores[name] >= 0.5 for name in IDENTITIES], axis=1)  # NaN: not mentioned
     unannotated = int(np.isnan(np.stack([scores[name] for name in IDENTITIES], axis=1)).all(axis=1).sum())
-    attr = (mentions.any(axis=1) if attribute == ANY_IDENTITY
-            else mentions[:, IDENTITIES.index(attribute)]).astype(np.int64)
-    attr_key, attr_names = (("identity", ("none", "any")) if attribute == ANY_IDENTITY
+    if attribute == ANY_IDENTITY:
+        attr = mentions.any(axis=1)
+    elif attribute == FILE_ANY:
+        attr = scores[FILE_ANY] >= 0.5
+    else:
+        attr = mentions[:, IDENTITIES.index(attribute)]
+    attr = attr.astype(np.int64)
+    attr_key, attr_names = (("identity", ("none", "any")) if attribute in (ANY_IDENTITY, FILE_ANY)
                             else (attribute, ("no", "yes")))
     split = frame["split"].astype(str).map(SPLITS).to_numpy(dtype=np.int64)
-    which = f" for any of {', '.join(IDENTITIES)}" if attribute == ANY_IDENTITY else ""
+    which = {ANY_IDENTITY: f" for any of {', '.join(IDENTITIES)}",
+             FILE_ANY: " in the file's identity_any column, over all 24 identity columns"}.get(attribute, "")
     description = (
         f"CivilComments-WILDS from {csv} ({len(frame):,} comments): label toxicity >= 0.5; training "
         f"groups label x {attribute} (an identity score >= 0.5{which}); "

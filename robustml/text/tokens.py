@@ -3,13 +3,14 @@
 The format (shared by every text data set and model): ``x`` is int64 of shape ``(N, 3, L)``,
 ``x[:, 0]`` the input ids, ``x[:, 1]`` the attention mask (1 real token, 0 padding), ``x[:, 2]``
 the token type ids (0 for single texts; 0 then 1 for pairs), padded to ``L = max_length`` with the
-tokenizer's pad id and truncated to ``max_length`` (the layout of the Group DRO authors' MultiNLI
-features and of WILDS' BERT inputs).
+tokenizer's pad id and truncated to ``max_length`` (the three arrays of the Group DRO authors'
+MultiNLI features and of WILDS' BERT inputs, which stack them on the last axis, ``(N, L, 3)``).
 
 Pairs are truncated ``longest_first`` (a token is removed from the longer text until the pair
-fits), the rule of the Group DRO authors' MultiNLI features (``_truncate_seq_pair`` in the GLUE
-preprocessing they used) and of ``truncation=True`` in ``transformers``, which WILDS uses for
-CivilComments. A text is counted as truncated when tokens were cut from it (or its pair).
+fits), the rule of ``truncation=True`` in ``transformers``, which WILDS uses for CivilComments,
+and nearly that of the Group DRO authors' MultiNLI features (``_truncate_seq_pair`` in the GLUE
+preprocessing they used): where both texts must be cut, the fast tokenizer gives an odd leftover
+token to the second text, theirs to the first (a one-token difference). A text is counted as truncated when tokens were cut from it (or its pair).
 
 A cache entry is ``<cache_dir>/<name>_<key>.npz`` holding the token tensor (int32 on disk) and
 the per-row truncation flags; ``key`` hashes the tokenizer's full definition (its

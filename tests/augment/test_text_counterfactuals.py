@@ -64,7 +64,8 @@ def test_attach_stores_counterfactual_tokens_flags_counts_and_the_rule(split):
                "a b c d rude later she"]
     assert torch.equal(split.extras["x_cf"], encode(swapped))
     assert split.extras["x_cf_changed"].tolist() == [True] * 4 + [False] * 3
-    assert split.counterfactual == {"rule": "precomputed", "key": "x_cf"}
+    assert split.counterfactual == {"rule": "precomputed", "key": "x_cf", "keeps_attr": False}
+    assert split.info["counterfactual_keeps_attr"] is False   # the attribute is the lexicon's side
     assert split.info["input_extras"] == ("x_cf",) and split.info["tokenizer"] == "whitespace"
     assert split.info["cf_texts_with_lexicon_word"] == 5 and split.info["cf_texts_changed"] == 4
     assert split.info["counterfactual_lexicon"] == ""
@@ -250,3 +251,34 @@ def test_attach_with_a_real_wordpiece_tokenizer():
     assert torch.equal(out.extras["x_cf"][0], wordpiece(["A cisgender European-American wrote this."])[0])
     assert out.extras["x_cf_changed"].tolist() == [True, False, False]   # row 2: truncated away
     assert out.info["cf_texts_with_lexicon_word"] == 2 and out.info["cf_texts_changed"] == 1
+
+
+def test_a_swap_that_keeps_the_attribute_keeps_it_in_augmented_batches():
+    """CivilComments-like: the attribute is "a gendered word is mentioned" (he and she both 1), so
+    swapping he <-> she leaves it as it is; the counterfactuals keep their example's attribute and
+    group instead of being relabelled with the other value."""
+    mentions = [1, 1, 1, 1, 0, 0, 1]
+    split = attach_text_counterfactuals(text_split(attrs=mentions), TEXTS, LEXICON, encode)
+    assert split.counterfactual["keeps_attr"] is True and split.info["counterfactual_keeps_attr"]
+    rule = dataset_rule(split)
+    batch = split.full_batch()
+    paired = CounterfactualAugment(rule, num_attrs=2, mode="paired")(batch)
+    n = len(split)
+    assert torch.equal(paired["attr"][n:], batch["attr"]) and torch.equal(paired["group"][n:], batch["group"])
+    assert torch.equal(paired["x"][n:][paired["is_cf"][n:]], split.extras["x_cf"][split.extras["x_cf_changed"]])
+    replaced = CounterfactualAugment(rule, num_attrs=2, mode="replace", p=1.0)(batch)
+    assert torch.equal(replaced["attr"], batch["attr"]) and replaced["is_cf"].sum() == 4
+    # The relabelling case, for contrast: the attribute is the lexicon's side.
+    sided = attach_text_counterfactuals(text_split(), TEXTS, LEXICON, encode)
+    flipped = CounterfactualAugment(dataset_rule(sided), num_attrs=2, mode="replace", p=1.0)(sided.full_batch())
+    assert flipped["attr"][:4].tolist() == [1, 0, 1, 0] and torch.equal(flipped["attr"][4:], sided.attr[4:])
+
+
+def test_swap_is_attribute_reads_the_sides():
+    from robustml.augment.text import swap_is_attribute
+
+    sides = torch.tensor([1, 2, 0, 3, 1])
+    assert swap_is_attribute(sides, torch.tensor([0, 1, 1, 0, 0]))       # side A = 0, side B = 1
+    assert swap_is_attribute(sides, torch.tensor([1, 0, 0, 0, 1]))       # the other orientation
+    assert not swap_is_attribute(sides, torch.tensor([1, 1, 0, 0, 1]))  # both sides have value 1
+    assert not swap_is_attribute(torch.tensor([0, 3]), torch.tensor([0, 1]))  # no one-sided text

@@ -57,6 +57,21 @@ def test_groups_and_splits_equal_a_direct_pandas_computation(tmp_path):
     assert splits.train.x.shape[1:] == (3, 64)
 
 
+def test_jtts_attribute_is_the_files_identity_any_column(tmp_path):
+    """attribute=identity_any reads the file's column (WILDS' over all 24 identities, JTT's), which
+    differs from any of the eight where only another identity is mentioned."""
+    path = write_civilcomments(tmp_path)
+    frame, y, mentions = direct(path)
+    splits = build(tmp_path, attribute="identity_any")
+    coarse8 = mentions.any(axis=1).astype(int)
+    file_any = (frame["identity_any"] >= 0.5).astype(int)
+    assert (file_any != coarse8).any()   # the fixture has comments that mention only other identities
+    for name in SPLITS:
+        rows = (frame["split"] == name).to_numpy()
+        assert getattr(splits, name).attr.tolist() == file_any[rows].tolist()
+    assert "identity_any column" in splits.description
+
+
 @pytest.mark.filterwarnings("ignore:Warning. the train split has no examples")
 def test_one_identity_as_the_training_attribute(tmp_path):
     path = write_civilcomments(tmp_path)
@@ -118,7 +133,7 @@ def test_missing_file_names_the_layout_and_missing_columns_are_named(tmp_path):
 
 
 def test_bad_settings_are_named(tmp_path):
-    with pytest.raises(ValueError, match="attribute must be 'any_identity'.*got 'jewish'"):
+    with pytest.raises(ValueError, match="attribute must be 'any_identity'.*'identity_any'.*got 'jewish'"):
         civilcomments_splits(tmp_path, attribute="jewish")
     with pytest.raises(ValueError, match="md5 must be None or 32 hexadecimal digits"):
         civilcomments_splits(tmp_path, md5="abc")
