@@ -6,7 +6,8 @@ resolve_pretrained`) and reads the text input format of robustml's text splits: 
 shape ``(B, 3, L)``, rows ``input_ids``, ``attention_mask`` and ``token_type_ids``, tokenized by
 the same tokenizer. ``features(x)`` is the model's own sentence embedding (its pooling and, where
 the model has one, its normalization): what ``SentenceTransformer.encode`` returns for the same
-texts, to float tolerance. ``head`` is a new linear layer, so the model fits every piece that
+texts, to float tolerance, where the data's ``max_length`` equals the model's ``max_seq_length``
+(256 for all-MiniLM-L6-v2; a smaller one cuts longer texts earlier than ``encode`` does). ``head`` is a new linear layer, so the model fits every piece that
 wants ``features`` and ``head``; with ``data=features`` the embeddings are extracted once into the
 feature cache and a linear or MLP head trains on them.
 
@@ -123,7 +124,10 @@ class SentenceEncoder(nn.Module):
         order = torch.argsort(lengths, descending=True, stable=True)
         out = None
         for rows in order.split(self.batch_size):
-            longest = max(int(lengths[rows].max()), 1)
+            # Up to the last column holding a real token of these rows: exact with padding on
+            # either side (the mask is 0 on every cut column).
+            real = x[rows, 1].any(dim=0).nonzero()
+            longest = int(real[-1]) + 1 if len(real) else 1
             part = x[rows, :, :longest]
             inputs = {"input_ids": part[:, 0], "attention_mask": part[:, 1],
                       "token_type_ids": part[:, 2]}

@@ -57,8 +57,12 @@ class Tokens:
 
 
 def tokenizer_fingerprint(tokenizer: Any) -> str:
-    """Return the full definition of a fast tokenizer as text (its ``tokenizer.json``)."""
-    return tokenizer.backend_tokenizer.to_str()
+    """Return the full definition of a fast tokenizer as text: its ``tokenizer.json``, and the
+    settings :func:`tokenize` reads beside it (the padding token and id, type id and side, the
+    truncation side), which ``tokenizer_config.json`` may set differently for the same JSON."""
+    beside = (tokenizer.pad_token, tokenizer.pad_token_id, tokenizer.pad_token_type_id,
+              tokenizer.padding_side, getattr(tokenizer, "truncation_side", "right"))
+    return tokenizer.backend_tokenizer.to_str() + repr(beside)
 
 
 def tokenize(tokenizer: Any, texts: Sequence[str], pairs: Sequence[str] | None = None, *,
@@ -82,7 +86,8 @@ def tokenize(tokenizer: Any, texts: Sequence[str], pairs: Sequence[str] | None =
     if pairs is not None and len(pairs) != len(texts):
         raise ValueError(f"pairs must hold one text per example ({len(texts)}), got {len(pairs)}")
     backend = copy.deepcopy(tokenizer.backend_tokenizer)
-    backend.enable_truncation(max_length, strategy=TRUNCATION)
+    backend.enable_truncation(max_length, strategy=TRUNCATION,
+                              direction=getattr(tokenizer, "truncation_side", "right"))
     backend.enable_padding(length=max_length, pad_id=tokenizer.pad_token_id, pad_token=tokenizer.pad_token,
                            pad_type_id=tokenizer.pad_token_type_id, direction=tokenizer.padding_side)
     inputs = list(texts) if pairs is None else list(zip(texts, pairs))

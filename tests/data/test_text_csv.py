@@ -96,7 +96,7 @@ def test_a_lexicon_gives_each_split_its_counterfactual_inputs(tmp_path, caplog):
                         padding="max_length", max_length=10)["input_ids"]
     assert splits.train.extras["x_cf"][:, 0].tolist() == swapped
     assert splits.train.extras["x_cf_changed"].tolist() == [True, True, False, False]
-    assert splits.test.counterfactual == {"rule": "precomputed", "key": "x_cf"}
+    assert splits.test.counterfactual == {"rule": "precomputed", "key": "x_cf", "keeps_attr": False}
     assert splits.val.info["cf_texts_changed"] == 1 and "texts changed train 2, val 1, test 1" in splits.description
     caplog.set_level("INFO", logger="robustml.text.tokens")
     again = text_csv_splits(csv, **options)  # the counterfactual tokens come from the cache too

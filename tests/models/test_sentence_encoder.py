@@ -139,7 +139,7 @@ def test_text_features_are_cached_reused_and_map_the_counterfactual_inputs(encod
     # The counterfactual text's embedding is that of the swapped string, not of the original.
     swapped = encoder.encoder.encode(substitute_strings(TEXTS, PAIRS), convert_to_tensor=True)
     torch.testing.assert_close(train.extras["x_cf"], swapped, rtol=1e-5, atol=2e-6)
-    assert train.counterfactual == {"rule": "precomputed", "key": "x_cf"}
+    assert train.counterfactual == {"rule": "precomputed", "key": "x_cf", "keeps_attr": False}
     assert train.info["input_extras"] == ("x_cf",) and train.info["tokenizer"] == NAME
     assert first.description.count("extracted into") == 6  # x and x_cf of three splits
 
