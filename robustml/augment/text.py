@@ -23,7 +23,7 @@ if TYPE_CHECKING:  # augment depends on data's contract for types only
 def attach_text_counterfactuals(dataset: GroupedTensorDataset, texts: Sequence[Row],
                                 lexicon: str | Path | Lexicon | Sequence[tuple[str, str]],
                                 encode: Callable[[list], torch.Tensor], *,
-                                key: str = "x_cf") -> GroupedTensorDataset:
+                                key: str = "x_cf", keeps_attr: bool | None = None) -> GroupedTensorDataset:
     """Return ``dataset`` with the counterfactual of every text as ``extras[key]`` and the rule that reads it.
 
     A text dataset calls it once per split when a data setting names a lexicon
@@ -49,6 +49,9 @@ def attach_text_counterfactuals(dataset: GroupedTensorDataset, texts: Sequence[R
         encode: The encoding that made ``x``: a list of rows (strings or pairs, as ``texts``)
             -> int64 tensor ``(N, 3, L)`` (same tokenizer, ``max_length`` and padding).
         key: The extras key of the counterfactual inputs.
+        keeps_attr: Whether the swap leaves the attribute as it is; ``None``: read off this
+            split's texts (see below). A data set of several splits decides once over all of
+            them and passes it, so that every split agrees.
 
     Returns:
         The split with ``extras[key]`` (``(N, 3, L)`` int64), ``extras[key + "_changed"]``
@@ -101,7 +104,8 @@ def attach_text_counterfactuals(dataset: GroupedTensorDataset, texts: Sequence[R
                       "all beyond max_length or tokenized alike): counterfactual augmentation and the "
                       "stress test have nothing to change; use a lexicon whose terms the texts contain",
                       stacklevel=2)
-    keeps_attr = not swap_is_attribute(sides, dataset.attr.cpu())
+    if keeps_attr is None:
+        keeps_attr = not swap_is_attribute(sides, dataset.attr.cpu())
     info = {**dataset.info, **counts, "counterfactual_lexicon": lexicon.name,
             "counterfactual_keeps_attr": keeps_attr,
             "input_extras": tuple(dict.fromkeys((*dataset.info.get("input_extras", ()), key)))}

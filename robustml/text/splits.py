@@ -127,8 +127,11 @@ def text_splits(frame: Any, *, text_columns: Sequence[str], y: np.ndarray, attr:
                   **(info or {})})
     check_split_sizes({s: len(d) for s, d in datasets.items()}, source=source, how=split_hint)
     if counterfactual_lexicon is not None:
-        from robustml.augment import attach_text_counterfactuals  # only when a lexicon is named
+        from robustml.augment import attach_text_counterfactuals, lexicon_sides  # only with a lexicon
+        from robustml.augment.text import swap_is_attribute
         rows_of = list(zip(*texts)) if len(texts) == 2 else texts[0]
+        # Decided once over every split, so that all splits agree on what a swap does.
+        keeps_attr = not swap_is_attribute(lexicon_sides(rows_of, counterfactual_lexicon), attr)
 
         def encode(swapped: list) -> torch.Tensor:
             firsts, seconds = (swapped, None) if len(texts) == 1 else map(list, zip(*swapped))
@@ -137,7 +140,7 @@ def text_splits(frame: Any, *, text_columns: Sequence[str], y: np.ndarray, attr:
 
         for s_id, s in enumerate(SPLIT_NAMES):
             datasets[s] = attach_text_counterfactuals(datasets[s], rows_of[ends[s_id]:ends[s_id + 1]],
-                                                      counterfactual_lexicon, encode)
+                                                      counterfactual_lexicon, encode, keeps_attr=keeps_attr)
     did = "dropped" if empty_text == "drop" else "kept as ''"
     counts = ", ".join(f"{s} {len(d):,} ({d.info['truncated']:,} truncated, {split_empty[s]:,} empty "
                        f"{did})" for s, d in datasets.items())
@@ -148,7 +151,10 @@ def text_splits(frame: Any, *, text_columns: Sequence[str], y: np.ndarray, attr:
     groups = " ".join(f"{s.capitalize()} group counts: {format_counts(d)}." for s, d in datasets.items())
     swapped = "" if counterfactual_lexicon is None else (
         f" Counterfactuals: lexicon {counterfactual_lexicon} swapped in the raw texts; texts changed "
-        + ", ".join(f"{s} {d.info['cf_texts_changed']:,}" for s, d in datasets.items()) + ".")
+        + ", ".join(f"{s} {d.info['cf_texts_changed']:,}" for s, d in datasets.items())
+        + ("; the swap leaves the attribute as it is (counterfactuals keep their group)"
+           if datasets["train"].info["counterfactual_keeps_attr"] else
+           f"; the swap changes the attribute {attr_key}") + ".")
     text = " ".join(p for p in (description, tokenized + swapped, groups, empty_group_note(datasets)) if p)
     return DataSplits(datasets["train"], datasets["val"], datasets["test"], description=text)
 

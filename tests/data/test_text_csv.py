@@ -96,7 +96,11 @@ def test_a_lexicon_gives_each_split_its_counterfactual_inputs(tmp_path, caplog):
                         padding="max_length", max_length=10)["input_ids"]
     assert splits.train.extras["x_cf"][:, 0].tolist() == swapped
     assert splits.train.extras["x_cf_changed"].tolist() == [True, True, False, False]
-    assert splits.test.counterfactual == {"rule": "precomputed", "key": "x_cf", "keeps_attr": False}
+    # The attribute (the source, a or b) is not the lexicon's side (he in a, she in b, her in a):
+    # decided over all splits, every split's counterfactuals keep their group.
+    assert splits.test.counterfactual == {"rule": "precomputed", "key": "x_cf", "keeps_attr": True}
+    assert all(s.info["counterfactual_keeps_attr"] for _, s in splits.items())
+    assert "the swap leaves the attribute as it is" in splits.description
     assert splits.val.info["cf_texts_changed"] == 1 and "texts changed train 2, val 1, test 1" in splits.description
     caplog.set_level("INFO", logger="robustml.text.tokens")
     again = text_csv_splits(csv, **options)  # the counterfactual tokens come from the cache too
