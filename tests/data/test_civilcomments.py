@@ -102,7 +102,6 @@ def test_empty_comments_kept_or_dropped_and_counted_and_quirky_text_read_whole(t
     assert dropped.val.info["empty_texts"] == 1 and "empty dropped" in dropped.description
     assert "1 empty kept as ''" in kept.description
     tokenizer = load_tokenizer(minilm_tokenizer())
-    test_rows = list(civilcomments_frame().index[civilcomments_frame()["split"] == "test"])
     assert kept.test.x[position("test", 5)][1].sum() == 2  # the empty comment: [CLS] [SEP] only
     newline = tokenizer("First line,\nsecond line\n\nthird", padding="max_length", max_length=64)
     assert kept.test.x[position("test", 8)][0].tolist() == newline["input_ids"]
