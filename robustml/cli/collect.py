@@ -26,8 +26,9 @@ def collect_sweep(argv: Sequence[str] | None = None) -> Collection:
     parser = argparse.ArgumentParser(prog="robustml-collect", description=__doc__.split("\n")[0])
     parser.add_argument("sweep_dir", metavar="SWEEP_DIR", help="a sweep folder (runs/multirun/<date_time>)")
     parser.add_argument("--select", default=DEFAULT_RULE, metavar="RULE",
-                        help=f"selection rule on validation: {DEFAULT_RULE} (default), avg, or any "
-                             "<rule> whose val/acc_<rule> every run has")
+                        help=f"selection rule on validation: {DEFAULT_RULE} (default), avg, "
+                             "worst_overlap_group (val/overlap_acc_worst_group, CivilComments-WILDS), "
+                             "or any <rule> whose val/acc_<rule> every run has")
     parser.add_argument("--oracle", action="store_true",
                         help="choose on the test split instead (an oracle table, labelled as such)")
     parser.add_argument("--by", default=None, metavar="KEYS",

@@ -7,11 +7,10 @@ within a setting, into *configurations* (the other config values that differ: th
 hyperparameters); the runs of a configuration differ only by ``seed``.
 
 Within each setting the configuration with the highest mean over seeds of the selection metric
-(a validation metric, ``val/acc_<rule>``) is chosen; each run's checkpoint was already chosen on
-validation by the run itself (``trainer.select``, recorded in ``metrics.json``). The test split
-is never used to choose, unless an *oracle* table is asked for, which then says so in its title
-and in every output (the protocol of DomainBed's ``collect_results``: a named selection rule per
-table, oracle tables labelled as such).
+(a validation metric: ``val/acc_<rule>``, or ``val/overlap_acc_worst_group``) is chosen; each
+run's checkpoint was already chosen on validation by the run itself (``trainer.select``). The
+test split is never used to choose, unless an *oracle* table is asked for, which says so in its
+title and every output (DomainBed's ``collect_results``: a named selection rule per table).
 
 Keys of the data (``data.*``: which validation split, its size, the data set) always define the
 setting, never a hyperparameter: validation metrics of different validation splits are not
@@ -19,11 +18,10 @@ comparable, and choosing between them would choose the validation split. Runs th
 the test distribution (``data.val=oracle``) are refused unless an oracle table is asked for. Two
 runs of one configuration with the same seed (a copied or rerun folder) are refused, naming both.
 
-Spread over seeds: the sample standard deviation (``ddof=1``; 0 for a single seed) and a
-percentile bootstrap 95% interval of the mean test worst-group accuracy over seeds (seeds
-resampled with replacement; test examples are not resampled, so it leaves out the sampling error
-of a small test group, and with 2 seeds it spans the two values). With one seed there is no
-interval (NaN, shown as ``n/a``).
+Spread over seeds: the sample standard deviation (``ddof=1``; 0 for one seed) and a percentile
+bootstrap 95% interval of the mean test worst-group accuracy over seeds (seeds resampled with
+replacement, not test examples: it leaves out a small test group's sampling error; 2 seeds give
+the two values; one seed gives none, NaN shown as ``n/a``).
 """
 
 from __future__ import annotations
@@ -41,7 +39,7 @@ import numpy as np
 import yaml
 
 from robustml.identity import COLLECT_EXEMPT_KEYS, COLLECT_EXEMPT_PREFIXES, flatten
-from robustml.selection import DEFAULT_RULE
+from robustml.selection import DEFAULT_RULE, RULES
 
 RULE_PREFIX = "val/acc_"
 PER_GROUP = re.compile(r"group_\d+")  # one group's accuracy: not a selection rule (group_mean is)
@@ -147,17 +145,21 @@ def bootstrap_interval(values: Sequence[float], *, num_resamples: int = 10_000,
 
 
 def _select_key(rule: str, runs: Sequence[Run], oracle: bool) -> str:
-    """Return the metric key that chooses configurations, refusing the test split unless oracle."""
+    """Return the metric key that chooses configurations (a rule of ``robustml.selection.RULES`` its
+    own metric, any other name ``val/acc_<name>``), refusing the test split unless oracle."""
     name = rule.split("/", 1)[1] if rule.startswith(("val/", "test/")) else rule
     name = name[len("acc_"):] if name.startswith("acc_") else name
     if rule.startswith("test") and not oracle:
         raise ValueError(f"--select {rule} chooses on the test split, which this table refuses: pass "
                          "a validation rule, or --oracle for an oracle table (labelled as such)")
-    valid = valid_rules(runs)
+    finals = [run.final for run in runs if run.final is not None]
+    valid = valid_rules(runs) + [r.name for r in RULES.values() if r.metric and not r.metric.startswith(
+        RULE_PREFIX) and all(r.metric in final for final in finals)]
     if name not in valid:
         raise ValueError(f"--select must be a rule whose validation metric every finished run has, "
                          f"one of {valid}; got {rule!r}")
-    return f"{'test' if oracle else 'val'}/acc_{name}"
+    metric = RULES[name].metric if name in RULES and RULES[name].metric else RULE_PREFIX + name
+    return ("test" if oracle else "val") + metric[len("val"):]
 
 
 def collect(sweep_dir: str | Path, *, select: str = DEFAULT_RULE, oracle: bool = False,

@@ -174,3 +174,21 @@ def test_group_mean_is_a_selection_rule_and_single_seed_intervals_are_na(tmp_pat
     assert result.select_key == "val/acc_group_mean"
     from robustml.report.collect import render_markdown
     assert re.search(r"\| n/a +\|", render_markdown(result))
+
+
+def test_the_overlapping_groups_rule_chooses_on_their_validation_worst(tmp_path):
+    """CivilComments' sweeps choose as WILDS does (val/overlap_acc_worst_group), never on test."""
+    for job, (lr, overlap) in enumerate([(0.001, 0.7), (0.01, 0.4)]):
+        _write_run(tmp_path / f"{job}", "ERMLoss", lr, 0, (0.3, 0.9, 0.5, 0.2, 0.91))
+        metrics = json.loads((tmp_path / f"{job}" / "metrics.json").read_text())
+        metrics.update({"val/overlap_acc_worst_group": overlap, "test/overlap_acc_worst_group": 1 - overlap})
+        (tmp_path / f"{job}" / "metrics.json").write_text(json.dumps(metrics))
+    result = collect(tmp_path, select="worst_overlap_group")
+    assert result.select_key == "val/overlap_acc_worst_group"
+    assert [row.chosen for row in result.tables["all runs"]] == [True, False]   # lr 0.001: 0.7 > 0.4
+    assert collect(tmp_path, select="worst_overlap_group", oracle=True).select_key == \
+        "test/overlap_acc_worst_group"
+    (tmp_path / "1" / "metrics.json").write_text((tmp_path / "0" / "metrics.json").read_text().replace(
+        '"val/overlap_acc_worst_group": 0.7, ', ""))
+    with pytest.raises(ValueError, match="every finished run has"):
+        collect(tmp_path, select="worst_overlap_group")
