@@ -19,7 +19,7 @@ PAIRS = ["a b", "x y z w v u t s r q", "", "short"]
 
 def tiny_wordpiece(folder, words=("hello", "world", "hi", "a", "b")):
     """Save a BERT-style WordPiece tokenizer with a tiny vocabulary in ``folder`` (no download)."""
-    transformers = pytest.importorskip("transformers")
+    transformers = pytest.importorskip("transformers", reason="the text extra (transformers) is not installed")
     from tokenizers import Tokenizer, models, normalizers, pre_tokenizers, processors
     vocab = {token: i for i, token in enumerate(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *words])}
     backend = Tokenizer(models.WordPiece(vocab, unk_token="[UNK]"))
@@ -75,7 +75,7 @@ def test_two_tokenizer_folders_with_other_vocabularies_never_share_an_entry(tmp_
 
 
 def test_a_hub_name_offline_and_a_missing_folder_fail_with_the_resolvers_error(tmp_path, monkeypatch):
-    pytest.importorskip("transformers")
+    pytest.importorskip("transformers", reason="the text extra (transformers) is not installed")
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     with pytest.raises(PretrainedUnavailable, match=r"tokenizer='no-such-org/no-such-model-7'.*--local-dir"):
         cached_tokens("no-such-org/no-such-model-7", ["a"], max_length=8, cache_dir=None)

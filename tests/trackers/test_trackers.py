@@ -20,8 +20,8 @@ from robustml.pipeline.run import run
 from robustml.trackers import MlflowTracker, RunInfo, TrackerThread, numeric_values
 from robustml.trackers.worker import JsonlTail
 
-pytest.importorskip("mlflow")
-pytest.importorskip("tensorboard")
+pytest.importorskip("mlflow", reason="the trackers extra (mlflow-skinny) is not installed")
+pytest.importorskip("tensorboard", reason="the trackers extra (tensorboard) is not installed")
 
 TINY = ["trainer.max_steps=6", "trainer.eval_every=2", "trainer.progress=false", "model.hidden_dims=[16]",
         "loss=group_dro"]

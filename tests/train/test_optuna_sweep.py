@@ -40,8 +40,8 @@ def test_an_optuna_sweep_that_would_minimize_or_has_no_metric_is_refused():
 
 
 def test_an_optuna_sweep_on_colored_digits_picks_its_best_trial_by_validation(tmp_path):
-    pytest.importorskip("optuna")
-    pytest.importorskip("mlflow")
+    pytest.importorskip("optuna", reason="the optuna extra (hydra-optuna-sweeper) is not installed")
+    pytest.importorskip("mlflow", reason="the trackers extra (mlflow-skinny) is not installed")
     sweep_dir = tmp_path / "sweep"
     env = {**os.environ, "OMP_NUM_THREADS": "1", "ROBUSTML_OUTPUT": str(tmp_path / "runs")}
     out = subprocess.run([str(SCRIPT), "-m", "search=colored_digits_group_dro", "hydra.sweeper.n_trials=3",
