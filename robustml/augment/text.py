@@ -23,7 +23,8 @@ if TYPE_CHECKING:  # augment depends on data's contract for types only
 def attach_text_counterfactuals(dataset: GroupedTensorDataset, texts: Sequence[Row],
                                 lexicon: str | Path | Lexicon | Sequence[tuple[str, str]],
                                 encode: Callable[[list], torch.Tensor], *,
-                                key: str = "x_cf", keeps_attr: bool | None = None) -> GroupedTensorDataset:
+                                key: str = "x_cf", keeps_attr: bool | None = None,
+                                sides: torch.Tensor | None = None) -> GroupedTensorDataset:
     """Return ``dataset`` with the counterfactual of every text as ``extras[key]`` and the rule that reads it.
 
     A text dataset calls it once per split when a data setting names a lexicon
@@ -52,6 +53,8 @@ def attach_text_counterfactuals(dataset: GroupedTensorDataset, texts: Sequence[R
         keeps_attr: Whether the swap leaves the attribute as it is; ``None``: read off this
             split's texts (see below). A data set of several splits decides once over all of
             them and passes it, so that every split agrees.
+        sides: The texts' :func:`~robustml.augment.lexicon.lexicon_sides` where the caller has
+            computed them (a data set deciding ``keeps_attr`` over all splits); ``None``: computed here.
 
     Returns:
         The split with ``extras[key]`` (``(N, 3, L)`` int64), ``extras[key + "_changed"]``
@@ -84,7 +87,10 @@ def attach_text_counterfactuals(dataset: GroupedTensorDataset, texts: Sequence[R
         raise ValueError(f"texts must hold one text (or pair) per example of {dataset.name!r} "
                          f"({len(dataset)}), in row order; got {got}")
     lexicon = load_lexicon(lexicon)
-    sides = lexicon_sides(texts, lexicon)
+    if sides is None:
+        sides = lexicon_sides(texts, lexicon)
+    elif sides.shape != (len(dataset),):
+        raise ValueError(f"sides must hold one value per example ({len(dataset)}), got shape {tuple(sides.shape)}")
     mentions = sides != 0
     x_cf = encode(substitute_strings(texts, lexicon))
     if not isinstance(x_cf, torch.Tensor) or x_cf.shape != x.shape or x_cf.dtype != x.dtype:

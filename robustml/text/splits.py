@@ -127,11 +127,13 @@ def text_splits(frame: Any, *, text_columns: Sequence[str], y: np.ndarray, attr:
                   **(info or {})})
     check_split_sizes({s: len(d) for s, d in datasets.items()}, source=source, how=split_hint)
     if counterfactual_lexicon is not None:
-        from robustml.augment import attach_text_counterfactuals, lexicon_sides  # only with a lexicon
+        from robustml.augment import attach_text_counterfactuals, lexicon_sides, load_lexicon  # a lexicon only
         from robustml.augment.text import swap_is_attribute
         rows_of = list(zip(*texts)) if len(texts) == 2 else texts[0]
+        lexicon = load_lexicon(counterfactual_lexicon)
+        sides = lexicon_sides(rows_of, lexicon)   # one pass over the texts, sliced per split below
         # Decided once over every split, so that all splits agree on what a swap does.
-        keeps_attr = not swap_is_attribute(lexicon_sides(rows_of, counterfactual_lexicon), attr)
+        keeps_attr = not swap_is_attribute(sides, attr)
 
         def encode(swapped: list) -> torch.Tensor:
             firsts, seconds = (swapped, None) if len(texts) == 1 else map(list, zip(*swapped))
@@ -139,8 +141,9 @@ def text_splits(frame: Any, *, text_columns: Sequence[str], y: np.ndarray, attr:
                                  name=f"{name}_cf").x
 
         for s_id, s in enumerate(SPLIT_NAMES):
-            datasets[s] = attach_text_counterfactuals(datasets[s], rows_of[ends[s_id]:ends[s_id + 1]],
-                                                      counterfactual_lexicon, encode, keeps_attr=keeps_attr)
+            part = slice(int(ends[s_id]), int(ends[s_id + 1]))
+            datasets[s] = attach_text_counterfactuals(datasets[s], rows_of[part], lexicon, encode,
+                                                      keeps_attr=keeps_attr, sides=sides[part])
     did = "dropped" if empty_text == "drop" else "kept as ''"
     counts = ", ".join(f"{s} {len(d):,} ({d.info['truncated']:,} truncated, {split_empty[s]:,} empty "
                        f"{did})" for s, d in datasets.items())
