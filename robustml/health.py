@@ -64,6 +64,9 @@ class Thresholds:
             least this share of validation rows one class.
         head_min_gain: ``head_no_gain`` fires when a last-layer head (DFR, AFR, DPE) raises the
             base model's val worst-group accuracy by less than this (absolute).
+        cf_min_coverage: ``counterfactual_coverage`` fires when counterfactual augmentation can
+            change fewer than this share of the training examples (for text: the share that
+            mentions a word of the lexicon).
     """
 
     chance_margin: float = 0.05
@@ -81,12 +84,14 @@ class Thresholds:
     dfr_min_tuning_group: int = 10
     dpe_member_class_share: float = 0.99
     head_min_gain: float = 0.01
+    cf_min_coverage: float = 0.1
 
     def __post_init__(self) -> None:
         for name in ("chance_margin", "shortcut_gap", "q_uniform_tolerance", "q_collapse",
                      "jtt_max_error_fraction", "jtt_max_class_share", "inferred_max_class_share",
                      "inferred_min_part", "cleaning_group_ratio", "one_class_share",
-                     "one_class_label_share", "dpe_member_class_share", "head_min_gain"):
+                     "one_class_label_share", "dpe_member_class_share", "head_min_gain",
+                     "cf_min_coverage"):
             object.__setattr__(self, name, check_real(name, getattr(self, name), minimum=0.0))
         for name in ("min_val_group", "dfr_min_tuning_group"):
             object.__setattr__(self, name, check_int(name, getattr(self, name), minimum=0))

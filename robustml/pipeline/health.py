@@ -7,6 +7,7 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
+from robustml.augment.counterfactual import dataset_rule, has_counterfactual
 from robustml.health import Finding, Thresholds
 from robustml.pipeline import afr, dfr, dpe, heads, inferred, jtt
 from robustml.pipeline.build import RunData
@@ -17,7 +18,8 @@ from robustml.train.loop import Trainer
 CHECKS = ("not_learning", "shortcut_learned", "selected_first_evaluation", "small_val_group",
           "group_dro_q_frozen", "group_dro_q_collapsed", "jtt_error_set", "jtt_stage_one",
           "one_class_predictor", "dfr_c_at_grid_edge", "dfr_small_tuning_group", "afr_at_grid_edge",
-          "dpe_member_one_class", "head_no_gain", "inferred_groups", "cleaning_group")
+          "dpe_member_one_class", "head_no_gain", "inferred_groups", "cleaning_group",
+          "counterfactual_coverage")
 # The last-layer heads by method name (heads.HEAD_METHODS, which names their files): their modules, each with ``fit`` and
 # ``health(cfg, final, splits, thresholds=...)``.
 HEADS = {"dfr": dfr, "afr": afr, "dpe": dpe}
@@ -64,6 +66,9 @@ def run_checks(cfg: DictConfig, trainer: Trainer, data: RunData, final: dict[str
             hint=f"it ignores its input; train longer (max_steps={2 * max_steps}) or balance the "
                  "groups (sampler=group_balanced)")
     findings += inferred.health(data.splits, thresholds=limits)
+    if cfg.augment is not None and train.in_memory:  # rules on files change every example
+        covered = int(has_counterfactual(dataset_rule(train), train.full_batch()).sum())
+        findings += health.counterfactual_coverage(covered, len(train), thresholds=limits)
     if cfg.cleaning is not None:
         from robustml.pipeline import clean  # cleanlab and scikit-learn: only for cleaning runs
         findings += clean.health(final, names, thresholds=limits)

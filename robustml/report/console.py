@@ -61,8 +61,12 @@ def render_console_summary(final: Mapping[str, Any], *, title: str, group_names:
                            "the worst attribute x class group where an example can have several "
                            "attributes (e.g. WILDS' identity groups)"))
     if f"{split}/cf_flip_rate" in final:
+        none = int(final.get(f"{split}/cf_no_counterfactual", 0))
+        covered = sum(int(final.get(f"{split}/cf_count_group_{g}", 0)) for g in range(len(group_names)))
         lines.append(_line("counterfactual flips", percent(final[f"{split}/cf_flip_rate"]) + "%",
-                           f"of predictions change when only {attr_key} is changed"))
+                           f"of predictions change when only {attr_key} is changed" if not none else
+                           f"of predictions change under the counterfactual edit, over the {covered} "
+                           f"{split} examples that have one ({none} have none)"))
     lines.append("")
     lines.append(f"Group labels used for training: {group_label_use['training']}")
     lines.append(f"Group labels used for model selection: {group_label_use['selection']}")

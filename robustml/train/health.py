@@ -22,6 +22,19 @@ def chance_loss(target: torch.Tensor, num_classes: int) -> float:
     return float(-(prior * prior.log()).sum())
 
 
+def counterfactual_coverage(covered: int, total: int, *, thresholds: Thresholds) -> list[Finding]:
+    """Fire when counterfactual augmentation can change fewer than ``cf_min_coverage`` of the
+    ``total`` training examples (``covered`` have a counterfactual): the run is nearly plain training."""
+    if total == 0 or covered >= thresholds.cf_min_coverage * total:
+        return []
+    return [Finding("counterfactual_coverage", 2,
+                    f"counterfactual augmentation changed little: only {covered} of {total} training "
+                    f"examples ({covered / total:.1%}) have a counterfactual (for text: mention a word of "
+                    "the lexicon), so the run is nearly training without it; use a lexicon whose words "
+                    "the texts contain (data.counterfactual_lexicon, or data.source.counterfactual_lexicon "
+                    "with data=features)")]
+
+
 def not_learning(history: Sequence[Mapping[str, Any]], *, chance: float, max_steps: int,
                  l2_weight: float, lr: float, thresholds: Thresholds) -> list[Finding]:
     """Fire when every training loss logged from a tenth of the run on is within

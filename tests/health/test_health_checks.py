@@ -269,3 +269,13 @@ def test_two_findings_of_one_check_are_both_stored():
                          Finding("not_learning", 3, "chance")])
     assert stored["health/afr_at_grid_edge"] == "gamma edge | reg edge" and stored["health/count"] == 3
     assert [f.check for f in from_metrics(stored)] == ["not_learning", "afr_at_grid_edge"]
+
+
+def test_counterfactual_augmentation_that_changes_few_examples_says_so():
+    # The identity lexicon on 240 movie-review snippets: 3 mention one of its words.
+    fired = health.counterfactual_coverage(3, 240, thresholds=Thresholds())
+    assert [f.check for f in fired] == ["counterfactual_coverage"]
+    assert "only 3 of 240 training examples (1.2%)" in fired[0].message
+    assert "counterfactual_lexicon" in fired[0].message
+    assert not health.counterfactual_coverage(24, 240, thresholds=Thresholds())   # 10%: quiet
+    assert not health.counterfactual_coverage(0, 0, thresholds=Thresholds())

@@ -42,6 +42,13 @@ def test_summary_fits_one_screen_and_tells_the_story():
     assert lines[-1] == "Full report: runs/x/report.md"
 
 
+def test_flips_over_part_of_the_split_say_how_many_examples_had_a_counterfactual():
+    # Text: only the examples that mention a lexicon word have a counterfactual.
+    final = {**FINAL, "test/cf_no_counterfactual": 236, "test/cf_count_group_0": 1, "test/cf_count_group_1": 3}
+    assert ("of predictions change under the counterfactual edit, over the 4 test examples that have "
+            "one (236 have none)") in _summary(final)
+
+
 def test_summary_leaves_out_what_the_run_does_not_have():
     final = {k: v for k, v in FINAL.items() if k not in ("test/cf_flip_rate", "test/acc_weighted_avg")}
     text = _summary(final)
